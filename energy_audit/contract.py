@@ -208,7 +208,7 @@ class TableSpec:
         return pl.Schema({c.name: c.polars_dtype for c in self.columns})
 
     def empty_frame(self) -> pl.DataFrame:
-        """An empty frame with the table's canonical columns and dtypes."""
+        """Return an empty frame with the table's canonical columns and dtypes."""
         return pl.DataFrame(schema=self.polars_schema)
 
 
@@ -360,7 +360,9 @@ def table(name: str) -> TableSpec:
                 )
             seen[k] = col.name
         if meta.get("input") and col.unit is not None and col.unit not in reg:
-            raise ContractError(f"{path}: column {col.name!r} has unit {col.unit!r}, not in units.toml")
+            raise ContractError(
+                f"{path}: column {col.name!r} has unit {col.unit!r}, not in units.toml"
+            )
     if len({c.name for c in cols}) != len(cols):
         raise ContractError(f"{path}: a column name appears twice")
     return TableSpec(
@@ -442,9 +444,9 @@ def render_markdown() -> str:
         "",
         "Canonical column names are English snake_case with the unit at the end. Input files may",
         "use the canonical names or any alias listed; headers are matched after trimming, NFKC",
-        "normalisation (full-width → half-width), `【】[]` read as `()` and a trailing `*` ignored.",
-        "A header may carry its unit in brackets (`电(万千瓦时)`): the reader converts the column to",
-        "the canonical unit and records the conversion in its notes.",
+        "normalisation (full-width → half-width), `【】[]` read as `()` and a trailing",
+        "`*` ignored. A header may carry its unit in brackets (`电(万千瓦时)`): the reader",
+        "converts the column to the canonical unit and records the conversion in its notes.",
         "",
     ]
     for i, name in enumerate(TABLE_NAMES, start=1):

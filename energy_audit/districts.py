@@ -21,7 +21,10 @@ DISTRICT_COLUMNS: tuple[str, ...] = ("region_code", "district_code", "name_zh", 
 @functools.cache
 def _packaged() -> pl.DataFrame:
     path = resources.files("energy_audit") / "data" / "districts.csv"
-    return _check(pl.read_csv(str(path), schema_overrides=dict.fromkeys(DISTRICT_COLUMNS, pl.String)), str(path))
+    return _check(
+        pl.read_csv(str(path), schema_overrides=dict.fromkeys(DISTRICT_COLUMNS, pl.String)),
+        str(path),
+    )
 
 
 def _check(frame: pl.DataFrame, where: str) -> pl.DataFrame:

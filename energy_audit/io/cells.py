@@ -61,7 +61,7 @@ def matching_key(raw: pl.Expr) -> pl.Expr:
 
 
 def is_blank(raw: pl.Expr) -> pl.Expr:
-    """True where a cell is empty or holds one of :data:`NULL_TOKENS`."""
+    """Flag cells that are empty or holds one of :data:`NULL_TOKENS`."""
     return raw.is_null() | matching_key(raw).is_in(list(NULL_TOKENS))
 
 
@@ -121,7 +121,7 @@ def number(
 
 
 def has_own_unit(raw: pl.Expr) -> pl.Expr:
-    """True where a readable number is followed by a unit of its own (``500 千瓦时``)."""
+    """Flag readable numbers followed by a unit of its own (``500 千瓦时``)."""
     text = normalized_text(raw)
     rest = matching_key(text.str.replace(rf"^{_NUMBER}", ""))
     return text.str.contains(rf"^{_NUMBER}") & (rest != "")

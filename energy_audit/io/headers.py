@@ -124,7 +124,7 @@ def match_header(header: str, spec: TableSpec) -> tuple[ColumnSpec, str | None] 
 
 
 def header_score(cells: Sequence[str | None], spec: TableSpec) -> int:
-    """Number of distinct contract columns a candidate header row names."""
+    """Count the distinct contract columns a candidate header row names."""
     found = set()
     for cell in cells:
         if cell is None:

@@ -315,7 +315,9 @@ def _read_sheet(
                 m.header,
             )
     for pos, header in ignored:
-        ctx.note("ignored_column", f"column {pos + 1} is not in the contract: ignored", None, header)
+        ctx.note(
+            "ignored_column", f"column {pos + 1} is not in the contract: ignored", None, header
+        )
 
     start = 0 if sheet.header_row is None else sheet.header_row + 1
     raw = sheet.frame.slice(start).with_columns(
@@ -393,18 +395,22 @@ def _read_sheet(
                 (pl.col(name).is_not_null() & (pl.col(name) != pl.col(pos).str.strip_chars())).sum()
             ).item()
             if n:
-                ctx.note("normalized_id", f"{n} code(s) normalised (width, case, spaces, hyphens)",
-                         name, by_name[name].header)
+                ctx.note(
+                    "normalized_id",
+                    f"{n} code(s) normalised (width, case, spaces, hyphens)",
+                    name,
+                    by_name[name].header,
+                )
 
     # Identity: rows without it go whole to quarantine.
     ident_ok = pl.all_horizontal(pl.col(c).is_not_null() for c in identity)
     headers_json = pl.struct(
-        [pl.col(c).alias(str(sheet.headers[int(c[1:])] or f"column {int(c[1:]) + 1}"))
-         for c in raw_cols]
+        [
+            pl.col(c).alias(str(sheet.headers[int(c[1:])] or f"column {int(c[1:]) + 1}"))
+            for c in raw_cols
+        ]
     ).struct.json_encode()
-    missing_what = " and ".join(
-        f"{by_name[c].header if c in by_name else c}" for c in identity
-    )
+    missing_what = " and ".join(f"{by_name[c].header if c in by_name else c}" for c in identity)
     whole = cleaned.filter(~ident_ok).select(
         pl.lit(ctx.file).alias("source_file"),
         pl.lit(ctx.sheet, pl.String).alias("source_sheet"),
@@ -420,7 +426,9 @@ def _read_sheet(
                 ],
                 ignore_nulls=True,
             ),
-        ).str.strip_chars_end("; ").alias("reason"),
+        )
+        .str.strip_chars_end("; ")
+        .alias("reason"),
     )
     kept = cleaned.filter(ident_ok)
     cell_q = [
@@ -474,11 +482,17 @@ def _read(
         if encoding is not None:
             ctx.note("encoding", f"read as {encoding}")
         if not _find_header(s, spec):
-            filled = s.frame.select(
-                pl.any_horizontal(~cells.is_blank(pl.col(c)) for c in s.frame.columns).sum()
-            ).item() if s.frame.width else 0
-            ctx.note("skipped_sheet", f"no header row naming the {spec.name} columns; "
-                     f"{filled} non-empty row(s) not read")
+            filled = (
+                s.frame.select(
+                    pl.any_horizontal(~cells.is_blank(pl.col(c)) for c in s.frame.columns).sum()
+                ).item()
+                if s.frame.width
+                else 0
+            )
+            ctx.note(
+                "skipped_sheet",
+                f"no header row naming the {spec.name} columns; {filled} non-empty row(s) not read",
+            )
             continue
         d, q, n = _read_sheet(s, ctx, identity, defaults)
         datas.append(d)
@@ -608,4 +622,3 @@ def read_directory(
 
 def _no_density(item: str) -> float:  # directory columns have no fuel quantities
     raise AssertionError(f"no density needed for directory column item {item}")
-

@@ -1,0 +1,100 @@
+"""Cell cleaning, one rule at a time (data contract, "Cell values")."""
+
+import polars as pl
+import pytest
+
+from energy_audit.io import cells
+
+KWH_UNITS = {"千瓦时": 1.0, "kwh": 1.0, "万千瓦时": 1e4}
+
+
+def _number(values, factor=1.0, whole=False):
+    df = pl.DataFrame({"raw": pl.Series(values, dtype=pl.String)})
+    value, reason = cells.number(pl.col("raw"), factor, KWH_UNITS, whole=whole)
+    out = df.select(value.alias("value"), reason.alias("reason"))
+    return out["value"].to_list(), out["reason"].to_list()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1,234", 1234.0),
+        ("1，234", 1234.0),
+        ("１２３", 123.0),
+        ("  42.5 ", 42.5),
+        ("500 千瓦时", 500.0),
+        ("500千瓦时", 500.0),
+        ("3 万千瓦时", 30000.0),
+        ("1.2E+05", 120000.0),
+        ("-5", -5.0),  # readable but wrong: kept for verification to report
+        ("12,345,678.9", 12345678.9),
+        ("\u3000７８\u3000", 78.0),
+    ],
+)
+def test_numbers_are_cleaned(raw, expected):
+    values, reasons = _number([raw])
+    assert values == [pytest.approx(expected)]
+    assert reasons == [None]
+
+
+@pytest.mark.parametrize("raw", [None, "", "  ", "-", "—", "——", "/", "无", "N/A", "n/a", "－"])
+def test_blank_tokens_are_null_without_reason(raw):
+    assert _number([raw]) == ([None], [None])
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("约3000", cells.REASON_NOT_A_NUMBER),
+        ("abc", cells.REASON_NOT_A_NUMBER),
+        ("1,2345", cells.REASON_BAD_UNIT),  # not a thousands grouping: never read as 12345
+        ("500 立方米", cells.REASON_BAD_UNIT),  # a unit of another dimension
+        ("(123)", cells.REASON_NOT_A_NUMBER),
+    ],
+)
+def test_unreadable_numbers_get_a_reason(raw, reason):
+    values, reasons = _number([raw])
+    assert values == [None]
+    assert reasons == [reason]
+
+
+def test_header_factor_applies_to_bare_numbers_only():
+    values, _ = _number(["12.5", "500 千瓦时"], factor=1e4)
+    assert values == [125000.0, 500.0]
+
+
+def test_whole_numbers():
+    values, reasons = _number(["300", "300.0", "12.5"], whole=True)
+    assert values == [300, 300, None]
+    assert reasons == [None, None, cells.REASON_NOT_WHOLE]
+
+
+def test_year_forms():
+    df = pl.DataFrame({"raw": ["2023", "2023.0", "2023年", "２０２３年度", "去年", None]})
+    value, reason = cells.year(pl.col("raw"))
+    out = df.select(value.alias("v"), reason.alias("r"))
+    assert out["v"].to_list() == [2023, 2023, 2023, 2023, None, None]
+    assert out["r"].to_list() == [None] * 4 + [cells.REASON_NOT_A_YEAR, None]
+
+
+def test_boolean_labels():
+    df = pl.DataFrame({"raw": ["是", "否", "Y", "n", "TRUE", "0", "也许", ""]})
+    value, reason = cells.boolean(pl.col("raw"))
+    out = df.select(value.alias("v"), reason.alias("r"))
+    assert out["v"].to_list() == [True, False, True, False, True, False, None, None]
+    assert out["r"].to_list() == [None] * 6 + [cells.REASON_NOT_BOOLEAN, None]
+
+
+def test_labels_map_to_codes_and_unknown_labels_are_kept():
+    df = pl.DataFrame({"raw": ["事业单位", " 机关 ", "商业企业", "—", "无"]})
+    mapping = {"事业单位": "public_service_unit", "机关": "agency", "无": "none"}
+    out = df.select(cells.label(pl.col("raw"), mapping).alias("v"))["v"].to_list()
+    assert out == ["public_service_unit", "agency", "商业企业", None, "none"]
+
+
+def test_credit_code_normalisation():
+    df = pl.DataFrame(
+        {"raw": ["１２１０００００-０００ 0１８０３２ａ", " 11100000000013338w ", "-"]}
+    )
+    out = df.select(cells.credit_code(pl.col("raw")).alias("v"))["v"].to_list()
+    assert out == ["12100000000018032A", "11100000000013338W", None]
