@@ -4,7 +4,7 @@
 enumerations) plus ``units.toml`` (the units a header may name). It is the single source of
 truth: the readers take their header aliases and units from it, verification takes its pandera
 models from it (:func:`pandera_schema`) and ``docs/data-contract.md`` is generated from it
-(:func:`render_markdown`; ``python -m energy_audit.contract docs/data-contract.md`` rewrites it).
+(:func:`render_markdown`; ``energy-audit contract --out docs/data-contract.md`` rewrites it).
 
 In an installed wheel the files live in ``energy_audit/schemas``; in a source checkout (also an
 editable install) they are read from the top-level ``schemas/`` folder.
@@ -13,7 +13,6 @@ editable install) they are read from the top-level ``schemas/`` folder.
 from __future__ import annotations
 
 import functools
-import sys
 import tomllib
 import unicodedata
 from collections.abc import Mapping
@@ -46,6 +45,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "findings",
     "decisions",
     "evaluation",
+    "indicators",
     "quarantine",
 )
 """Every table of the contract, in the order of the documentation."""
@@ -439,7 +439,7 @@ def render_markdown() -> str:
     lines = [
         "# Data contract",
         "",
-        "<!-- Generated from schemas/ by `python -m energy_audit.contract docs/data-contract.md`;",
+        "<!-- Generated from schemas/ by `energy-audit contract --out docs/data-contract.md`;",
         "     do not edit by hand: tests/test_contract.py fails when the two drift apart. -->",
         "",
         "Canonical column names are English snake_case with the unit at the end. Input files may",
@@ -474,8 +474,6 @@ def render_markdown() -> str:
                 rng.append(f"length {c.length}")
             if c.absent_default is not None:
                 rng.append(f"absent column → {c.absent_default}")
-            if c.personal:
-                rng.append("personal data")
             rule = "; ".join([*rng, c.rule] if c.rule else rng)
             lines.append(
                 "| "
@@ -510,17 +508,3 @@ def render_markdown() -> str:
     lines.append("")
     return "\n".join(lines)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Write the generated contract documentation to the path given (default: stdout)."""
-    args = sys.argv[1:] if argv is None else argv
-    text = render_markdown()
-    if args:
-        Path(args[0]).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
