@@ -507,4 +507,3 @@ def render_markdown() -> str:
         lines.append(f"| {dim} | {reg.bases[dim]} | {_md_escape(labels)} |")
     lines.append("")
     return "\n".join(lines)
-

@@ -1,0 +1,1 @@
+"""Institution directory (名录库): credit codes, checks, history."""

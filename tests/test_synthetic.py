@@ -1,0 +1,565 @@
+"""The synthetic city: determinism, directory and returns invariants, and the truth table."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from energy_audit import synthetic
+from energy_audit.directory.codes import credit_codes_valid, validate_credit_code
+from energy_audit.districts import load_districts
+from energy_audit.factors import kgce_per_canonical_unit
+from energy_audit.synthetic import (
+    DEFECT_KINDS,
+    DIRECTORY_COLUMNS,
+    RETURNS_COLUMNS,
+    TRUTH_SCHEMA,
+    district_trends,
+    make_directory,
+    make_returns,
+    write_city,
+)
+
+YEARS = range(2020, 2025)
+SEED = 11
+LEVEL_RANK = {"municipal": 0, "district": 1, "subdistrict": 2}
+ENERGY_ITEMS = (
+    "electricity_kwh", "natural_gas_m3", "coal_t", "gasoline_l", "diesel_l", "lpg_kg", "heat_gj",
+    "other_energy_tce",
+)  # fmt: skip
+QUANTITIES = (*ENERGY_ITEMS, "pv_generation_kwh", "water_m3")
+
+
+@pytest.fixture(scope="module")
+def directory() -> pl.DataFrame:
+    return make_directory(2000, SEED)
+
+
+@pytest.fixture(scope="module")
+def clean(directory: pl.DataFrame) -> pl.DataFrame:
+    returns, truth = make_returns(directory, YEARS, SEED, defects=False)
+    assert truth.is_empty()
+    return returns
+
+
+@pytest.fixture(scope="module")
+def dirty(directory: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return make_returns(directory, YEARS, SEED)
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The files of a small city, flattened to ``returns_<year>_<format>`` keys."""
+    return flat(write_city(tmp_path_factory.mktemp("city"), 300, range(2022, 2025), SEED))
+
+
+def flat(written: dict[str, Path | dict[int, Path]]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for key, value in written.items():
+        if isinstance(value, dict):
+            out.update({f"returns_{y}_{key.removeprefix('returns_')}": p for y, p in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def computed_total_tce(frame: pl.DataFrame) -> pl.Expr:
+    """Σ items × coefficients [tce], using the coefficients of each row's year."""
+    years = frame["year"].unique().to_list()
+    per_year = {y: kgce_per_canonical_unit(None, y) for y in years}
+    return pl.coalesce(
+        pl.when(pl.col("year") == y).then(sum(pl.col(c) * k[c] for c in ENERGY_ITEMS) / 1000)
+        for y, k in per_year.items()
+    )
+
+
+# --- determinism -----------------------------------------------------------------------------
+
+
+def test_same_seed_same_frames(directory: pl.DataFrame) -> None:
+    assert make_directory(2000, SEED).equals(directory)
+    first = make_returns(directory, YEARS, SEED)
+    second = make_returns(directory, YEARS, SEED)
+    assert first[0].equals(second[0])
+    assert first[1].equals(second[1])
+
+
+def test_same_seed_same_file_bytes(city: dict[str, Path], tmp_path: Path) -> None:
+    again = flat(write_city(tmp_path, 300, range(2022, 2025), SEED))
+    assert again.keys() == city.keys()
+    for key, path in city.items():
+        assert again[key].read_bytes() == path.read_bytes(), key  # xlsx too: fixed timestamps
+
+
+def test_different_seed_differs(directory: pl.DataFrame) -> None:
+    other = make_directory(2000, SEED + 1)
+    assert not other.equals(directory)
+    assert other["institution_id"].to_list() != directory["institution_id"].to_list()
+    a = make_returns(directory, YEARS, SEED)[0]
+    b = make_returns(directory, YEARS, SEED + 1)[0]
+    assert not a.equals(b)
+
+
+# --- directory -------------------------------------------------------------------------------
+
+
+def test_directory_columns_and_codes(directory: pl.DataFrame) -> None:
+    assert directory.columns == list(DIRECTORY_COLUMNS)
+    assert directory.height == 2000
+    assert directory["institution_id"].n_unique() == 2000
+    assert credit_codes_valid(directory["institution_id"].to_list()).all()
+    for code in directory["institution_id"].sample(50, seed=1):
+        assert validate_credit_code(code).is_valid
+
+
+def test_directory_prefix_matches_type(directory: pl.DataFrame) -> None:
+    prefix = directory.select(
+        pl.col("institution_type"), pl.col("institution_id").str.slice(0, 2).alias("prefix")
+    )
+    allowed = {
+        "agency": {"11"},
+        "public_service_unit": {"12"},
+        "organization": {"13", "51", "52", "53"},
+    }
+    for kind, code in prefix.unique().iter_rows():
+        assert code in allowed[kind], (kind, code)
+    assert prefix.filter(pl.col("prefix").is_in(["51", "52", "53"])).height >= 3
+
+
+def test_directory_region_codes(directory: pl.DataFrame) -> None:
+    region = directory.select(pl.col("institution_id").str.slice(2, 6), "district_code")
+    retired = region.filter(pl.col("institution_id") == "120225")
+    assert retired.height > 0
+    assert set(retired["district_code"]) == {"120119"}  # 蓟州区, formerly 蓟县 (120225)
+
+
+def test_directory_covers_districts_sectors_levels(directory: pl.DataFrame) -> None:
+    assert set(directory["district_code"]) == set(load_districts()["district_code"])
+    assert set(directory["sector"]) == {
+        "agency", "university", "school", "hospital", "venue", "research", "other_service",
+        "organization",
+    }  # fmt: skip
+    assert set(directory["institution_type"]) == {"agency", "public_service_unit", "organization"}
+    assert set(directory["admin_level"]) == set(LEVEL_RANK)
+    assert set(directory["heat_billing"]) == {"metered", "by_area", "none"}
+    assert set(directory["status"]) == {"active", "dissolved", "merged"}
+    assert directory["name"].str.contains("天津").all()
+
+
+def test_directory_hierarchy(directory: pl.DataFrame) -> None:
+    ids = set(directory["institution_id"])
+    parents = directory.filter(pl.col("parent_id").is_not_null())
+    assert parents.height > 0.8 * directory.height
+    assert set(parents["parent_id"]) <= ids
+    # A child's level is never above its parent's; a district unit's parent is in its district.
+    joined = parents.join(
+        directory.select(
+            pl.col("institution_id").alias("parent_id"),
+            pl.col("admin_level").alias("parent_level"),
+            pl.col("district_code").alias("parent_district"),
+        ),
+        on="parent_id",
+    )
+    child = joined["admin_level"].replace_strict(LEVEL_RANK)
+    parent = joined["parent_level"].replace_strict(LEVEL_RANK)
+    assert (child >= parent).all()
+    local = joined.filter(pl.col("parent_level") != "municipal")
+    assert (local["district_code"] == local["parent_district"]).all()
+    # No cycles: walking up from every institution ends within a few steps.
+    parent_of = dict(zip(directory["institution_id"], directory["parent_id"], strict=True))
+    for start in directory["institution_id"]:
+        seen, node = set(), start
+        while node is not None:
+            assert node not in seen
+            seen.add(node)
+            node = parent_of[node]
+        assert len(seen) <= 4
+
+
+def test_directory_merged_and_dissolved(directory: pl.DataFrame) -> None:
+    merged = directory.filter(pl.col("status") == "merged")
+    assert merged.height > 0
+    assert merged["merged_into_id"].null_count() == 0
+    active = set(directory.filter(pl.col("status") == "active")["institution_id"])
+    assert set(merged["merged_into_id"]) <= active
+    assert directory.filter(pl.col("status") != "merged")["merged_into_id"].null_count() == (
+        directory.height - merged.height
+    )
+    # Parents stay active.
+    assert set(directory["parent_id"].drop_nulls()) <= active
+
+
+def test_directory_too_small() -> None:
+    with pytest.raises(ValueError, match="at least"):
+        make_directory(20, 1)
+
+
+# --- clean returns ---------------------------------------------------------------------------
+
+
+def test_clean_returns_cover_scope_exactly(directory: pl.DataFrame, clean: pl.DataFrame) -> None:
+    assert clean.columns == list(RETURNS_COLUMNS)
+    active = directory.filter(pl.col("status") == "active")
+    assert clean.height == active.height * len(YEARS)
+    assert clean.select("institution_id", "year").is_unique().all()
+    assert set(clean["institution_id"]) == set(active["institution_id"])
+    names = dict(zip(directory["institution_id"], directory["name"], strict=True))
+    assert (clean["name"] == clean["institution_id"].replace_strict(names)).all()
+
+
+def test_clean_returns_are_plausible(clean: pl.DataFrame) -> None:
+    numeric = [c for c in RETURNS_COLUMNS if c not in ("institution_id", "name", "year")]
+    assert clean.select(pl.min_horizontal(pl.col(numeric).min())).item() >= 0
+    assert (clean["building_area_m2"] > 0).all()
+    assert (clean["occupants"] > 0).all()
+    checks = clean.select(
+        total_error=((pl.col("reported_total_tce") / computed_total_tce(clean)) - 1).abs().max(),
+        price_low=(pl.col("electricity_cost_yuan") / pl.col("electricity_kwh")).min(),
+        price_high=(pl.col("electricity_cost_yuan") / pl.col("electricity_kwh")).max(),
+        pv_ok=(pl.col("pv_generation_kwh") <= pl.col("electricity_kwh")).all(),
+        fuel_ok=((pl.col("vehicles") == 0) | (pl.col("gasoline_l") + pl.col("diesel_l") > 0)).all(),
+    ).row(0, named=True)
+    assert checks["total_error"] < 0.005
+    assert 0.5 <= checks["price_low"] <= checks["price_high"] <= 1.2
+    assert checks["pv_ok"]
+    assert checks["fuel_ok"]
+    # Metered quantities are whole numbers but never round hundreds.
+    for column in ("electricity_kwh", "natural_gas_m3", "water_m3"):
+        values = clean.filter(pl.col(column) > 0)[column]
+        assert (values % 1 == 0).all()
+        assert (values % 100 != 0).all(), column
+
+
+def test_clean_returns_year_on_year(clean: pl.DataFrame) -> None:
+    yoy = (
+        clean.sort("institution_id", "year")
+        .with_columns(total=computed_total_tce(clean))
+        .with_columns(
+            ratio=pl.col("total") / pl.col("total").shift().over("institution_id"),
+            area_ratio=pl.col("building_area_m2")
+            / pl.col("building_area_m2").shift().over("institution_id"),
+            occupants_ratio=pl.col("occupants")
+            / pl.col("occupants").shift().over("institution_id"),
+        )
+        .drop_nulls("ratio")
+    )
+    assert yoy["ratio"].is_between(0.7, 1.3).all()
+    assert (yoy["area_ratio"] == 1).all()
+    assert yoy["occupants_ratio"].is_between(0.9, 1.1).all()
+
+
+def test_metered_heat_and_sector_levels(directory: pl.DataFrame, clean: pl.DataFrame) -> None:
+    frame = clean.join(
+        directory.select("institution_id", "sector", "heat_billing"), on="institution_id"
+    )
+    assert (frame.filter(pl.col("heat_billing") == "metered")["heat_gj"] > 0).all()
+    per_m2 = (
+        frame.with_columns(kgce=computed_total_tce(frame) * 1000)
+        .group_by("sector")
+        .agg(per_m2=pl.col("kgce").sum() / pl.col("building_area_m2").sum())
+    )
+    by_sector = dict(per_m2.iter_rows())
+    assert by_sector["hospital"] > by_sector["agency"] > by_sector["school"]
+    city = frame.select(computed_total_tce(frame).sum() * 1000 / pl.col("building_area_m2").sum())
+    assert 12 < city.item() < 35  # kgce/m²: above the national 18 only by heating, not wildly
+
+
+def test_district_trends_show_in_the_data(directory: pl.DataFrame, clean: pl.DataFrame) -> None:
+    trends = district_trends()
+    assert trends.height == 16
+    assert (trends["intensity_change_per_year"] < -0.02).sum() >= 3
+    assert (trends["intensity_change_per_year"] > 0).sum() in (1, 2)
+    frame = clean.join(directory.select("institution_id", "district_code"), on="institution_id")
+    intensity = (
+        frame.with_columns(kgce=computed_total_tce(frame) * 1000)
+        .group_by("district_code", "year")
+        .agg(per_m2=pl.col("kgce").sum() / pl.col("building_area_m2").sum())
+        .pivot("year", index="district_code", values="per_m2")
+        .select("district_code", change=pl.col("2024") / pl.col("2020"))
+        .join(trends, on="district_code")
+    )
+    falling = intensity.filter(pl.col("intensity_change_per_year") <= -0.025)["change"]
+    rising = intensity.filter(pl.col("intensity_change_per_year") > 0)["change"]
+    assert falling.max() < rising.min()
+
+
+# --- defects and truth -----------------------------------------------------------------------
+
+
+def test_truth_schema_and_all_kinds(dirty: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    _, truth = dirty
+    assert truth.schema == pl.Schema(TRUTH_SCHEMA)
+    assert set(truth["defect"]) == set(DEFECT_KINDS) - {"messy_cell"}
+    assert truth.select("institution_id", "defect").null_count().sum_horizontal().item() == 0
+
+
+def _returns_long(returns: pl.DataFrame) -> pl.DataFrame:
+    numeric = [c for c in RETURNS_COLUMNS if c not in ("institution_id", "year", "name")]
+    return returns.with_columns(pl.col(numeric).cast(pl.Float64)).unpivot(
+        numeric, index=["institution_id", "year"], variable_name="field", value_name="value"
+    )
+
+
+def test_every_field_defect_is_visible(dirty: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    returns, truth = dirty
+    fields = truth.filter(pl.col("field").is_not_null() & (pl.col("field") != "name"))
+    found = fields.join(
+        _returns_long(returns),
+        left_on=["institution_id", "year", "field", "reported_value"],
+        right_on=["institution_id", "year", "field", "value"],
+        how="semi",
+    )
+    assert found.height == fields.height
+    names = truth.filter(pl.col("field") == "name")
+    assert names.height > 0
+    assert (names["true_text"] != names["reported_text"]).all()
+    seen = names.join(
+        returns, left_on=["institution_id", "year", "reported_text"],
+        right_on=["institution_id", "year", "name"], how="semi",
+    )  # fmt: skip
+    assert seen.height == names.height
+
+
+def _kind(truth: pl.DataFrame, kind: str) -> pl.DataFrame:
+    rows = truth.filter(pl.col("defect") == kind)
+    assert rows.height > 0, kind
+    return rows
+
+
+def test_unit_slips_have_their_factors(dirty: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    _, truth = dirty
+    expected = {
+        "unit_slip_10k": [1e-4],
+        "unit_slip_kg_for_t": [1000.0],
+        "unit_slip_mj_for_gj": [1000.0],
+        "typo_x10": [10.0],
+        "unit_slip_kg_for_l": [0.73, 0.85],
+    }
+    for kind, factors in expected.items():
+        rows = _kind(truth, kind)
+        for factor in rows["factor"]:
+            assert min(abs(factor / f - 1) for f in factors) < 1e-3, (kind, factor)
+    slips = _kind(truth, "unit_slip_10k")
+    assert np.allclose(slips["reported_value"], slips["true_value"] / 10_000, rtol=1e-12)
+    diesel = _kind(truth, "unit_slip_kg_for_l").filter(pl.col("field") == "diesel_l")
+    assert diesel.is_empty() or np.allclose(diesel["factor"], 0.85, rtol=1e-3)
+
+
+def test_year_on_year_defects(dirty: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    returns, truth = dirty
+    long = _returns_long(returns)
+    last_year = long.with_columns(pl.col("year") + 1).rename({"value": "last_value"})
+    for kind, low, high in (
+        ("yoy_jump", 0.7, 1.3),
+        ("area_change", 0.9, 1.1),
+        ("occupants_change", 0.9, 1.1),
+    ):
+        rows = _kind(truth, kind).join(last_year, on=["institution_id", "year", "field"])
+        ratio = rows["reported_value"] / rows["last_value"]
+        assert ((ratio < low) | (ratio > high)).all(), kind
+    copied = _kind(truth, "copied_figures").join(last_year, on=["institution_id", "year", "field"])
+    assert (copied["reported_value"] == copied["last_value"]).all()
+    assert (copied["year"] > 2020).all()
+
+
+def test_consistency_defects(
+    directory: pl.DataFrame, dirty: tuple[pl.DataFrame, pl.DataFrame]
+) -> None:
+    returns, truth = dirty
+    frame = returns.join(
+        directory.select("institution_id", "heat_billing", "parent_id"),
+        on="institution_id",
+        how="left",
+    )
+
+    def rows_of(kind: str) -> pl.DataFrame:
+        keys = _kind(truth, kind).select("institution_id", "year").unique()
+        return frame.join(keys, on=["institution_id", "year"], how="semi")
+
+    assert (
+        (
+            rows_of("pv_exceeds_electricity").select(
+                pl.col("pv_generation_kwh") > pl.col("electricity_kwh")
+            )
+        )
+        .to_series()
+        .all()
+    )
+    no_fuel = rows_of("vehicles_no_fuel")
+    assert (
+        (no_fuel["vehicles"] > 0) & (no_fuel["gasoline_l"] == 0) & (no_fuel["diesel_l"] == 0)
+    ).all()
+    heat = rows_of("metered_heat_zero")
+    assert ((heat["heat_billing"] == "metered") & (heat["heat_gj"] == 0)).all()
+    mismatch = rows_of("total_mismatch")
+    error = (
+        mismatch["reported_total_tce"] / mismatch.select(computed_total_tce(mismatch)).to_series()
+        - 1
+    ).abs()
+    assert (error > 0.1).all()
+    price = (
+        rows_of("absurd_unit_price")
+        .select(pl.col("electricity_cost_yuan") / pl.col("electricity_kwh"))
+        .to_series()
+    )
+    assert ((price < 0.01) | (price > 50)).all()
+    rounded = _kind(truth, "round_number")
+    assert (rounded["reported_value"] % 1000 == 0).all()
+    assert (rounded["true_value"] % 100 != 0).all()
+    assert (_kind(truth, "negative_value")["reported_value"] < 0).all()
+    assert (_kind(truth, "nonpositive_area")["reported_value"] <= 0).all()
+    assert (_kind(truth, "nonpositive_occupants")["reported_value"] == 0).all()
+    # Identical siblings: same parent, same year, same figures as the related unit.
+    siblings = _kind(truth, "identical_siblings")
+    parents = dict(zip(directory["institution_id"], directory["parent_id"], strict=True))
+    long = _returns_long(returns)
+    source = siblings.join(
+        long, left_on=["related_id", "year", "field"], right_on=["institution_id", "year", "field"]
+    )
+    assert source.height == siblings.height
+    assert (source["reported_value"] == source["value"]).all()
+    for a, b in siblings.select("institution_id", "related_id").unique().iter_rows():
+        assert parents[a] == parents[b] is not None
+
+
+def test_coverage_defects(
+    directory: pl.DataFrame, dirty: tuple[pl.DataFrame, pl.DataFrame]
+) -> None:
+    returns, truth = dirty
+    counts = returns.group_by("institution_id", "year").len()
+    status = dict(zip(directory["institution_id"], directory["status"], strict=True))
+
+    def count(kind: str) -> list[int | None]:
+        keys = _kind(truth, kind).select("institution_id", "year")
+        return keys.join(counts, on=["institution_id", "year"], how="left")["len"].to_list()
+
+    assert set(count("missing_return")) == {None}
+    assert set(count("duplicate_exact")) == {2}
+    assert set(count("duplicate_conflicting")) == {2}
+    assert set(count("unknown_institution")) == {1}
+    assert set(_kind(truth, "unknown_institution")["institution_id"]).isdisjoint(status)
+    assert credit_codes_valid(_kind(truth, "unknown_institution")["institution_id"]).all()
+    for kind, which in (("return_from_dissolved", "dissolved"), ("return_from_merged", "merged")):
+        assert set(count(kind)) == {1}
+        assert {status[i] for i in _kind(truth, kind)["institution_id"]} == {which}
+    exact = _kind(truth, "duplicate_exact").select("institution_id", "year")
+    assert returns.join(exact, on=["institution_id", "year"], how="semi").is_duplicated().all()
+    # Returns without a truth row are exactly the clean rows of the scope.
+    clean_keys = returns.join(
+        truth.select("institution_id", "year").unique(), on=["institution_id", "year"], how="anti"
+    )
+    active = {i for i, s in status.items() if s == "active"}
+    assert set(clean_keys["institution_id"]) <= active
+    assert clean_keys.select("institution_id", "year").is_unique().all()
+    numeric = [c for c in RETURNS_COLUMNS if c not in ("institution_id", "name", "year")]
+    assert clean_keys.select(pl.min_horizontal(pl.col(numeric).min())).item() >= 0
+    total_error = clean_keys.select(
+        (pl.col("reported_total_tce") / computed_total_tce(clean_keys) - 1).abs().max()
+    )
+    assert total_error.item() < 0.005
+
+
+def test_defect_rates_can_be_set(directory: pl.DataFrame) -> None:
+    _, truth = make_returns(
+        directory, YEARS, SEED, defects={"typo_x10": 0.0, "missing_return": 0.05}
+    )
+    assert "typo_x10" not in set(truth["defect"])
+    missing = truth.filter(pl.col("defect") == "missing_return").height
+    assert missing == round(0.05 * (directory["status"] == "active").sum() * len(YEARS))
+    with pytest.raises(ValueError, match="unknown defect kind"):
+        make_returns(directory, YEARS, SEED, defects={"typo": 0.1})
+    with pytest.raises(ValueError, match="consecutive"):
+        make_returns(directory, [2020, 2022], SEED)
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def test_written_files(city: dict[str, Path]) -> None:
+    expected = {
+        "directory_xlsx",
+        "directory_parquet",
+        "truth_parquet",
+        "truth_csv",
+        "district_trends_csv",
+    }
+    expected |= {f"returns_{y}_{f}" for y in range(2022, 2025) for f in ("xlsx", "csv", "parquet")}
+    assert set(city) == expected
+    directory = pl.read_parquet(city["directory_parquet"])
+    assert directory.equals(make_directory(300, SEED))
+    returns = pl.concat(pl.read_parquet(city[f"returns_{y}_parquet"]) for y in range(2022, 2025))
+    assert returns.equals(make_returns(directory, range(2022, 2025), SEED)[0])
+    sheet = pl.read_excel(city["directory_xlsx"], has_header=False, infer_schema_length=0)
+    assert sheet[0, 0] == "天津市公共机构名录库（2024年第4季度）"
+    assert sheet.row(1)[:5] == ("统一社会信用代码", "单位名称", "所在区", "单位性质", "单位类别")
+    assert set(sheet[2:, 3]) <= {"机关", "事业单位", "团体组织"}
+    first_csv = city["returns_2022_csv"].read_bytes()
+    header = first_csv.decode("gb18030").splitlines()[0]
+    assert "电（万千瓦时）" in header
+    assert city["returns_2023_csv"].read_bytes().startswith(b"\xef\xbb\xbf")  # UTF-8 BOM
+
+
+def test_xlsx_only_when_it_fits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(synthetic, "_XLSX_MAX_ROWS", 250)
+    written = write_city(tmp_path, 300, [2024], SEED, formats=("xlsx",))
+    assert set(written) == {
+        "directory_parquet", "returns_parquet", "truth_parquet", "truth_csv", "district_trends_csv"
+    }  # fmt: skip
+    assert written["returns_parquet"] == {2024: tmp_path / "returns_2024.parquet"}
+    with pytest.raises(ValueError, match="unknown format"):
+        write_city(tmp_path, 300, [2024], SEED, formats=("xls",))
+
+
+def _number(text: str, unit: str) -> float:
+    cleaned = unicodedata.normalize("NFKC", text).strip().replace(",", "")
+    return float(cleaned.removesuffix(unit).strip())
+
+
+def test_messy_cells_are_in_the_files(city: dict[str, Path]) -> None:
+    truth = pl.read_parquet(city["truth_parquet"])
+    messy = _kind(truth, "messy_cell")
+    assert set(messy["detail"]) >= set(synthetic.MESSY_CELL_VARIANTS) | {"credit_code_typed"}
+    headers = list(synthetic.RETURNS_HEADERS_ZH)
+    for file, rows in messy.group_by("source_file"):
+        path = next(p for p in city.values() if p.name == file[0])
+        if path.suffix == ".xlsx":
+            sheet = pl.read_excel(path, has_header=False, infer_schema_length=0)
+            first = 1  # row 1 is the title, 2 the header
+        else:
+            encoding = "gb18030" if "2022" in path.name else "utf8"
+            sheet = pl.read_csv(path, has_header=False, infer_schema=False, encoding=encoding)
+            first = 1
+        for row in rows.iter_rows(named=True):
+            column = "institution_id" if row["field"] == "institution_id" else row["field"]
+            index = headers.index(column) if path.name.startswith("returns") else 0
+            cell = sheet[row["source_row"] - first, index]
+            assert cell == row["reported_text"], row
+            if row["field"] == "institution_id":
+                assert validate_credit_code(cell).code == row["true_text"]
+            elif row["recoverable"]:
+                scale = 10_000 if "2022.csv" in file[0] and column == "electricity_kwh" else 1
+                header = synthetic.RETURNS_HEADERS_ZH[column]
+                unit = "万千瓦时" if scale != 1 else header[header.index("(") + 1 : -1]
+                assert _number(cell, unit) * scale == pytest.approx(row["true_value"], rel=1e-12)
+
+
+def test_another_district_table() -> None:
+    table = pl.DataFrame(
+        {
+            "region_code": ["110000"] * 4,
+            "district_code": ["110101", "110102", "110105", "110106"],
+            "name_zh": ["东城区", "西城区", "朝阳区", "丰台区"],
+            "name_en": ["Dongcheng", "Xicheng", "Chaoyang", "Fengtai"],
+            "source": ["GB/T 2260"] * 4,
+        }
+    )
+    directory = make_directory(200, SEED, districts=table)
+    assert set(directory["district_code"]) == set(table["district_code"])
+    returns, truth = make_returns(directory, [2023, 2024], SEED, districts=table)
+    assert returns.height > 0
+    assert set(truth["defect"]) <= set(DEFECT_KINDS)
+    assert district_trends(table).height == 4
