@@ -26,6 +26,7 @@ def test_synth_same_seed_same_files(tmp_path):
     assert a.exit_code == b.exit_code == EXIT_OK, a.output
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     c = runner.invoke(app, [*args[:-1], "6", "--out", str(tmp_path / "c")])
+    assert c.exit_code == EXIT_OK, c.output
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
 
 

@@ -353,7 +353,7 @@ def _read_sheet(
         if n:
             ctx.note(
                 "cell_unit_conversion",
-                f"{n} cell(s) carried a unit of their own (e.g. 500 千瓦时), read into {m.column.unit}",
+                f"{n} cell(s) carried a unit of their own (500 千瓦时): read into {m.column.unit}",
                 m.column.name,
                 m.header,
             )
