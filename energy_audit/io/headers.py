@@ -9,6 +9,7 @@ file and the header: the reader never guesses a unit.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class HeaderMatch:
     factor: float
 
 
+@functools.cache
 def _alias_index(spec: TableSpec) -> dict[str, ColumnSpec]:
     index: dict[str, ColumnSpec] = {}
     for col in spec.columns:
