@@ -14,9 +14,10 @@ Three layers:
   sector-dependent energy and water use, district trends, prices, and injected defects of every
   kind listed in :data:`DEFECT_KINDS`.
 - :func:`write_city` writes them the way they arrive at the office: xlsx with a title row and
-  Chinese headers and labels, CSV (one year in GB18030 with electricity in 万千瓦时), parquet with
-  canonical columns, plus the truth table. Some xlsx/CSV cells carry the text people type
-  (``1,234``, ``１２３``, ``500 千瓦时``, ``—``, ``约3000``), recorded as ``messy_cell`` truth rows.
+  Chinese headers and labels (taken from the data contract, ``schemas/``), CSV (one year in
+  GB18030 with electricity in 万千瓦时), parquet with canonical columns, plus the truth table.
+  Some xlsx/CSV cells carry the text people type (``1,234``, ``１２３``, ``500 千瓦时``, ``—``,
+  ``约3000``), recorded as ``messy_cell`` truth rows.
 
 Scope: the directory is one snapshot (the fourth quarter of the last year). An institution is in
 scope of every year when its status is ``active``; dissolved and merged institutions file no
@@ -31,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import string
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,16 +44,18 @@ import numpy.typing as npt
 import polars as pl
 import xlsxwriter
 
+from energy_audit import contract
+from energy_audit.contract import ColumnSpec
 from energy_audit.directory.codes import make_credit_codes
 from energy_audit.districts import load_districts
-from energy_audit.factors import density_kg_per_l, kgce_per_canonical_unit
+from energy_audit.errors import ContractError
+from energy_audit.factors import ITEM_COLUMNS, density_kg_per_l, kgce_per_canonical_unit
+from energy_audit.io.headers import unit_factor
 
 __all__ = [
     "DEFAULT_DEFECT_RATES",
     "DEFECT_KINDS",
     "DIRECTORY_COLUMNS",
-    "DIRECTORY_HEADERS_ZH",
-    "LABELS_ZH",
     "MESSY_CELL_VARIANTS",
     "RETURNS_COLUMNS",
     "RETURNS_HEADERS_ZH",
@@ -63,128 +67,144 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------------------------
-# Canonical columns (data contract §1 and §2)
+# Columns, Chinese headers and labels: all from the data contract (schemas/, energy_audit.contract)
 # --------------------------------------------------------------------------------------------
 
-#: Directory columns (data contract §1), in file order.
-DIRECTORY_COLUMNS: Final = (
-    "institution_id", "name", "district_code", "institution_type", "sector", "subsector",
-    "admin_level", "parent_id", "address", "key_energy_user", "heat_billing", "status",
-    "merged_into_id", "contact_name", "contact_phone",
-)  # fmt: skip
+_DIRECTORY: Final = contract.table("directory")
+_RETURNS: Final = contract.table("returns")
 
-#: Returns columns (data contract §2), in file order.
-RETURNS_COLUMNS: Final = (
-    "institution_id", "year", "name", "building_area_m2", "heated_area_m2", "occupants",
-    "staff_quota", "vehicles", "electricity_kwh", "pv_generation_kwh", "natural_gas_m3", "coal_t",
-    "gasoline_l", "diesel_l", "lpg_kg", "heat_gj", "other_energy_tce", "water_m3",
-    "electricity_cost_yuan", "natural_gas_cost_yuan", "water_cost_yuan", "reported_total_tce",
-)  # fmt: skip
+#: Directory columns (data contract §1), in contract and file order.
+DIRECTORY_COLUMNS: Final = _DIRECTORY.names
 
-_ENERGY_ITEMS: Final = (
-    "electricity_kwh", "natural_gas_m3", "coal_t", "gasoline_l", "diesel_l", "lpg_kg", "heat_gj",
-    "other_energy_tce",
-)  # fmt: skip
+#: Returns columns (data contract §2), in contract and file order.
+RETURNS_COLUMNS: Final = _RETURNS.names
+
+_ENERGY_ITEMS: Final = tuple(ITEM_COLUMNS.values())
 _QUANTITIES: Final = (*_ENERGY_ITEMS, "pv_generation_kwh", "water_m3")
 _COSTS: Final = ("electricity_cost_yuan", "natural_gas_cost_yuan", "water_cost_yuan")
-_INT_COLUMNS: Final = ("year", "occupants", "staff_quota", "vehicles")
-_STR_COLUMNS: Final = ("institution_id", "name")
-_FLOAT_COLUMNS: Final = tuple(
-    c for c in RETURNS_COLUMNS if c not in _INT_COLUMNS and c not in _STR_COLUMNS
-)
+_INT_COLUMNS: Final = tuple(c.name for c in _RETURNS.columns if c.dtype == "int")
+_FLOAT_COLUMNS: Final = tuple(c.name for c in _RETURNS.columns if c.dtype == "float")
 
-_SECTORS: Final = (
-    "agency", "university", "school", "hospital", "venue", "research", "other_service",
-    "organization",
-)  # fmt: skip
 _LEVELS: Final = ("municipal", "district", "subdistrict")
 _HEAT_BILLING: Final = ("metered", "by_area", "none")
 
-# --------------------------------------------------------------------------------------------
-# Chinese headers and labels written to the xlsx/CSV files: the ONE place they live here.
-# TODO(schemas): take these from the data contract files in schemas/ (energy_audit.contract)
-# once they are settled, so headers and labels exist once in the project.
-# --------------------------------------------------------------------------------------------
+#: How the directory file writes a boolean (the contract lists no labels for ``bool`` columns).
+_YES_NO: Final[Mapping[bool, str]] = MappingProxyType({True: "是", False: "否"})
 
-#: Chinese header of each directory column in the xlsx file.
-DIRECTORY_HEADERS_ZH: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "institution_id": "统一社会信用代码",
-        "name": "单位名称",
-        "district_code": "所在区",
-        "institution_type": "单位性质",
-        "sector": "单位类别",
-        "subsector": "细分类别",
-        "admin_level": "隶属关系",
-        "parent_id": "上级主管单位统一社会信用代码",
-        "address": "单位地址",
-        "key_energy_user": "是否重点用能单位",
-        "heat_billing": "供热计费方式",
-        "status": "状态",
-        "merged_into_id": "并入单位统一社会信用代码",
-        "contact_name": "联系人",
-        "contact_phone": "联系电话",
-    }
+# Realistic departures from the contract's own header, written on purpose (and checked against
+# the contract): the district column holds names, so it is headed by the alias 所在区; water is
+# counted in 吨 (1 t = 1 m³); the first CSV year gives electricity in 万千瓦时.
+_DISTRICT_ALIAS: Final = "所在区"
+_RETURNS_UNITS: Final[Mapping[str, str]] = MappingProxyType({"water_m3": "吨"})
+_FIRST_CSV_UNITS: Final[Mapping[str, str]] = MappingProxyType(
+    {**_RETURNS_UNITS, "electricity_kwh": "万千瓦时"}
 )
 
-#: Chinese header of each returns column, unit in half-width brackets (xlsx; CSV uses full-width).
-RETURNS_HEADERS_ZH: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "institution_id": "统一社会信用代码",
-        "year": "统计年度",
-        "name": "单位名称",
-        "building_area_m2": "建筑面积(平方米)",
-        "heated_area_m2": "采暖面积(平方米)",
-        "occupants": "用能人数(人)",
-        "staff_quota": "编制人数(人)",
-        "vehicles": "车辆数(辆)",
-        "electricity_kwh": "电(千瓦时)",
-        "pv_generation_kwh": "太阳能光电系统发电量(千瓦时)",
-        "natural_gas_m3": "天然气(立方米)",
-        "coal_t": "煤炭(吨)",
-        "gasoline_l": "汽油(升)",
-        "diesel_l": "柴油(升)",
-        "lpg_kg": "液化石油气(千克)",
-        "heat_gj": "热力(百万千焦)",
-        "other_energy_tce": "其他能源(吨标准煤)",
-        "water_m3": "水(吨)",
-        "electricity_cost_yuan": "电费(元)",
-        "natural_gas_cost_yuan": "天然气费(元)",
-        "water_cost_yuan": "水费(元)",
-        "reported_total_tce": "能源消费总量(吨标准煤)",
-    }
-)
-#: Header of the electricity column in the CSV year written in 万千瓦时 (values ÷ 10,000).
-_ELECTRICITY_HEADER_10K: Final = "电(万千瓦时)"
-#: Columns marked with a trailing ``*`` (required) in the xlsx returns template.
-_REQUIRED_RETURNS_COLUMNS: Final = (
-    "institution_id", "year", "building_area_m2", "occupants", "electricity_kwh", "water_m3",
-)  # fmt: skip
 
-#: Chinese label of each canonical code in the directory file.
-LABELS_ZH: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
-    {
-        "institution_type": {
-            "agency": "机关",
-            "public_service_unit": "事业单位",
-            "organization": "团体组织",
-        },
-        "sector": {
-            "agency": "党政机关",
-            "university": "高等学校",
-            "school": "中小学及幼儿园",
-            "hospital": "医疗卫生机构",
-            "venue": "文化体育场馆",
-            "research": "科研院所",
-            "other_service": "其他事业单位",
-            "organization": "团体组织",
-        },
-        "admin_level": {"municipal": "市级", "district": "区级", "subdistrict": "街镇级"},
-        "heat_billing": {"metered": "按热量计费", "by_area": "按面积计费", "none": "无集中供热"},
-        "status": {"active": "正常", "dissolved": "撤销", "merged": "合并"},
-        "key_energy_user": {"true": "是", "false": "否"},
-    }
-)
+def _is_cjk(text: str) -> bool:
+    return all(unicodedata.name(ch, "").startswith("CJK UNIFIED IDEOGRAPH") for ch in text)
+
+
+def _unit_label_zh(unit: str) -> str:
+    """Chinese label of a unit of ``schemas/units.toml`` (``kWh`` → ``千瓦时``, ``l`` → ``升``).
+
+    The first label of the unit's dimension that has the unit's size and is written in CJK
+    characters.
+
+    Raises
+    ------
+    ContractError
+        If ``units.toml`` does not know the unit or has no Chinese label of its size.
+    """
+    registry = contract.units()
+    canonical = registry.get(unit)
+    if canonical is None:
+        raise ContractError(f"unit {unit!r} is not in units.toml")
+    for label in registry.units.values():
+        if (
+            label.dimension == canonical.dimension
+            and label.factor == canonical.factor
+            and _is_cjk(label.label)
+        ):
+            return label.label
+    raise ContractError(f"units.toml has no Chinese label for {unit!r} ({canonical.dimension})")
+
+
+def _file_scale(column: ColumnSpec, unit: str) -> float:
+    """Canonical units per unit ``unit`` written in the header of ``column`` (万千瓦时 → 10,000).
+
+    Raises
+    ------
+    ContractError
+        If ``unit`` is not a unit a header of ``column`` may name.
+    """
+    scale = unit_factor(column, unit, lambda item: density_kg_per_l(None, item))
+    if scale is None:
+        raise ContractError(f"{unit!r} is not a unit of column {column.name} ({column.unit})")
+    return scale
+
+
+def _header_zh(column: ColumnSpec, *, alias: str | None = None, unit: str | None = None) -> str:
+    """Chinese header of a column: its first alias, and its unit in Chinese in brackets.
+
+    Parameters
+    ----------
+    column : ColumnSpec
+        Contract column.
+    alias : str, optional
+        Another of the column's aliases, written instead of the first.
+    unit : str, optional
+        A unit the header may name, written instead of the canonical unit's Chinese label.
+
+    Returns
+    -------
+    str
+        E.g. ``单位名称``, ``电(千瓦时)``, ``水(吨)``: half-width brackets, no ``*``.
+    """
+    if alias is not None and alias not in column.aliases:
+        raise ContractError(f"{alias!r} is not an alias of column {column.name}")
+    text = alias or column.header_zh
+    if column.unit is None:
+        return text
+    if unit is not None:
+        _file_scale(column, unit)  # raises if a header of this column may not name the unit
+    return f"{text}({unit or _unit_label_zh(column.unit)})"
+
+
+def _file_scales(units: Mapping[str, str]) -> dict[str, float]:
+    """Canonical units per file unit of the returns columns ``units`` names, where not 1."""
+    scales = {c: _file_scale(_RETURNS.column(c), u) for c, u in units.items()}
+    return {c: f for c, f in scales.items() if f != 1.0}
+
+
+def _fullwidth_brackets(header: str) -> str:
+    return header.replace("(", "（").replace(")", "）")
+
+
+def _returns_headers_zh(units: Mapping[str, str]) -> dict[str, str]:
+    """Chinese header of each returns column, ``units`` overriding the canonical units."""
+    return {c.name: _header_zh(c, unit=units.get(c.name)) for c in _RETURNS.columns}
+
+
+#: Chinese header of each returns column as the xlsx files write it, computed from the data
+#: contract (required columns then get a trailing ``*``; CSV files use full-width brackets).
+RETURNS_HEADERS_ZH: Final[Mapping[str, str]] = MappingProxyType(_returns_headers_zh(_RETURNS_UNITS))
+
+
+def _labels_zh(column: ColumnSpec, districts: pl.DataFrame) -> dict[object, str] | None:
+    """Label the directory file writes for each value of ``column`` (None: written as is).
+
+    Enumerations: the first label of each contract value (``public_service_unit`` → 事业单位);
+    districts: their name (和平区); booleans: 是/否.
+    """
+    if column.dtype == "enum":
+        return {v.code: v.labels[0] for v in column.values}
+    if column.dtype == "district":
+        return dict(zip(districts["district_code"], districts["name_zh"], strict=True))
+    if column.dtype == "bool":
+        return dict(_YES_NO)
+    return None
+
 
 # --------------------------------------------------------------------------------------------
 # Defects
@@ -353,6 +373,7 @@ _SECTOR_PROFILES: Final[Mapping[str, _SectorProfile]] = MappingProxyType(
         "organization": _SectorProfile(2500, 35, 9.0, 0.3, 0.10, 0.5, 0.05, 15, 0.80, 0.0),
     }
 )
+_SECTORS: Final = tuple(_SECTOR_PROFILES)
 _LEVEL_AREA_FACTOR: Final = (1.0, 0.5, 0.2)  # municipal, district, subdistrict
 _LEVEL_INTENSITY_FACTOR: Final = (1.1, 1.0, 0.9)
 _AREA_SIGMA: Final = 0.5
@@ -375,6 +396,8 @@ _YEAR_NOISE_SIGMA: Final = 0.03
 _YEAR_NOISE_CLIP: Final = 0.06  # keeps true year-on-year changes below 30 %
 _WEATHER_RANGE: Final = (0.95, 1.05)
 _XLSX_MAX_ROWS: Final = 1_048_576
+_XLSX_FIRST_ROW: Final = 3  # row 1 the title, row 2 the headers
+_CSV_FIRST_ROW: Final = 2  # line 1 the headers
 _FIXED_CREATED: Final = dt.datetime(2025, 1, 1, 0, 0, 0)
 
 # Seed streams: one independent generator per purpose, so that adding a draw in one place does
@@ -660,8 +683,7 @@ def _lognormal(
 
 
 def _district_table(districts: pl.DataFrame | None) -> pl.DataFrame:
-    table = load_districts() if districts is None else load_districts(districts)
-    return table.sort("district_code")
+    return load_districts(districts).sort("district_code")
 
 
 # --------------------------------------------------------------------------------------------
@@ -762,18 +784,30 @@ _ROLES: Final[tuple[_Role, ...]] = (
           parent_roles=("s_street", "s_town"), ordinal_by="parent"),
 )  # fmt: skip
 _ROLE_NAMES: Final = tuple(r.key for r in _ROLES)
+#: Subsector of a school, university or venue from its name: the first (pattern, subsector)
+#: whose pattern the name contains, else the last entry.
+_SUBSECTOR_BY_NAME: Final[Mapping[str, tuple[tuple[tuple[str, str], ...], str]]] = MappingProxyType(
+    {
+        "school": ((("幼儿园", "幼儿园"), ("小学", "小学")), "中学"),
+        "university": ((("职业|专科", "高职院校"),), "本科院校"),
+        "venue": ((("体育|健身|运动", "体育场馆"),), "文化场馆"),
+    }
+)
 _TYPE_PREFIX: Final = {"agency": "11", "public_service_unit": "12", "organization": "13"}
 _STATUS_SHARE: Final = {"dissolved": 0.015, "merged": 0.015}
 
 
-def _minimum_institutions(n_districts: int, n_outer: int) -> int:
-    total = 0
-    for role in _ROLES:
-        if role.level == "municipal":
-            total += role.minimum
-        else:
-            total += role.minimum * (n_outer if role.outer_only else n_districts)
-    return total
+def _role_minima(n_districts: int, n_outer: int) -> npt.NDArray[np.int64]:
+    """Fewest institutions of each role in the city (district roles: per (outer) district)."""
+    return np.array(
+        [
+            r.minimum
+            if r.level == "municipal"
+            else r.minimum * (n_outer if r.outer_only else n_districts)
+            for r in _ROLES
+        ],
+        dtype=np.int64,
+    )
 
 
 def _compose(template: str, fields: Mapping[str, pl.Series | str]) -> pl.Series:
@@ -887,38 +921,14 @@ def _role_block(
             parent[extra] = pool_rows[rng.integers(0, pool_rows.size, j.size)]
 
     subsector = pl.Series([role.subsector] * n, dtype=pl.String)
-    if role.sector == "school":
-        subsector = (
-            pl.DataFrame({"name": name})
-            .select(
-                pl.when(pl.col("name").str.contains("幼儿园"))
-                .then(pl.lit("幼儿园"))
-                .when(pl.col("name").str.contains("小学"))
-                .then(pl.lit("小学"))
-                .otherwise(pl.lit("中学"))
+    if role.sector in _SUBSECTOR_BY_NAME:
+        rules, otherwise = _SUBSECTOR_BY_NAME[role.sector]
+        label = pl.lit(otherwise)
+        for pattern, then in reversed(rules):
+            label = (
+                pl.when(pl.col("name").str.contains(pattern)).then(pl.lit(then)).otherwise(label)
             )
-            .to_series()
-        )
-    elif role.sector == "university":
-        subsector = (
-            pl.DataFrame({"name": name})
-            .select(
-                pl.when(pl.col("name").str.contains("职业|专科"))
-                .then(pl.lit("高职院校"))
-                .otherwise(pl.lit("本科院校"))
-            )
-            .to_series()
-        )
-    elif role.sector == "venue":
-        subsector = (
-            pl.DataFrame({"name": name})
-            .select(
-                pl.when(pl.col("name").str.contains("体育|健身|运动"))
-                .then(pl.lit("体育场馆"))
-                .otherwise(pl.lit("文化场馆"))
-            )
-            .to_series()
-        )
+        subsector = pl.DataFrame({"name": name}).select(label).to_series()
 
     return pl.DataFrame(
         {
@@ -1001,7 +1011,8 @@ def make_directory(
     codes = table["district_code"].to_list()
     n_districts = len(codes)
     outer = np.array([c not in _CENTRAL_DISTRICTS for c in codes])
-    minimum = _minimum_institutions(n_districts, int(outer.sum()))
+    minima = _role_minima(n_districts, int(outer.sum()))
+    minimum = int(minima.sum())
     if n_institutions < minimum:
         raise ValueError(f"n_institutions must be at least {minimum}, got {n_institutions}")
     rng = _rng(seed, _STREAM_DIRECTORY)
@@ -1011,17 +1022,7 @@ def make_directory(
     location = location / location.sum()
 
     # How many of each role: the minima, then the rest by share (largest remainder).
-    minima = np.array(
-        [
-            r.minimum
-            if r.level == "municipal"
-            else r.minimum * (int(outer.sum()) if r.outer_only else n_districts)
-            for r in _ROLES
-        ]
-    )
-    extra = _largest_remainder(
-        n_institutions - int(minima.sum()), np.array([r.share for r in _ROLES])
-    )
+    extra = _largest_remainder(n_institutions - minimum, np.array([r.share for r in _ROLES]))
 
     blocks: list[pl.DataFrame] = []
     built = pl.DataFrame(
@@ -1268,17 +1269,25 @@ def _institutions(
     def both(values: npt.NDArray, extra: npt.NDArray) -> npt.NDArray:
         return np.concatenate([values, extra])
 
-    return _Institutions(
+    def phantoms(index: int) -> npt.NDArray[np.int64]:
+        return np.full(n_phantoms, index, dtype=np.int64)
+
+    central = np.array([c in _CENTRAL_DISTRICTS for c in codes], dtype=bool)
+    return _Institutions(  # phantoms: district-level other_service units, heating billed by area
         ids=pl.concat([directory["institution_id"], ph_ids]),
         names=pl.concat([directory["name"], ph_names]),
-        sector=both(_index_of(directory["sector"], _SECTORS), np.full(n_phantoms, 6)),
-        level=both(_index_of(directory["admin_level"], _LEVELS), np.full(n_phantoms, 1)),
-        district=both(district, ph_district),
-        central=both(
-            np.array([c in _CENTRAL_DISTRICTS for c in codes])[district],
-            np.array([c in _CENTRAL_DISTRICTS for c in codes], dtype=bool)[ph_district],
+        sector=both(
+            _index_of(directory["sector"], _SECTORS), phantoms(_SECTORS.index("other_service"))
         ),
-        heat=both(_index_of(directory["heat_billing"], _HEAT_BILLING), np.full(n_phantoms, 1)),
+        level=both(
+            _index_of(directory["admin_level"], _LEVELS), phantoms(_LEVELS.index("district"))
+        ),
+        district=both(district, ph_district),
+        central=both(central[district], central[ph_district]),
+        heat=both(
+            _index_of(directory["heat_billing"], _HEAT_BILLING),
+            phantoms(_HEAT_BILLING.index("by_area")),
+        ),
         key_user=both(
             directory["key_energy_user"].fill_null(False).to_numpy(), np.zeros(n_phantoms, bool)
         ),
@@ -1535,7 +1544,7 @@ class _Injector:
         chosen = self.rng.choice(fields, size=rows.size, p=p / p.sum())
         positive = np.column_stack([self.v[f][rows] > above for f in fields])
         ok = positive[np.arange(rows.size), _index_of(chosen, fields.tolist())]
-        chosen[~ok] = fields[np.argmax(positive[~ok], axis=1)] if (~ok).any() else chosen[~ok]
+        chosen[~ok] = fields[np.argmax(positive[~ok], axis=1)]
         return chosen
 
     # ---- the defects ------------------------------------------------------------------------
@@ -1568,7 +1577,7 @@ class _Injector:
         fields = self.choose_field(rows, {"gasoline_l": 0.7, "diesel_l": 0.3})
         for field in np.unique(fields):
             r = rows[fields == field]
-            density = density_kg_per_l(None, str(field).removesuffix("_l"))
+            density = density_kg_per_l(None, _RETURNS.column(str(field)).item)
             self.set_field("unit_slip_kg_for_l", r, str(field), np.round(v[field][r] * density, 2))
 
         rows = self.pick("typo_x10", scope)
@@ -1642,7 +1651,7 @@ class _Injector:
             r = rows[v[field][rows] > 0]
             self.set_field("vehicles_no_fuel", r, field, np.zeros(r.size))
 
-        metered = self.inst.heat[self.i] == 0
+        metered = self.inst.heat[self.i] == _HEAT_BILLING.index("metered")
         rows = self.pick("metered_heat_zero", scope & metered & (v["heat_gj"] > 0))
         self.set_field("metered_heat_zero", rows, "heat_gj", np.zeros(rows.size))
 
@@ -1958,11 +1967,6 @@ _MESSY_COLUMNS: Final = tuple(
 )
 
 
-def _unit_of(header: str) -> str:
-    """Return the unit written in a header's brackets (``电(千瓦时)`` → ``千瓦时``)."""
-    return header[header.index("(") + 1 : header.rindex(")")] if "(" in header else ""
-
-
 def _plain_number(value: float) -> str:
     """Shortest positional text of a number, as a spreadsheet shows it (``352417``, ``35.2417``)."""
     return np.format_float_positional(float(value), trim="-")
@@ -1991,8 +1995,7 @@ def _messy_text(variant: str, value: float, unit: str) -> str:
 
 def _messy_cells(
     returns: pl.DataFrame,
-    headers: Mapping[str, str],
-    scale: Mapping[str, float],
+    units: Mapping[str, str],
     excluded: npt.NDArray[np.bool_],
     rate: float,
     rng: np.random.Generator,
@@ -2001,9 +2004,10 @@ def _messy_cells(
 ) -> tuple[dict[str, tuple[npt.NDArray[np.int64], list[str]]], pl.DataFrame]:
     """Choose cells of a returns file to write as typed text; return the texts and their truth.
 
-    ``scale`` divides a canonical value into the file's unit (10,000 for 万千瓦时).
+    ``units`` are the file's departures from the canonical units (万千瓦时: values ÷ 10,000).
     """
-    columns = [c for c in _MESSY_COLUMNS if c in headers]
+    columns = _MESSY_COLUMNS
+    scale = _file_scales(units)
     if rate <= 0 or returns.height == 0:
         return {}, _empty_truth()
     matrix = np.column_stack(
@@ -2026,7 +2030,9 @@ def _messy_cells(
         in_file = value / scale.get(column, 1.0)
         if variant in ("thousands_comma", "fullwidth_comma") and in_file < 1000:
             variant = "padded"
-        text = _messy_text(variant, in_file, _unit_of(headers[column]))
+        spec = _RETURNS.column(column)
+        unit = units.get(column) or (_unit_label_zh(spec.unit) if spec.unit else "")
+        text = _messy_text(variant, in_file, unit)
         recoverable = MESSY_CELL_VARIANTS[variant]
         out.setdefault(column, ([], []))
         out[column][0].append(row)
@@ -2071,10 +2077,6 @@ def _write_xlsx(
     workbook.close()
 
 
-def _write_csv(path: Path, frame: pl.DataFrame, encoding: str) -> None:
-    path.write_bytes(frame.write_csv().encode(encoding))
-
-
 def _as_text(series: pl.Series) -> pl.Series:
     """Numbers as a spreadsheet saves them to CSV: ``352417``, ``35.2417``; null stays null."""
     text = series.cast(pl.String)
@@ -2107,14 +2109,15 @@ def write_city(
 
     Files (``Y`` = last year):
 
-    - ``directory_YQ4.xlsx``: title row ``天津市公共机构名录库（Y年第4季度）``, Chinese headers
-      (:data:`DIRECTORY_HEADERS_ZH`) and labels (:data:`LABELS_ZH`), district as its name; a
-      few credit codes typed with spaces, hyphens, lower case or full-width digits.
+    - ``directory_YQ4.xlsx``: title row ``天津市公共机构名录库（Y年第4季度）``, the contract's
+      Chinese headers and labels (the first of each, ``schemas/directory.toml``), district as its
+      name under 所在区, 是/否; a few credit codes typed with spaces, hyphens, lower case or
+      full-width digits.
     - ``directory_YQ4.parquet``: the canonical directory.
     - ``returns_<year>.xlsx``: title row, Chinese headers with units (:data:`RETURNS_HEADERS_ZH`,
       required columns marked ``*``), messy cells.
     - ``returns_<year>.csv``: UTF-8 with BOM and full-width brackets in headers, messy cells;
-      the first year is GB18030 with electricity in 万千瓦时 (values ÷ 10,000).
+      the first year is GB18030 with electricity in 万千瓦时 (``电（万千瓦时）``, values ÷ 10,000).
     - ``returns_<year>.parquet``: the canonical returns of the year, no messy cells.
     - ``truth.parquet`` and ``truth.csv``: :func:`make_returns`' truth plus one ``messy_cell``
       row per messy cell (``source_file``, ``source_row`` as a person counts rows, the text, and
@@ -2158,7 +2161,7 @@ def write_city(
     if unknown:
         raise ValueError(f"unknown format(s) {unknown}; known: {list(_FORMATS)}")
     year_array = _check_years(years)
-    rates = _defect_rates(defects)
+    messy_rate = _defect_rates(defects)["messy_cell"]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = _rng(seed, _STREAM_FILES)
@@ -2179,20 +2182,15 @@ def write_city(
     directory.write_parquet(written["directory_parquet"])
     if "xlsx" in wanted and directory.height + 2 <= _XLSX_MAX_ROWS:
         path = out / f"{stem}.xlsx"
-        district_names = dict(zip(table["district_code"], table["name_zh"], strict=True))
+        labels = {c.name: _labels_zh(c, table) for c in _DIRECTORY.columns}
         labelled = directory.with_columns(
-            pl.col("district_code").replace_strict(district_names, return_dtype=pl.String),
-            pl.col("key_energy_user")
-            .cast(pl.String)
-            .replace_strict(LABELS_ZH["key_energy_user"], return_dtype=pl.String),
-            *(
-                pl.col(c).replace_strict(dict(LABELS_ZH[c]), return_dtype=pl.String)
-                for c in ("institution_type", "sector", "admin_level", "heat_billing", "status")
-            ),
+            pl.col(c).replace_strict(mapping, return_dtype=pl.String)
+            for c, mapping in labels.items()
+            if mapping is not None
         )
         ids = labelled["institution_id"]
-        if rates["messy_cell"] > 0:
-            k = min(ids.len(), max(1, round(rates["messy_cell"] * ids.len())))
+        if messy_rate > 0:
+            k = min(ids.len(), max(1, round(messy_rate * ids.len())))
             rows = np.sort(rng.choice(ids.len(), size=k, replace=False))
             variants = rng.integers(0, 4, k)
             texts = [
@@ -2208,7 +2206,7 @@ def write_city(
                         "true_text": ids.gather(rows),
                         "reported_text": texts,
                         "source_file": [path.name] * k,
-                        "source_row": rows + 3,
+                        "source_row": rows + _XLSX_FIRST_ROW,
                         "recoverable": [True] * k,
                         "detail": ["credit_code_typed"] * k,
                     }
@@ -2217,7 +2215,10 @@ def write_city(
         _write_xlsx(
             path,
             f"{_REGION_NAME}公共机构名录库（{last}年第4季度）",
-            [DIRECTORY_HEADERS_ZH[c] for c in DIRECTORY_COLUMNS],
+            [
+                _header_zh(c, alias=_DISTRICT_ALIAS if c.dtype == "district" else None)
+                for c in _DIRECTORY.columns
+            ],
             [labelled[c].to_list() for c in DIRECTORY_COLUMNS],
         )
         written["directory_xlsx"] = path
@@ -2239,12 +2240,8 @@ def write_city(
         )
         if "xlsx" in wanted and frame.height + 2 <= _XLSX_MAX_ROWS:
             path = out / f"returns_{year}.xlsx"
-            headers = {
-                c: RETURNS_HEADERS_ZH[c] + ("*" if c in _REQUIRED_RETURNS_COLUMNS else "")
-                for c in RETURNS_COLUMNS
-            }
             texts, messy = _messy_cells(
-                frame, RETURNS_HEADERS_ZH, {}, excluded, rates["messy_cell"], rng, path.name, 3
+                frame, _RETURNS_UNITS, excluded, messy_rate, rng, path.name, _XLSX_FIRST_ROW
             )
             columns = []
             for c in RETURNS_COLUMNS:
@@ -2255,29 +2252,30 @@ def write_city(
             _write_xlsx(
                 path,
                 f"{year}年度{_REGION_NAME}公共机构能源资源消费统计表",
-                list(headers.values()),
+                [
+                    h + ("*" if _RETURNS.column(c).required else "")
+                    for c, h in RETURNS_HEADERS_ZH.items()
+                ],
                 columns,
             )
             returns_paths["xlsx"][year] = path
             truth_parts.append(messy)
         if "csv" in wanted:
             path = out / f"returns_{year}.csv"
-            in_10k = year == int(year_array[0])
-            headers_csv = dict(RETURNS_HEADERS_ZH)
-            scale: dict[str, float] = {}
-            if in_10k:
-                headers_csv["electricity_kwh"] = _ELECTRICITY_HEADER_10K
-                scale["electricity_kwh"] = 10_000.0
+            first = year == int(year_array[0])
+            units = _FIRST_CSV_UNITS if first else _RETURNS_UNITS
+            scale = _file_scales(units)
             texts, messy = _messy_cells(
-                frame, headers_csv, scale, excluded, rates["messy_cell"], rng, path.name, 2
+                frame, units, excluded, messy_rate, rng, path.name, _CSV_FIRST_ROW
             )
             text_columns: dict[str, pl.Series] = {}
-            for c in RETURNS_COLUMNS:
+            for c, header in _returns_headers_zh(units).items():
                 text = _as_text(frame[c] / scale[c] if c in scale else frame[c])
                 if c in texts:
                     text = text.scatter(*texts[c])
-                text_columns[headers_csv[c].replace("(", "（").replace(")", "）")] = text
-            _write_csv(path, pl.DataFrame(text_columns), "gb18030" if in_10k else "utf-8-sig")
+                text_columns[_fullwidth_brackets(header)] = text
+            encoding = "gb18030" if first else "utf-8-sig"
+            path.write_bytes(pl.DataFrame(text_columns).write_csv().encode(encoding))
             returns_paths["csv"][year] = path
             truth_parts.append(messy)
 

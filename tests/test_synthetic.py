@@ -9,10 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from energy_audit import synthetic
+from energy_audit import contract, read_directory, read_returns, synthetic
 from energy_audit.directory.codes import credit_codes_valid, validate_credit_code
 from energy_audit.districts import load_districts
+from energy_audit.errors import ContractError
 from energy_audit.factors import kgce_per_canonical_unit
+from energy_audit.io.cells import is_blank
 from energy_audit.synthetic import (
     DEFECT_KINDS,
     DIRECTORY_COLUMNS,
@@ -26,6 +28,7 @@ from energy_audit.synthetic import (
 
 YEARS = range(2020, 2025)
 SEED = 11
+CITY_YEARS = range(2022, 2025)
 LEVEL_RANK = {"municipal": 0, "district": 1, "subdistrict": 2}
 ENERGY_ITEMS = (
     "electricity_kwh", "natural_gas_m3", "coal_t", "gasoline_l", "diesel_l", "lpg_kg", "heat_gj",
@@ -54,7 +57,7 @@ def dirty(directory: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The files of a small city, flattened to ``returns_<year>_<format>`` keys."""
-    return flat(write_city(tmp_path_factory.mktemp("city"), 300, range(2022, 2025), SEED))
+    return flat(write_city(tmp_path_factory.mktemp("city"), 300, CITY_YEARS, SEED))
 
 
 def flat(written: dict[str, Path | dict[int, Path]]) -> dict[str, Path]:
@@ -89,7 +92,7 @@ def test_same_seed_same_frames(directory: pl.DataFrame) -> None:
 
 
 def test_same_seed_same_file_bytes(city: dict[str, Path], tmp_path: Path) -> None:
-    again = flat(write_city(tmp_path, 300, range(2022, 2025), SEED))
+    again = flat(write_city(tmp_path, 300, CITY_YEARS, SEED))
     assert again.keys() == city.keys()
     for key, path in city.items():
         assert again[key].read_bytes() == path.read_bytes(), key  # xlsx too: fixed timestamps
@@ -487,12 +490,12 @@ def test_written_files(city: dict[str, Path]) -> None:
         "truth_csv",
         "district_trends_csv",
     }
-    expected |= {f"returns_{y}_{f}" for y in range(2022, 2025) for f in ("xlsx", "csv", "parquet")}
+    expected |= {f"returns_{y}_{f}" for y in CITY_YEARS for f in ("xlsx", "csv", "parquet")}
     assert set(city) == expected
     directory = pl.read_parquet(city["directory_parquet"])
     assert directory.equals(make_directory(300, SEED))
-    returns = pl.concat(pl.read_parquet(city[f"returns_{y}_parquet"]) for y in range(2022, 2025))
-    assert returns.equals(make_returns(directory, range(2022, 2025), SEED)[0])
+    returns = pl.concat(pl.read_parquet(city[f"returns_{y}_parquet"]) for y in CITY_YEARS)
+    assert returns.equals(make_returns(directory, CITY_YEARS, SEED)[0])
     sheet = pl.read_excel(city["directory_xlsx"], has_header=False, infer_schema_length=0)
     assert sheet[0, 0] == "天津市公共机构名录库（2024年第4季度）"
     assert sheet.row(1)[:5] == ("统一社会信用代码", "单位名称", "所在区", "单位性质", "单位类别")
@@ -528,15 +531,13 @@ def test_messy_cells_are_in_the_files(city: dict[str, Path]) -> None:
         path = next(p for p in city.values() if p.name == file[0])
         if path.suffix == ".xlsx":
             sheet = pl.read_excel(path, has_header=False, infer_schema_length=0)
-            first = 1  # row 1 is the title, 2 the header
         else:
             encoding = "gb18030" if "2022" in path.name else "utf8"
             sheet = pl.read_csv(path, has_header=False, infer_schema=False, encoding=encoding)
-            first = 1
         for row in rows.iter_rows(named=True):
-            column = "institution_id" if row["field"] == "institution_id" else row["field"]
+            column = row["field"]
             index = headers.index(column) if path.name.startswith("returns") else 0
-            cell = sheet[row["source_row"] - first, index]
+            cell = sheet[row["source_row"] - 1, index]  # source_row counts from 1
             assert cell == row["reported_text"], row
             if row["field"] == "institution_id":
                 assert validate_credit_code(cell).code == row["true_text"]
@@ -563,3 +564,131 @@ def test_another_district_table() -> None:
     assert returns.height > 0
     assert set(truth["defect"]) <= set(DEFECT_KINDS)
     assert district_trends(table).height == 4
+
+
+# --- headers and labels come from the contract -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("unit", "label"),
+    [
+        ("kWh", "千瓦时"), ("m3", "立方米"), ("l", "升"), ("GJ", "百万千焦"), ("tce", "吨标准煤"),
+        ("m2", "平方米"), ("t", "吨"), ("kg", "千克"), ("人", "人"), ("辆", "辆"), ("元", "元"),
+    ],
+)  # fmt: skip
+def test_unit_label_zh(unit: str, label: str) -> None:
+    assert synthetic._unit_label_zh(unit) == label
+
+
+def test_unit_label_zh_unknown_unit() -> None:
+    with pytest.raises(ContractError, match=r"'furlong' is not in units\.toml"):
+        synthetic._unit_label_zh("furlong")
+
+
+def test_headers_and_labels_are_the_contracts(city: dict[str, Path]) -> None:
+    spec = contract.table("returns")
+    for column, header in synthetic.RETURNS_HEADERS_ZH.items():
+        col = spec.column(column)
+        if col.unit is None:
+            assert header == col.header_zh
+        else:
+            unit = "吨" if column == "water_m3" else synthetic._unit_label_zh(col.unit)
+            assert header == f"{col.header_zh}({unit})"
+    sheet = pl.read_excel(city["returns_2024_xlsx"], has_header=False, infer_schema_length=0)
+    assert sheet.row(1) == tuple(
+        h + ("*" if spec.column(c).required else "")
+        for c, h in synthetic.RETURNS_HEADERS_ZH.items()
+    )
+    assert sheet.row(1)[RETURNS_COLUMNS.index("electricity_kwh")] == "电(千瓦时)*"
+    sheet = pl.read_excel(city["directory_xlsx"], has_header=False, infer_schema_length=0)
+    directory = contract.table("directory")
+    assert sheet.row(1)[3:] == tuple(c.header_zh for c in directory.columns[3:])
+    sectors = {v.labels[0] for v in directory.column("sector").values}
+    assert set(sheet[2:, DIRECTORY_COLUMNS.index("sector")]) <= sectors
+
+
+def test_unit_variants_are_checked_against_the_contract() -> None:
+    water = contract.table("returns").column("water_m3")
+    assert synthetic._header_zh(water, unit="万立方米") == "水(万立方米)"
+    with pytest.raises(ContractError, match="not a unit of column water_m3"):
+        synthetic._header_zh(water, unit="千瓦时")
+    with pytest.raises(ContractError, match="not an alias of column water_m3"):
+        synthetic._header_zh(water, alias="用电量")
+
+
+# --- round trip: the readers recover what the generator wrote -------------------------------
+
+
+def _messy(city: dict[str, Path], path: Path) -> pl.DataFrame:
+    truth = pl.read_parquet(city["truth_parquet"])
+    return truth.filter((pl.col("defect") == "messy_cell") & (pl.col("source_file") == path.name))
+
+
+def test_round_trip_directory(city: dict[str, Path]) -> None:
+    expected = pl.read_parquet(city["directory_parquet"])
+    result = read_directory(city["directory_xlsx"])
+    assert result.rows_in == result.data.height == expected.height
+    assert result.quarantine.is_empty()
+    assert result.data["source_row"].to_list() == list(range(3, expected.height + 3))
+    assert result.data.select(DIRECTORY_COLUMNS).equals(expected)  # labels mapped back to codes
+    typed = _messy(city, city["directory_xlsx"])
+    assert typed.height > 0
+    read = typed.join(result.data, on="source_row", suffix="_read")
+    assert (read["institution_id_read"] == read["true_text"]).all()
+
+
+def _long(frame: pl.DataFrame, first_row: int) -> pl.DataFrame:
+    numeric = [c for c in RETURNS_COLUMNS if c not in ("institution_id", "name")]
+    return (
+        frame.with_row_index("source_row", offset=first_row)
+        .select(pl.col("source_row").cast(pl.Int64), pl.col(numeric).cast(pl.Float64))
+        .unpivot(index="source_row", variable_name="field")
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "first_row"), [("returns_2024_xlsx", 3), ("returns_2022_csv", 2)]
+)  # the xlsx has a title row; the CSV of the first year is GB18030 in 万千瓦时
+def test_round_trip_returns(city: dict[str, Path], key: str, first_row: int) -> None:
+    path = city[key]
+    expected = pl.read_parquet(city[f"returns_{key.split('_')[1]}_parquet"])
+    result = read_returns(path)
+    assert result.rows_in == result.data.height == expected.height
+    assert result.data["source_row"].to_list() == list(
+        range(first_row, first_row + expected.height)
+    )
+    ids = ["institution_id", "name"]
+    assert result.data.select(ids).equals(expected.select(ids))
+
+    messy = _messy(city, path)
+    lost = messy.filter(~pl.col("recoverable"))
+    assert messy["recoverable"].sum() > 0
+    assert lost.height > 0
+    cells = _long(expected, first_row).join(
+        _long(result.data.drop("source_row"), first_row),
+        on=["source_row", "field"],
+        suffix="_read",
+    )
+    assert cells.height == expected.height * (len(RETURNS_COLUMNS) - 2)
+    cells = cells.join(
+        lost.select("source_row", "field", lost=pl.lit(True)),
+        on=["source_row", "field"],
+        how="left",
+    )
+    kept = cells.filter(pl.col("lost").is_null())
+    same = ((pl.col("value_read") - pl.col("value")).abs() <= 1e-9 * pl.col("value").abs()) | (
+        pl.col("value_read").is_null() & pl.col("value").is_null()
+    )
+    differ = kept.filter(~same.fill_null(False))
+    assert differ.is_empty(), differ
+    assert cells.filter(pl.col("lost").is_not_null())["value_read"].is_null().all()
+
+    # Nothing readable is quarantined; an unreadable cell is quarantined with its text unless
+    # the reader takes it for a blank (—).
+    q = result.quarantine
+    quarantined = set(q.select("source_row", "column", "raw_value").iter_rows())
+    unreadable = set(lost.select("source_row", "field", "reported_text").iter_rows())
+    assert quarantined
+    assert quarantined <= unreadable
+    for _, _, text in unreadable - quarantined:
+        assert pl.select(is_blank(pl.lit(text))).item(), text
