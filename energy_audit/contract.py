@@ -236,6 +236,62 @@ class UnitRegistry:
         return normalize_label(label) in self.units
 
 
+def _is_cjk(text: str) -> bool:
+    return all(unicodedata.name(ch, "").startswith("CJK UNIFIED IDEOGRAPH") for ch in text)
+
+
+def unit_label_zh(unit: str) -> str | None:
+    """Return the Chinese label of a unit of ``units.toml`` (``kWh`` → ``千瓦时``, ``l`` → ``升``).
+
+    Parameters
+    ----------
+    unit : str
+        A unit label (any width or case).
+
+    Returns
+    -------
+    str or None
+        The first label of the unit's dimension that has the unit's size and is written in CJK
+        characters; ``None`` if the registry does not know the unit or has no such label.
+    """
+    registry = units()
+    known = registry.get(unit)
+    if known is None:
+        return None
+    for label in registry.units.values():
+        if (
+            label.dimension == known.dimension
+            and label.factor == known.factor
+            and _is_cjk(label.label)
+        ):
+            return label.label
+    return None
+
+
+def header_zh(column: ColumnSpec, *, alias: str | None = None, unit: str | None = None) -> str:
+    """Return the Chinese header the library writes for a column: alias and unit in brackets.
+
+    Parameters
+    ----------
+    column : ColumnSpec
+        Contract column.
+    alias : str, optional
+        Alias to write instead of the first one (:attr:`ColumnSpec.header_zh`).
+    unit : str, optional
+        Unit label to write instead of the canonical unit's Chinese label.
+
+    Returns
+    -------
+    str
+        E.g. ``单位名称``, ``电(千瓦时)``, ``人均综合能耗(千克标准煤/人)`` (an alias that already
+        carries brackets is written as it is).
+    """
+    text = alias or column.header_zh
+    if column.unit is None or "(" in text:
+        return text
+    return f"{text}({unit or unit_label_zh(column.unit) or column.unit})"
+
+
 _ALLOWED_KEYS = {
     "name",
     "dtype",

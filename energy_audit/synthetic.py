@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import string
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,35 +100,6 @@ _FIRST_CSV_UNITS: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 
-def _is_cjk(text: str) -> bool:
-    return all(unicodedata.name(ch, "").startswith("CJK UNIFIED IDEOGRAPH") for ch in text)
-
-
-def _unit_label_zh(unit: str) -> str:
-    """Chinese label of a unit of ``schemas/units.toml`` (``kWh`` → ``千瓦时``, ``l`` → ``升``).
-
-    The first label of the unit's dimension that has the unit's size and is written in CJK
-    characters.
-
-    Raises
-    ------
-    ContractError
-        If ``units.toml`` does not know the unit or has no Chinese label of its size.
-    """
-    registry = contract.units()
-    canonical = registry.get(unit)
-    if canonical is None:
-        raise ContractError(f"unit {unit!r} is not in units.toml")
-    for label in registry.units.values():
-        if (
-            label.dimension == canonical.dimension
-            and label.factor == canonical.factor
-            and _is_cjk(label.label)
-        ):
-            return label.label
-    raise ContractError(f"units.toml has no Chinese label for {unit!r} ({canonical.dimension})")
-
-
 def _file_scale(column: ColumnSpec, unit: str) -> float:
     """Canonical units per unit ``unit`` written in the header of ``column`` (万千瓦时 → 10,000).
 
@@ -163,12 +133,9 @@ def _header_zh(column: ColumnSpec, *, alias: str | None = None, unit: str | None
     """
     if alias is not None and alias not in column.aliases:
         raise ContractError(f"{alias!r} is not an alias of column {column.name}")
-    text = alias or column.header_zh
-    if column.unit is None:
-        return text
     if unit is not None:
         _file_scale(column, unit)  # raises if a header of this column may not name the unit
-    return f"{text}({unit or _unit_label_zh(column.unit)})"
+    return contract.header_zh(column, alias=alias, unit=unit)
 
 
 def _file_scales(units: Mapping[str, str]) -> dict[str, float]:
@@ -2031,7 +1998,7 @@ def _messy_cells(
         if variant in ("thousands_comma", "fullwidth_comma") and in_file < 1000:
             variant = "padded"
         spec = _RETURNS.column(column)
-        unit = units.get(column) or (_unit_label_zh(spec.unit) if spec.unit else "")
+        unit = units.get(column) or (contract.unit_label_zh(spec.unit) or "" if spec.unit else "")
         text = _messy_text(variant, in_file, unit)
         recoverable = MESSY_CELL_VARIANTS[variant]
         out.setdefault(column, ([], []))

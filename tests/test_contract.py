@@ -132,3 +132,27 @@ def test_docs_are_generated_from_schemas():
     assert DOCS.read_text(encoding="utf-8") == expected, (
         "docs/data-contract.md is stale: run `energy-audit contract --out docs/data-contract.md`"
     )
+
+
+@pytest.mark.parametrize(
+    ("unit", "label"),
+    [
+        ("kWh", "千瓦时"), ("m3", "立方米"), ("l", "升"), ("GJ", "百万千焦"), ("tce", "吨标准煤"),
+        ("m2", "平方米"), ("t", "吨"), ("kg", "千克"), ("人", "人"), ("辆", "辆"), ("元", "元"),
+    ],
+)  # fmt: skip
+def test_unit_label_zh(unit, label):
+    assert contract.unit_label_zh(unit) == label
+
+
+def test_unit_label_zh_unknown_unit():
+    assert contract.unit_label_zh("furlong") is None
+
+
+def test_header_zh_writes_the_unit_in_chinese():
+    returns = contract.table("returns")
+    assert contract.header_zh(returns.column("electricity_kwh")) == "电(千瓦时)"
+    assert contract.header_zh(returns.column("water_m3"), unit="吨") == "水(吨)"
+    assert contract.header_zh(returns.column("name")) == "单位名称"
+    per_capita = contract.table("indicators").column("energy_per_capita_kgce")
+    assert contract.header_zh(per_capita) == "人均综合能耗(千克标准煤/人)"

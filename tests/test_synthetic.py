@@ -569,22 +569,6 @@ def test_another_district_table() -> None:
 # --- headers and labels come from the contract -----------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("unit", "label"),
-    [
-        ("kWh", "千瓦时"), ("m3", "立方米"), ("l", "升"), ("GJ", "百万千焦"), ("tce", "吨标准煤"),
-        ("m2", "平方米"), ("t", "吨"), ("kg", "千克"), ("人", "人"), ("辆", "辆"), ("元", "元"),
-    ],
-)  # fmt: skip
-def test_unit_label_zh(unit: str, label: str) -> None:
-    assert synthetic._unit_label_zh(unit) == label
-
-
-def test_unit_label_zh_unknown_unit() -> None:
-    with pytest.raises(ContractError, match=r"'furlong' is not in units\.toml"):
-        synthetic._unit_label_zh("furlong")
-
-
 def test_headers_and_labels_are_the_contracts(city: dict[str, Path]) -> None:
     spec = contract.table("returns")
     for column, header in synthetic.RETURNS_HEADERS_ZH.items():
@@ -592,7 +576,7 @@ def test_headers_and_labels_are_the_contracts(city: dict[str, Path]) -> None:
         if col.unit is None:
             assert header == col.header_zh
         else:
-            unit = "吨" if column == "water_m3" else synthetic._unit_label_zh(col.unit)
+            unit = "吨" if column == "water_m3" else contract.unit_label_zh(col.unit)
             assert header == f"{col.header_zh}({unit})"
     sheet = pl.read_excel(city["returns_2024_xlsx"], has_header=False, infer_schema_length=0)
     assert sheet.row(1) == tuple(

@@ -25,7 +25,7 @@ _EXTRA_HEADERS: dict[str, str] = {
     "source_row": "行号",
     "institutions": "公共机构数量",
     "district_name": "区名称",
-    "reported_total_tce": "填报能源消费总量(tce)",
+    "reported_total_tce": "填报能源消费总量(吨标准煤)",
 }
 
 
@@ -34,11 +34,7 @@ def _header_index() -> dict[str, str]:
     index = dict(_EXTRA_HEADERS)
     for name in contract.TABLE_NAMES:
         for col in contract.table(name).columns:
-            header = col.header_zh
-            unit = col.unit
-            if unit and "(" not in header:
-                header = f"{header}({unit})"
-            index.setdefault(col.name, header)
+            index.setdefault(col.name, contract.header_zh(col))
     return index
 
 
@@ -53,7 +49,7 @@ def chinese_header(column: str) -> str:
     Returns
     -------
     str
-        The contract's first alias with its unit (``电(kWh)``); the name itself if the
+        The contract's first alias with its unit in Chinese (``电(千瓦时)``); the name itself if the
         contract does not know the column.
     """
     return _header_index().get(column, column)
