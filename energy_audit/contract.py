@@ -25,7 +25,9 @@ import polars as pl
 
 from energy_audit.errors import ContractError
 
-Dtype = Literal["str", "int", "float", "bool", "enum", "district", "datetime"]
+Dtype = Literal[
+    "str", "int", "float", "bool", "enum", "district", "year", "credit_code", "datetime"
+]
 
 _POLARS_DTYPES: dict[str, pl.DataType] = {
     "str": pl.String(),
@@ -34,6 +36,8 @@ _POLARS_DTYPES: dict[str, pl.DataType] = {
     "bool": pl.Boolean(),
     "enum": pl.String(),
     "district": pl.String(),
+    "year": pl.Int64(),
+    "credit_code": pl.String(),
     "datetime": pl.Datetime("us", "UTC"),
 }
 
@@ -112,7 +116,8 @@ class ColumnSpec:
         Canonical column name (snake_case, unit at the end).
     dtype : str
         Contract dtype: ``str``, ``int``, ``float``, ``bool``, ``enum``, ``district`` (a district
-        code of the region) or ``datetime``.
+        code of the region), ``year`` (a calendar year, ``2023`` or ``2023年``), ``credit_code``
+        (a unified social credit code, normalised when read) or ``datetime``.
     required : bool
         The column must be present in an input file.
     nullable : bool

@@ -264,9 +264,9 @@ class _Context:
 
 def _clean(col: ColumnSpec, raw: pl.Expr, match: HeaderMatch, ctx: _Context):
     """Value and reason expressions for one matched column."""
+    if col.dtype == "year":
+        return cells.year(raw)
     if col.dtype in ("float", "int"):
-        if col.name == "year" or col.name.endswith("_year"):
-            return cells.year(raw)
         return cells.number(
             raw,
             match.factor,
@@ -284,7 +284,7 @@ def _clean(col: ColumnSpec, raw: pl.Expr, match: HeaderMatch, ctx: _Context):
     if col.dtype == "district":
         mapping = {contract.normalize_label(k): v for k, v in ctx.districts.items()}
         return cells.label(raw, mapping), pl.lit(None, pl.String)
-    if col.name.endswith("_id"):
+    if col.dtype == "credit_code":
         return cells.credit_code(raw), pl.lit(None, pl.String)
     return cells.text(raw), pl.lit(None, pl.String)
 
@@ -388,7 +388,7 @@ def _read_sheet(
     if fill:
         cleaned = cleaned.with_columns(fill)
 
-    for name in ("institution_id", "parent_id", "merged_into_id"):
+    for name in (c.name for c in spec.columns if c.dtype == "credit_code"):
         if name in by_name:
             pos = f"c{by_name[name].position}"
             n = cleaned.select(
