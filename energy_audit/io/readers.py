@@ -16,7 +16,9 @@ of a CSV file where the record starts, the record number (1 = first record) of a
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,6 @@ from energy_audit.errors import UnusableInputError
 from energy_audit.io import cells
 from energy_audit.io.headers import (
     DensityLookup,
-    HeaderMatch,
     cell_unit_factors,
     header_score,
     resolve_headers,
@@ -156,6 +157,33 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
         ) from exc
 
 
+def _csv_by_lines(text: str, delimiter: str) -> pl.DataFrame | None:
+    """Parse CSV text with polars when every record is one line; else ``None``.
+
+    Polars is fast, but with a quoted field spanning lines its row numbers are no longer line
+    numbers, and a row wider than the first rows stops it: then the caller falls back to the
+    ``csv`` module, which is slow but exact.
+    """
+    if "\r" in text.replace("\r\n", ""):
+        return None
+    head = list(itertools.islice(csv.reader(io.StringIO(text[:200_000]), delimiter=delimiter), 50))
+    width = max((len(r) for r in head), default=0)
+    if width == 0:
+        return None
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            has_header=False,
+            separator=delimiter,
+            schema={f"c{i}": pl.String for i in range(width)},
+            missing_columns="insert",
+        )
+    except pl.exceptions.PolarsError:
+        return None
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    return frame if frame.height == lines else None
+
+
 def _load_csv(path: Path) -> tuple[list[_Sheet], str]:
     try:
         data = path.read_bytes()
@@ -166,6 +194,9 @@ def _load_csv(path: Path) -> tuple[list[_Sheet], str]:
     delimiter = ","
     if head.count("\t") > head.count(",") and head.count("\t") > 0:
         delimiter = "\t"
+    fast = _csv_by_lines(text, delimiter)
+    if fast is not None:
+        return [_Sheet(None, fast, list(range(1, fast.height + 1)))], encoding
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows: list[list[str]] = []
     starts: list[int] = []
@@ -262,17 +293,10 @@ class _Context:
         )
 
 
-def _clean(col: ColumnSpec, raw: pl.Expr, match: HeaderMatch, ctx: _Context):
-    """Value and reason expressions for one matched column."""
+def _clean(col: ColumnSpec, raw: pl.Expr, ctx: _Context) -> tuple[pl.Expr, pl.Expr]:
+    """Value and reason expressions for one matched non-numeric column."""
     if col.dtype == "year":
         return cells.year(raw)
-    if col.dtype in ("float", "int"):
-        return cells.number(
-            raw,
-            match.factor,
-            cell_unit_factors(col, ctx.density),
-            whole=col.dtype == "int",
-        )
     if col.dtype == "bool":
         return cells.boolean(raw)
     if col.dtype == "enum":
@@ -287,6 +311,25 @@ def _clean(col: ColumnSpec, raw: pl.Expr, match: HeaderMatch, ctx: _Context):
     if col.dtype == "credit_code":
         return cells.credit_code(raw), pl.lit(None, pl.String)
     return cells.text(raw), pl.lit(None, pl.String)
+
+
+def _nonblank_rows(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """Drop rows whose cells are all blank, keeping the order.
+
+    Rows with a cell that reads as a plain number are certainly not blank; only the others get
+    the (slower) text test of :func:`cells.is_blank`.
+    """
+    if not columns:
+        return frame.clear()
+    order = "__blank_order"
+    frame = frame.with_row_index(order)
+    has_number = pl.any_horizontal(
+        pl.col(c).cast(pl.Float64, strict=False).is_not_null() for c in columns
+    )
+    sure = frame.filter(has_number)
+    rest = frame.filter(~has_number)
+    rest = rest.filter(pl.any_horizontal(~cells.is_blank(pl.col(c)) for c in columns))
+    return pl.concat([sure, rest], how="vertical").sort(order).drop(order)
 
 
 def _read_sheet(
@@ -324,9 +367,8 @@ def _read_sheet(
         pl.Series("__row", sheet.row_numbers[start:], dtype=pl.Int64)
     )
     raw_cols = [f"c{m.position}" for m in matches]
-    nonblank = pl.any_horizontal(~cells.is_blank(pl.col(c)) for c in raw.columns[:-1])
     n_all = raw.height
-    raw = raw.filter(nonblank) if raw.width > 1 else raw.clear()
+    raw = _nonblank_rows(raw, raw.columns[:-1])
     if n_all - raw.height:
         ctx.note("blank_rows", f"{n_all - raw.height} blank row(s) skipped")
     headerless = [
@@ -339,17 +381,31 @@ def _read_sheet(
         if n:
             ctx.note("ignored_column", f"column {int(c[1:]) + 1} has no header but {n} values")
 
-    values, reasons = [], []
-    for m in matches:
-        v, r = _clean(m.column, pl.col(f"c{m.position}"), m, ctx)
-        values.append(v.alias(m.column.name))
-        reasons.append(r.alias(f"__reason_{m.column.name}"))
-    cleaned = raw.with_columns(*values, *reasons)
-    for m in matches:
-        if m.column.unit is None:
-            continue
-        ok = pl.col(f"__reason_{m.column.name}").is_null()
-        n = cleaned.select((cells.has_own_unit(pl.col(f"c{m.position}")) & ok).sum()).item()
+    numeric = [m for m in matches if m.column.dtype in ("float", "int")]
+    cleaned = cells.clean_numbers(
+        raw,
+        [
+            cells.NumberColumn(
+                source=f"c{m.position}",
+                target=m.column.name,
+                factor=m.factor,
+                unit_factors=cell_unit_factors(m.column, ctx.density),
+                whole=m.column.dtype == "int",
+            )
+            for m in numeric
+        ],
+    )
+    others = [m for m in matches if m not in numeric]
+    exprs = []
+    for m in others:
+        value, reason = _clean(m.column, pl.col(f"c{m.position}"), ctx)
+        exprs += [value.alias(m.column.name), reason.alias(cells.reason_column(m.column.name))]
+    cleaned = cleaned.with_columns(exprs)
+    own_units = cleaned.select(
+        pl.col(cells.own_unit_column(m.column.name)).sum().alias(m.column.name) for m in numeric
+    )
+    for m in numeric:
+        n = own_units[m.column.name].item()
         if n:
             ctx.note(
                 "cell_unit_conversion",
@@ -363,7 +419,7 @@ def _read_sheet(
     for col in spec.columns:
         if col.name in by_name:
             if col.name in defaults:
-                blank = pl.col(col.name).is_null() & pl.col(f"__reason_{col.name}").is_null()
+                blank = pl.col(col.name).is_null() & pl.col(cells.reason_column(col.name)).is_null()
                 n = cleaned.select(blank.sum()).item()
                 if n:
                     ctx.note(
@@ -432,14 +488,14 @@ def _read_sheet(
     )
     kept = cleaned.filter(ident_ok)
     cell_q = [
-        kept.filter(pl.col(f"__reason_{m.column.name}").is_not_null()).select(
+        kept.filter(pl.col(cells.reason_column(m.column.name)).is_not_null()).select(
             pl.lit(ctx.file).alias("source_file"),
             pl.lit(ctx.sheet, pl.String).alias("source_sheet"),
             pl.col("__row").alias("source_row"),
             pl.lit(m.column.name).alias("column"),
             pl.col(f"c{m.position}").alias("raw_value"),
             pl.concat_str(
-                pl.col(f"__reason_{m.column.name}"),
+                pl.col(cells.reason_column(m.column.name)),
                 pl.lit(f" (header {m.header!r})"),
             ).alias("reason"),
         )
@@ -514,11 +570,17 @@ def _read(
     )
 
 
-def _default_density() -> DensityLookup:
+def _density_lookup(coefficients: pl.DataFrame | None) -> DensityLookup:
+    """Density [kg/L] of a liquid fuel from the coefficient table, each item looked up once."""
     from energy_audit.factors import density_kg_per_l, load_coefficients
 
-    table = load_coefficients()
-    return lambda item: density_kg_per_l(table, item)
+    table = load_coefficients(coefficients)
+
+    @functools.cache
+    def density(item: str) -> float:
+        return density_kg_per_l(table, item)
+
+    return density
 
 
 def read_returns(
@@ -560,14 +622,7 @@ def read_returns(
     >>> result = read_returns("2024年能耗统计.xlsx")  # doctest: +SKIP
     >>> result.data.select("institution_id", "electricity_kwh")  # doctest: +SKIP
     """
-    if coefficients is None:
-        density = _default_density()
-    else:
-        from energy_audit.factors import density_kg_per_l
-
-        def density(item: str) -> float:
-            return density_kg_per_l(coefficients, item)
-
+    density = _density_lookup(coefficients)
     defaults: dict[str, Any] = {} if year is None else {"year": int(year)}
     return _read(
         path,

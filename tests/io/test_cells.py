@@ -2,17 +2,25 @@
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from energy_audit.io import cells
 
 KWH_UNITS = {"千瓦时": 1.0, "kwh": 1.0, "万千瓦时": 1e4}
 
 
-def _number(values, factor=1.0, whole=False):
+def _clean(values, factor=1.0, whole=False, fast_path=True):
     df = pl.DataFrame({"raw": pl.Series(values, dtype=pl.String)})
-    value, reason = cells.number(pl.col("raw"), factor, KWH_UNITS, whole=whole)
-    out = df.select(value.alias("value"), reason.alias("reason"))
-    return out["value"].to_list(), out["reason"].to_list()
+    spec = cells.NumberColumn("raw", "value", factor, KWH_UNITS, whole)
+    return cells.clean_numbers(df, [spec], fast_path=fast_path)
+
+
+def _number(values, factor=1.0, whole=False):
+    outs = [_clean(values, factor, whole, fast) for fast in (True, False)]
+    assert outs[0].equals(outs[1])  # the fast path changes nothing
+    out = outs[0]
+    return out["value"].to_list(), out[cells.reason_column("value")].to_list()
 
 
 @pytest.mark.parametrize(
@@ -98,3 +106,26 @@ def test_credit_code_normalisation():
     )
     out = df.select(cells.credit_code(pl.col("raw")).alias("v"))["v"].to_list()
     assert out == ["12100000000018032A", "11100000000013338W", None]
+
+
+numberish = st.one_of(
+    st.text(alphabet="0123456789+-.,eE 　１２，千瓦时万kwhinfa", max_size=10),
+    st.from_regex(r"[+-]?\d{1,7}(\.\d{0,3})?([eE][+-]?\d{1,2})?", fullmatch=True),
+    st.sampled_from(["inf", "-inf", "nan", "NaN", "1.", ".5", "+5", "1e400", " 12", "12 "]),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(numberish, min_size=1, max_size=20), whole=st.booleans())
+def test_fast_path_agrees_with_the_full_rules(values, whole):
+    fast = _clean(values, factor=10.0, whole=whole, fast_path=True)
+    full = _clean(values, factor=10.0, whole=whole, fast_path=False)
+    assert fast.equals(full)
+    assert fast.height == len(values)
+    assert fast["raw"].to_list() == values  # order kept, input column untouched
+
+
+def test_unit_of_own_is_flagged():
+    out = _clean(["500 千瓦时", "12", "3 万千瓦时", "约3"], fast_path=True)
+    assert out[cells.own_unit_column("value")].to_list() == [True, False, True, False]
