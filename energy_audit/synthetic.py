@@ -17,7 +17,8 @@ Three layers:
   Chinese headers and labels (taken from the data contract, ``schemas/``), CSV (one year in
   GB18030 with electricity in 万千瓦时), parquet with canonical columns, plus the truth table.
   Some xlsx/CSV cells carry the text people type (``1,234``, ``１２３``, ``500 千瓦时``, ``—``,
-  ``约3000``), recorded as ``messy_cell`` truth rows.
+  ``约3000``), recorded as ``messy_cell`` truth rows. Each returns file is written by
+  :func:`write_returns_file`, which also writes any returns frame (e.g. for a benchmark).
 
 Scope: the directory is one snapshot (the fourth quarter of the last year). An institution is in
 scope of every year when its status is ``active``; dissolved and merged institutions file no
@@ -59,10 +60,12 @@ __all__ = [
     "RETURNS_COLUMNS",
     "RETURNS_HEADERS_ZH",
     "TRUTH_SCHEMA",
+    "XLSX_MAX_ROWS",
     "district_trends",
     "make_directory",
     "make_returns",
     "write_city",
+    "write_returns_file",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -362,7 +365,8 @@ _WATER_PRICE: Final = (4.5, 7.9)  # [元/m³]
 _YEAR_NOISE_SIGMA: Final = 0.03
 _YEAR_NOISE_CLIP: Final = 0.06  # keeps true year-on-year changes below 30 %
 _WEATHER_RANGE: Final = (0.95, 1.05)
-_XLSX_MAX_ROWS: Final = 1_048_576
+#: Rows of one Excel sheet, title and header rows included (larger frames get no xlsx file).
+XLSX_MAX_ROWS: Final = 1_048_576
 _XLSX_FIRST_ROW: Final = 3  # row 1 the title, row 2 the headers
 _CSV_FIRST_ROW: Final = 2  # line 1 the headers
 _FIXED_CREATED: Final = dt.datetime(2025, 1, 1, 0, 0, 0)
@@ -2147,7 +2151,7 @@ def write_city(
     stem = f"directory_{last}Q4"
     written["directory_parquet"] = out / f"{stem}.parquet"
     directory.write_parquet(written["directory_parquet"])
-    if "xlsx" in wanted and directory.height + 2 <= _XLSX_MAX_ROWS:
+    if "xlsx" in wanted and directory.height + 2 <= XLSX_MAX_ROWS:
         path = out / f"{stem}.xlsx"
         labels = {c.name: _labels_zh(c, table) for c in _DIRECTORY.columns}
         labelled = directory.with_columns(
@@ -2190,61 +2194,27 @@ def write_city(
         )
         written["directory_xlsx"] = path
 
-    # Returns, one set of files per year.
-    has_truth = truth.select("institution_id", "year").unique().with_columns(_flag=pl.lit(True))
+    # Returns, one set of files per year (one random stream through all files: byte-identical).
     for year in year_array.tolist():
         frame = returns.filter(pl.col("year") == year)
-        path = out / f"returns_{year}.parquet"
-        frame.write_parquet(path)
+        path, _ = write_returns_file(frame, out / f"returns_{year}.parquet", seed=rng, year=year)
         returns_paths["parquet"][year] = path
-        excluded = (
-            frame.select("institution_id", "year")
-            .join(has_truth, on=["institution_id", "year"], how="left", maintain_order="left")[
-                "_flag"
-            ]
-            .fill_null(False)
-            .to_numpy()
-        )
-        if "xlsx" in wanted and frame.height + 2 <= _XLSX_MAX_ROWS:
-            path = out / f"returns_{year}.xlsx"
-            texts, messy = _messy_cells(
-                frame, _RETURNS_UNITS, excluded, messy_rate, rng, path.name, _XLSX_FIRST_ROW
-            )
-            columns = []
-            for c in RETURNS_COLUMNS:
-                values = frame[c].to_list()
-                for row, text in zip(*texts.get(c, ((), ())), strict=True):
-                    values[int(row)] = text
-                columns.append(values)
-            _write_xlsx(
-                path,
-                f"{year}年度{_REGION_NAME}公共机构能源资源消费统计表",
-                [
-                    h + ("*" if _RETURNS.column(c).required else "")
-                    for c, h in RETURNS_HEADERS_ZH.items()
-                ],
-                columns,
-            )
+        messy = {"seed": rng, "year": year, "truth": truth, "messy_rate": messy_rate}
+        if "xlsx" in wanted and frame.height + 2 <= XLSX_MAX_ROWS:
+            path, messy_truth = write_returns_file(frame, out / f"returns_{year}.xlsx", **messy)
             returns_paths["xlsx"][year] = path
-            truth_parts.append(messy)
+            truth_parts.append(messy_truth)
         if "csv" in wanted:
-            path = out / f"returns_{year}.csv"
             first = year == int(year_array[0])
-            units = _FIRST_CSV_UNITS if first else _RETURNS_UNITS
-            scale = _file_scales(units)
-            texts, messy = _messy_cells(
-                frame, units, excluded, messy_rate, rng, path.name, _CSV_FIRST_ROW
+            path, messy_truth = write_returns_file(
+                frame,
+                out / f"returns_{year}.csv",
+                units=_FIRST_CSV_UNITS if first else None,
+                encoding="gb18030" if first else "utf-8-sig",
+                **messy,
             )
-            text_columns: dict[str, pl.Series] = {}
-            for c, header in _returns_headers_zh(units).items():
-                text = _as_text(frame[c] / scale[c] if c in scale else frame[c])
-                if c in texts:
-                    text = text.scatter(*texts[c])
-                text_columns[_fullwidth_brackets(header)] = text
-            encoding = "gb18030" if first else "utf-8-sig"
-            path.write_bytes(pl.DataFrame(text_columns).write_csv().encode(encoding))
             returns_paths["csv"][year] = path
-            truth_parts.append(messy)
+            truth_parts.append(messy_truth)
 
     full_truth = pl.concat(truth_parts, how="vertical").sort(
         "year", "institution_id", "defect", "field", "source_file", "source_row",

@@ -223,6 +223,11 @@ def _load_parquet(path: Path) -> list[_Sheet]:
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise UnusableInputError(f"{path.name}: cannot read as Parquet: {exc}") from exc
     headers: list[str | None] = list(frame.columns)
+    nested = [c for c, t in frame.schema.items() if t.is_nested()]
+    if nested:
+        raise UnusableInputError(
+            f"{path.name}: column(s) {', '.join(nested)} hold lists or structs, not cell values"
+        )
     frame = frame.select(
         pl.col(c).cast(pl.String).alias(f"c{i}") for i, c in enumerate(frame.columns)
     )
