@@ -3,10 +3,11 @@
 What is measured
 ----------------
 For each size (default 10,000 and 1,000,000 rows) one year of returns of the synthetic city is
-written three ways, as the office receives them:
+written three ways by :func:`energy_audit.synthetic.write_returns_file`, exactly as
+:func:`~energy_audit.synthetic.write_city` writes a year:
 
-- ``.xlsx``: a merged title row above the Chinese header row (``统一社会信用代码``, ``统计年度``,
-  ``建筑面积(平方米)``, ``电(千瓦时)``, ``水(吨)`` …), numbers as numbers;
+- ``.xlsx``: a merged title row above the Chinese header row (``统一社会信用代码*``,
+  ``统计年度*``, ``建筑面积(平方米)*``, ``电(千瓦时)*``, ``水(吨)`` …), numbers as numbers;
 - ``.csv``: UTF-8 with BOM, Chinese headers with full-width brackets, numbers as text;
 - ``.parquet``: the canonical columns.
 
@@ -14,7 +15,8 @@ The returns come from :func:`energy_audit.synthetic.make_directory` and
 :func:`~energy_audit.synthetic.make_returns` (year 2024, default defects: duplicates, unknown
 institutions, unit slips …). In the xlsx and CSV files a share of the numeric cells
 (``DEFAULT_DEFECT_RATES["messy_cell"]``) is typed as text the way people type it (``1,234.5``,
-``１２３４``, ``500 千瓦时``, ``—``, ``约3000``), so the cleaning and quarantine paths do real work.
+``１２３４``, ``500 千瓦时``, ``—``, ``约3000``), so the cleaning and quarantine paths do real work;
+both files of a size have the same messy cells (same seed).
 Files are written once into ``--out`` (default ``benchmarks/out/``, git-ignored) and reused on
 later runs; ``--regenerate`` rewrites them (do so after changing the generator).
 
@@ -54,14 +56,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 FORMATS = ("xlsx", "csv", "parquet")
 DEFAULT_SIZES = (10_000, 1_000_000)
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 YEAR = 2024
-XLSX_MAX_ROWS = 1_048_576  # rows of one Excel sheet, title and header rows included
 SMALL_SIZE = 100_000  # sizes up to this many rows are read 3 times by default, larger ones once
 # Directory institutions per return row asked for: make_returns gives about 0.97 rows per
 # institution (scope, missing returns, duplicates); the surplus is sampled away.
@@ -75,110 +75,26 @@ def _file_paths(out: Path, rows: int, seed: int) -> dict[str, Path]:
     return {fmt: out / f"returns_{YEAR}_{rows}rows_seed{seed}.{fmt}" for fmt in FORMATS}
 
 
-def _make_frame(rows: int, seed: int) -> pl.DataFrame:
-    """``rows`` returns of the synthetic city for :data:`YEAR`, in generator order."""
+def _make_frame(rows: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``rows`` returns of the synthetic city for :data:`YEAR` (generator order) and their truth."""
     from energy_audit.synthetic import make_directory, make_returns
 
     directory = make_directory(max(1000, round(rows * INSTITUTIONS_PER_ROW)), seed)
-    returns, _truth = make_returns(directory, years=[YEAR], seed=seed, defects=True)
+    returns, truth = make_returns(directory, years=[YEAR], seed=seed, defects=True)
     if returns.height < rows:
         raise RuntimeError(f"the synthetic city gave {returns.height} returns, fewer than {rows}")
     # A sample keeps duplicates and returns of unknown institutions (which follow the year) in
     # proportion; sorting by the row index keeps the generator's order.
-    return returns.with_row_index("_i").sample(rows, seed=seed).sort("_i").drop("_i")
-
-
-def _typed_text(variant: str, value: float, unit: str) -> str:
-    """How a person might type ``value`` into a cell (variants of ``MESSY_CELL_VARIANTS``)."""
-    text = np.format_float_positional(value, trim="-")
-    whole, dot, fraction = text.partition(".")
-    if variant == "thousands_comma" and abs(value) >= 1000:
-        return f"{int(whole):,}{dot}{fraction}"
-    if variant == "fullwidth_comma" and abs(value) >= 1000:
-        return f"{int(whole):,}".replace(",", "，") + dot + fraction
-    if variant == "fullwidth_digits":
-        return text.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
-    if variant == "trailing_unit" and unit:
-        return f"{text} {unit}"
-    if variant == "dash":
-        return "—"
-    if variant == "approximate":
-        return "约" + np.format_float_positional(float(f"{value:.2g}"), trim="-")
-    return f"  {text} "  # padded
-
-
-def _messy_cells(frame: pl.DataFrame, seed: int) -> dict[str, dict[int, str]]:
-    """Cells to write as typed text: column → {row index: text}."""
-    from energy_audit.synthetic import (
-        DEFAULT_DEFECT_RATES,
-        MESSY_CELL_VARIANTS,
-        RETURNS_HEADERS_ZH,
-    )
-
-    columns = [c for c, t in frame.schema.items() if t.is_numeric() and c != "year"]
-    rng = np.random.default_rng([seed, 101])
-    n = max(1, round(DEFAULT_DEFECT_RATES["messy_cell"] * frame.height * len(columns)))
-    cells = np.sort(rng.choice(frame.height * len(columns), size=n, replace=False))
-    rows, cols = np.divmod(cells, len(columns))
-    variants = list(MESSY_CELL_VARIANTS)
-    out: dict[str, dict[int, str]] = {}
-    for k, (row, col) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-        column = columns[col]
-        value = frame[column][row]
-        if value is None or value <= 0:
-            continue
-        header = RETURNS_HEADERS_ZH[column]
-        unit = header[header.index("(") + 1 : header.rindex(")")] if "(" in header else ""
-        text = _typed_text(variants[k % len(variants)], float(value), unit)
-        out.setdefault(column, {})[row] = text
-    return out
-
-
-def _write_xlsx(path: Path, frame: pl.DataFrame, messy: dict[str, dict[int, str]]) -> None:
-    import xlsxwriter
-
-    from energy_audit.synthetic import RETURNS_HEADERS_ZH
-
-    if frame.height + 2 > XLSX_MAX_ROWS:
-        raise ValueError(f"{frame.height} rows do not fit one xlsx sheet")
-    columns = []
-    for c in frame.columns:
-        values = frame[c].to_list()
-        for row, text in messy.get(c, {}).items():
-            values[row] = text
-        columns.append(values)
-    headers = [RETURNS_HEADERS_ZH[c] for c in frame.columns]
-    workbook = xlsxwriter.Workbook(str(path), {"constant_memory": True})
-    sheet = workbook.add_worksheet("Sheet1")
-    title = workbook.add_format({"bold": True, "font_size": 14, "align": "center"})
-    sheet.merge_range(
-        0, 0, 0, len(headers) - 1, f"{YEAR}年度天津市公共机构能源资源消费统计表", title
-    )
-    sheet.write_row(1, 0, headers, workbook.add_format({"bold": True, "border": 1}))
-    for r, row in enumerate(zip(*columns, strict=True)):
-        sheet.write_row(r + 2, 0, row)
-    workbook.close()
-
-
-def _write_csv(path: Path, frame: pl.DataFrame, messy: dict[str, dict[int, str]]) -> None:
-    from energy_audit.synthetic import RETURNS_HEADERS_ZH
-
-    text_columns = {}
-    for c in frame.columns:
-        text = frame[c].cast(pl.String)
-        if frame[c].dtype.is_float():
-            text = text.str.replace(r"\.0$", "")  # as a spreadsheet saves 352417.0
-        if c in messy:
-            text = text.scatter(list(messy[c]), list(messy[c].values()))
-        header = RETURNS_HEADERS_ZH[c].replace("(", "（").replace(")", "）")
-        text_columns[header] = text
-    pl.DataFrame(text_columns).write_csv(path, include_bom=True)
+    frame = returns.with_row_index("_i").sample(rows, seed=seed).sort("_i").drop("_i")
+    return frame, truth
 
 
 def ensure_files(
     out: Path, rows: int, seed: int, formats: Sequence[str], regenerate: bool
 ) -> dict[str, Path]:
     """Write the missing input files of one size; return the path of each format."""
+    from energy_audit.synthetic import write_returns_file
+
     paths = {fmt: p for fmt, p in _file_paths(out, rows, seed).items() if fmt in formats}
     missing = [fmt for fmt, p in paths.items() if regenerate or not p.exists()]
     if not missing:
@@ -186,16 +102,10 @@ def ensure_files(
     out.mkdir(parents=True, exist_ok=True)
     _log(f"generating {rows:,} returns (seed {seed}) for {', '.join(missing)} …")
     start = time.perf_counter()
-    frame = _make_frame(rows, seed)
-    messy = _messy_cells(frame, seed)
-    writers = {
-        "xlsx": _write_xlsx,
-        "csv": _write_csv,
-        "parquet": lambda path, frame, _messy: frame.write_parquet(path),
-    }
+    frame, truth = _make_frame(rows, seed)
     for fmt in missing:
         tmp = paths[fmt].with_name(f"partial_{paths[fmt].name}")  # a crash leaves no cache file
-        writers[fmt](tmp, frame, messy)
+        write_returns_file(frame, tmp, seed=seed, year=YEAR, truth=truth)
         tmp.replace(paths[fmt])
         _log(f"  wrote {paths[fmt]} ({time.perf_counter() - start:.0f} s so far)")
     return paths
@@ -377,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
+
+    from energy_audit.synthetic import XLSX_MAX_ROWS
 
     results = []
     for rows in args.sizes:

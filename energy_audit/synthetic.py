@@ -2066,6 +2066,150 @@ def _messy_credit_code(code: str, variant: int) -> str:
     return code.translate(_FULLWIDTH_DIGITS)
 
 
+def write_returns_file(
+    returns: pl.DataFrame,
+    path: str | Path,
+    *,
+    seed: int | np.random.Generator,
+    year: int | None = None,
+    truth: pl.DataFrame | None = None,
+    messy_rate: float = DEFAULT_DEFECT_RATES["messy_cell"],
+    units: Mapping[str, str] | None = None,
+    encoding: str | None = None,
+) -> tuple[Path, pl.DataFrame]:
+    """Write one year of returns as the office receives them; return the file and its messy cells.
+
+    The format follows the suffix of ``path``, as :func:`write_city` writes each year:
+
+    - ``.xlsx``: a merged title row ``<year>年度天津市公共机构能源资源消费统计表``, the Chinese
+      headers with units (:data:`RETURNS_HEADERS_ZH`, required columns marked ``*``), numbers as
+      numbers, messy cells as text; fixed timestamps, so the same input gives the same bytes.
+    - ``.csv``: Chinese headers with full-width brackets (``电（千瓦时）``), numbers as text the
+      way a spreadsheet saves them (``352417``, ``35.2417``), messy cells.
+    - ``.parquet``: the canonical columns as they are (no units, no messy cells).
+
+    A share ``messy_rate`` of the numeric cells of an xlsx or CSV file (at least one while the rate
+    is positive) is typed as text (:data:`MESSY_CELL_VARIANTS`: ``1,234.5``, ``１２３４.５``,
+    ``500 千瓦时``, ``—``, ``约1200`` …); each is one ``messy_cell`` row of the returned truth.
+
+    Parameters
+    ----------
+    returns : polars.DataFrame
+        Returns of one data year with the columns :data:`RETURNS_COLUMNS` (as made by
+        :func:`make_returns`), in canonical units; not changed.
+    path : str or Path
+        File to write, ending in ``.xlsx``, ``.csv`` or ``.parquet`` (its folder must exist).
+    seed : int or numpy.random.Generator
+        Random seed of the messy cells; a generator is drawn from and advanced (:func:`write_city`
+        passes one generator through all its files).
+    year : int, optional
+        Data year of the file (xlsx title row); default the only year in ``returns``.
+    truth : polars.DataFrame, optional
+        :func:`make_returns`' truth table: returns of an institution and year with a truth row get
+        no messy cell, so that each defect stays one truth row.
+    messy_rate : float, default ``DEFAULT_DEFECT_RATES["messy_cell"]``
+        Share of the numeric cells typed as text [fraction, 0 to 1]; 0 writes none.
+    units : mapping of str to str, optional
+        Units the headers name instead of the usual ones, column → Chinese unit
+        (``{"electricity_kwh": "万千瓦时"}``: values ÷ 10,000); merged over the usual units of
+        the files (water in 吨, as :data:`RETURNS_HEADERS_ZH`). xlsx and CSV only.
+    encoding : str, optional
+        Encoding of a CSV file (``"utf-8-sig"``, UTF-8 with BOM, by default; ``"gb18030"`` as
+        Chinese Excel saves it). CSV only.
+
+    Returns
+    -------
+    path : Path
+        The written file.
+    messy_truth : polars.DataFrame
+        :data:`TRUTH_SCHEMA` rows of defect ``messy_cell``, one per messy cell: ``field``,
+        ``true_value`` (canonical units), ``reported_text``, ``recoverable``, ``source_file``
+        (the file name) and ``source_row`` (the row as a person counts rows: the first data row is
+        3 in xlsx, 2 in CSV). Empty for parquet.
+
+    Raises
+    ------
+    ValueError
+        If the suffix is not a known format, the columns are not :data:`RETURNS_COLUMNS`, the
+        frame holds another year than ``year`` (or, without ``year``, not exactly one),
+        ``messy_rate`` is outside [0, 1], the rows do not fit an xlsx sheet
+        (:data:`XLSX_MAX_ROWS`), or ``units`` or ``encoding`` is given for a format without them.
+    ContractError
+        If a unit is not one a header of its column may name.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().removeprefix(".")
+    if fmt not in _FORMATS:
+        raise ValueError(f"{path.name}: unknown format {path.suffix!r}; known: {list(_FORMATS)}")
+    if set(returns.columns) != set(RETURNS_COLUMNS):
+        missing = sorted(set(RETURNS_COLUMNS) - set(returns.columns))
+        extra = sorted(set(returns.columns) - set(RETURNS_COLUMNS))
+        raise ValueError(
+            f"returns columns differ from RETURNS_COLUMNS: missing {missing}, extra {extra}"
+        )
+    years = sorted(returns["year"].drop_nulls().unique().to_list())
+    if year is None:
+        if len(years) != 1:
+            raise ValueError(f"returns hold the years {years}; pass year= for a file of one year")
+        year = int(years[0])
+    elif set(years) - {year}:
+        raise ValueError(f"returns hold the years {years}, the file is of {year}")
+    if not 0.0 <= messy_rate <= 1.0:
+        raise ValueError(f"messy_rate must be a fraction from 0 to 1, got {messy_rate}")
+    if fmt != "csv" and encoding is not None:
+        raise ValueError(f"{path.name}: encoding applies to CSV files only")
+    if fmt == "xlsx" and returns.height + 2 > XLSX_MAX_ROWS:
+        raise ValueError(f"{returns.height:,} rows do not fit one xlsx sheet ({XLSX_MAX_ROWS:,})")
+    frame = returns.select(RETURNS_COLUMNS)
+    if fmt == "parquet":
+        if units:
+            raise ValueError(f"{path.name}: parquet files hold canonical units; units do not apply")
+        frame.write_parquet(path)
+        return path, _empty_truth()
+
+    file_units = {**_RETURNS_UNITS, **(units or {})}
+    scale = _file_scales(file_units)
+    rng = seed if isinstance(seed, np.random.Generator) else _rng(seed, _STREAM_FILES)
+    if truth is None:
+        excluded = np.zeros(frame.height, dtype=np.bool_)
+    else:
+        has_truth = truth.select("institution_id", "year").unique().with_columns(_flag=pl.lit(True))
+        excluded = (
+            frame.select("institution_id", "year")
+            .join(has_truth, on=["institution_id", "year"], how="left", maintain_order="left")[
+                "_flag"
+            ]
+            .fill_null(False)
+            .to_numpy()
+        )
+    first_row = _XLSX_FIRST_ROW if fmt == "xlsx" else _CSV_FIRST_ROW
+    texts, messy = _messy_cells(frame, file_units, excluded, messy_rate, rng, path.name, first_row)
+    headers = _returns_headers_zh(file_units)
+    if fmt == "xlsx":
+        columns = []
+        for c in RETURNS_COLUMNS:
+            values = (frame[c] / scale[c] if c in scale else frame[c]).to_list()
+            for row, text in zip(*texts.get(c, ((), ())), strict=True):
+                values[int(row)] = text
+            columns.append(values)
+        _write_xlsx(
+            path,
+            f"{year}年度{_REGION_NAME}公共机构能源资源消费统计表",
+            [h + ("*" if _RETURNS.column(c).required else "") for c, h in headers.items()],
+            columns,
+        )
+    else:
+        text_columns: dict[str, pl.Series] = {}
+        for c, header in headers.items():
+            text = _as_text(frame[c] / scale[c] if c in scale else frame[c])
+            if c in texts:
+                text = text.scatter(*texts[c])
+            text_columns[_fullwidth_brackets(header)] = text
+        csv = pl.DataFrame(text_columns).write_csv()
+        path.write_bytes(csv.encode(encoding or "utf-8-sig"))
+    return path, messy
+
+
 def write_city(
     out_dir: str | Path,
     n_institutions: int,
@@ -2199,22 +2343,31 @@ def write_city(
         frame = returns.filter(pl.col("year") == year)
         path, _ = write_returns_file(frame, out / f"returns_{year}.parquet", seed=rng, year=year)
         returns_paths["parquet"][year] = path
-        messy = {"seed": rng, "year": year, "truth": truth, "messy_rate": messy_rate}
         if "xlsx" in wanted and frame.height + 2 <= XLSX_MAX_ROWS:
-            path, messy_truth = write_returns_file(frame, out / f"returns_{year}.xlsx", **messy)
+            path, messy = write_returns_file(
+                frame,
+                out / f"returns_{year}.xlsx",
+                seed=rng,
+                year=year,
+                truth=truth,
+                messy_rate=messy_rate,
+            )
             returns_paths["xlsx"][year] = path
-            truth_parts.append(messy_truth)
+            truth_parts.append(messy)
         if "csv" in wanted:
             first = year == int(year_array[0])
-            path, messy_truth = write_returns_file(
+            path, messy = write_returns_file(
                 frame,
                 out / f"returns_{year}.csv",
+                seed=rng,
+                year=year,
+                truth=truth,
+                messy_rate=messy_rate,
                 units=_FIRST_CSV_UNITS if first else None,
-                encoding="gb18030" if first else "utf-8-sig",
-                **messy,
+                encoding="gb18030" if first else None,
             )
             returns_paths["csv"][year] = path
-            truth_parts.append(messy_truth)
+            truth_parts.append(messy)
 
     full_truth = pl.concat(truth_parts, how="vertical").sort(
         "year", "institution_id", "defect", "field", "source_file", "source_row",

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from energy_audit import contract, read_directory, read_returns, synthetic
+from energy_audit import ReadResult, contract, read_directory, read_returns, synthetic
 from energy_audit.directory.codes import credit_codes_valid, validate_credit_code
 from energy_audit.districts import load_districts
 from energy_audit.errors import ContractError
@@ -18,12 +18,14 @@ from energy_audit.io.cells import is_blank
 from energy_audit.synthetic import (
     DEFECT_KINDS,
     DIRECTORY_COLUMNS,
+    MESSY_CELL_VARIANTS,
     RETURNS_COLUMNS,
     TRUTH_SCHEMA,
     district_trends,
     make_directory,
     make_returns,
     write_city,
+    write_returns_file,
 )
 
 YEARS = range(2020, 2025)
@@ -507,7 +509,7 @@ def test_written_files(city: dict[str, Path]) -> None:
 
 
 def test_xlsx_only_when_it_fits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(synthetic, "_XLSX_MAX_ROWS", 250)
+    monkeypatch.setattr(synthetic, "XLSX_MAX_ROWS", 250)
     written = write_city(tmp_path, 300, [2024], SEED, formats=("xlsx",))
     assert set(written) == {
         "directory_parquet", "returns_parquet", "truth_parquet", "truth_csv", "district_trends_csv"
@@ -637,14 +639,19 @@ def test_round_trip_returns(city: dict[str, Path], key: str, first_row: int) -> 
     path = city[key]
     expected = pl.read_parquet(city[f"returns_{key.split('_')[1]}_parquet"])
     result = read_returns(path)
+    assert_read_back(expected, result, _messy(city, path), first_row)
+
+
+def assert_read_back(
+    expected: pl.DataFrame, result: ReadResult, messy: pl.DataFrame, first_row: int
+) -> None:
+    """Every cell is read back as written except the unrecoverable messy cells (then null)."""
     assert result.rows_in == result.data.height == expected.height
     assert result.data["source_row"].to_list() == list(
         range(first_row, first_row + expected.height)
     )
     ids = ["institution_id", "name"]
     assert result.data.select(ids).equals(expected.select(ids))
-
-    messy = _messy(city, path)
     lost = messy.filter(~pl.col("recoverable"))
     assert messy["recoverable"].sum() > 0
     assert lost.height > 0
@@ -676,3 +683,72 @@ def test_round_trip_returns(city: dict[str, Path], key: str, first_row: int) -> 
     assert quarantined <= unreadable
     for _, _, text in unreadable - quarantined:
         assert pl.select(is_blank(pl.lit(text))).item(), text
+
+
+# --- write_returns_file: any returns frame, written as write_city writes a year --------------
+
+
+@pytest.fixture(scope="module")
+def year_2024() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Returns of 2024 of a small city (about 300 rows) and their truth."""
+    return make_returns(make_directory(300, SEED), [2024], SEED)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "first_row"),
+    [
+        ("returns.xlsx", {}, 3),  # title row, then the header row
+        ("returns.csv", {}, 2),
+        ("returns.csv", {"units": {"electricity_kwh": "万千瓦时"}, "encoding": "gb18030"}, 2),
+    ],
+)
+def test_write_returns_file_round_trip(
+    year_2024: tuple[pl.DataFrame, pl.DataFrame],
+    tmp_path: Path,
+    name: str,
+    options: dict[str, object],
+    first_row: int,
+) -> None:
+    returns, truth = year_2024
+    before = returns.clone()
+    path, messy = write_returns_file(
+        returns, tmp_path / name, seed=SEED, truth=truth, messy_rate=0.02, **options
+    )
+    assert returns.equals(before)  # the input is not changed
+    assert path == tmp_path / name
+    assert messy.schema == pl.Schema(TRUTH_SCHEMA)
+    assert set(messy["defect"]) == {"messy_cell"}
+    assert set(messy["source_file"]) == {name}
+    assert set(messy["detail"]) == set(MESSY_CELL_VARIANTS)
+    # 2 % of the numeric cells, none on a return that already carries a defect
+    assert messy.height == round(0.02 * returns.height * (len(RETURNS_COLUMNS) - 3))
+    assert messy.join(truth, on=["institution_id", "year"], how="semi").is_empty()
+    if "encoding" in options:
+        header = path.read_bytes().decode("gb18030").splitlines()[0]
+        assert "电（万千瓦时）" in header
+    assert_read_back(returns, read_returns(path), messy, first_row)
+
+
+def test_write_returns_file_parquet_and_errors(
+    year_2024: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path
+) -> None:
+    returns, truth = year_2024
+    path, messy = write_returns_file(returns, tmp_path / "r.parquet", seed=SEED, truth=truth)
+    assert pl.read_parquet(path).equals(returns)
+    assert messy.is_empty()
+    _, none = write_returns_file(returns, tmp_path / "r.csv", seed=SEED, messy_rate=0.0)
+    assert none.is_empty()
+    two_years = pl.concat([returns, returns.with_columns(year=pl.lit(2023, dtype=pl.Int64))])
+    for frame, file, options, match in (
+        (returns, "r.xls", {}, "unknown format '.xls'"),
+        (returns.drop("water_m3"), "r.csv", {}, r"missing \['water_m3'\]"),
+        (two_years, "r.csv", {}, "pass year="),
+        (returns, "r.csv", {"year": 2023}, "the file is of 2023"),
+        (returns, "r.xlsx", {"encoding": "gb18030"}, "encoding applies to CSV"),
+        (returns, "r.parquet", {"units": {"water_m3": "吨"}}, "units do not apply"),
+        (returns, "r.csv", {"messy_rate": 1.5}, "messy_rate"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            write_returns_file(frame, tmp_path / file, seed=SEED, **options)
+    with pytest.raises(ContractError, match="not a unit of column water_m3"):
+        write_returns_file(returns, tmp_path / "r.csv", seed=SEED, units={"water_m3": "千瓦时"})
