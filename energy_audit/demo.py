@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from energy_audit import __version__
+from energy_audit.districts import load_districts
 from energy_audit.factors import factors_used
 from energy_audit.indicators import aggregate, indicators
 from energy_audit.io.readers import ReadResult, read_directory, read_returns
@@ -171,6 +172,16 @@ def run_demo(
     sheets = {}
     for name, (sheet, by) in GROUPINGS.items():
         frame = aggregate(per_institution, by=by, region_code=settings.region_code)
+        if by == ["district_code"]:
+            names = load_districts().select(
+                "district_code", pl.col("name_zh").alias("district_name")
+            )
+            frame = frame.join(names, on="district_code", how="left").select(
+                "year",
+                "district_code",
+                "district_name",
+                pl.exclude("year", "district_code", "district_name"),
+            )
         frame.write_parquet(out / "indicators" / f"by_{name}.parquet")
         sheets[sheet] = frame
     write_excel(

@@ -32,7 +32,8 @@ _EXTRA_HEADERS: dict[str, str] = {
 @functools.cache
 def _header_index() -> dict[str, str]:
     index = dict(_EXTRA_HEADERS)
-    for name in contract.TABLE_NAMES:
+    # The indicators table first: its headers carry their units in Chinese.
+    for name in ("indicators", *contract.TABLE_NAMES):
         for col in contract.table(name).columns:
             index.setdefault(col.name, contract.header_zh(col))
     return index
