@@ -63,36 +63,18 @@ def test_units_registry_normalises_labels():
 def test_pandera_model_accepts_good_and_reports_bad_rows():
     import pandera.errors
 
+    spec = contract.table("returns")
     schema = contract.pandera_schema("returns")
-    good = (
-        contract.table("returns")
-        .empty_frame()
-        .vstack(
-            pl.DataFrame(
-                {
-                    "institution_id": ["11100000000013338W"],
-                    "year": [2023],
-                    "building_area_m2": [1.0],
-                    "occupants": [3],
-                    "electricity_kwh": [10.0],
-                    "water_m3": [1.0],
-                }
-            ).select(
-                pl.col(c.name).cast(c.polars_dtype)
-                if c.name
-                in {
-                    "institution_id",
-                    "year",
-                    "building_area_m2",
-                    "occupants",
-                    "electricity_kwh",
-                    "water_m3",
-                }
-                else pl.lit(None, c.polars_dtype).alias(c.name)
-                for c in contract.table("returns").columns
-            )
-        )
-    )
+    row = dict.fromkeys(spec.names)
+    row |= {
+        "institution_id": "11100000000013338W",
+        "year": 2023,
+        "building_area_m2": 1.0,
+        "occupants": 3,
+        "electricity_kwh": 10.0,
+        "water_m3": 1.0,
+    }
+    good = pl.DataFrame([row], schema=spec.polars_schema)
     schema.validate(good)
     bad = good.with_columns(
         pl.lit(-1.0).alias("electricity_kwh"), pl.lit(0).cast(pl.Int64).alias("occupants")
