@@ -1,0 +1,181 @@
+"""Findings: the one table every check hands the panel, and the rule catalogue type.
+
+A finding is a row of the contract table ``findings`` (``schemas/findings.toml``, data contract
+§5). Checks never raise on bad data: they return findings. Each rule has a stable id
+(``DIR-001``…), a category, a severity and a one-line description in Chinese and English;
+:func:`findings_from_hits` turns a check's hits (one row per problem, with the numbers) into
+finding rows with a stable ``finding_id``: the same input gives the same ids on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import polars as pl
+
+from energy_audit import contract
+
+Category = Literal[
+    "coverage", "validity", "consistency", "plausibility", "statistical", "directory"
+]
+Severity = Literal["error", "warning", "info"]
+
+FINDING_COLUMNS: Final = contract.table("findings").names
+"""Columns of the findings table, in contract order."""
+
+DEFAULT_PRIORITY: Final[Mapping[str, float]] = {"error": 0.9, "warning": 0.5, "info": 0.1}
+"""Priority [0-1] of a finding whose rule gives none, by severity (higher is reviewed first)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule of the catalogue.
+
+    Attributes
+    ----------
+    rule_id : str
+        Stable code, e.g. ``DIR-001``; never reused for another meaning.
+    category : str
+        ``coverage``, ``validity``, ``consistency``, ``plausibility``, ``statistical`` or
+        ``directory``.
+    severity : str
+        ``error`` (cannot be right), ``warning`` (needs a look) or ``info``.
+    title_zh, title_en : str
+        One-line description.
+    settings : tuple of str
+        Names of the settings (thresholds) the rule reads, if any.
+    """
+
+    rule_id: str
+    category: Category
+    severity: Severity
+    title_zh: str
+    title_en: str
+    settings: tuple[str, ...] = field(default=())
+
+
+def catalogue_frame(rules: Iterable[Rule]) -> pl.DataFrame:
+    """Return rules as a table (rule_id, category, severity, titles, settings)."""
+    return pl.DataFrame(
+        [
+            {
+                "rule_id": r.rule_id,
+                "category": r.category,
+                "severity": r.severity,
+                "title_zh": r.title_zh,
+                "title_en": r.title_en,
+                "settings": ", ".join(r.settings),
+            }
+            for r in rules
+        ],
+        schema={
+            "rule_id": pl.String,
+            "category": pl.String,
+            "severity": pl.String,
+            "title_zh": pl.String,
+            "title_en": pl.String,
+            "settings": pl.String,
+        },
+    )
+
+
+def empty_findings() -> pl.DataFrame:
+    """Return an empty findings table with the contract's columns and dtypes."""
+    return contract.table("findings").empty_frame()
+
+
+def finding_id(
+    rule_id: str, institution_id: str | None, year: int | None, fld: str | None, key: str
+) -> str:
+    """Return the stable id of a finding.
+
+    Parameters
+    ----------
+    rule_id, institution_id, year, fld : str, int or None
+        What the finding is about.
+    key : str
+        Discriminator when a rule can fire several times for the same institution, year and
+        field (e.g. the source row of a duplicate); empty otherwise.
+
+    Returns
+    -------
+    str
+        ``<rule_id>-<12 hex digits>`` (SHA-1 of the parts): the same on every run and machine.
+    """
+    text = "\x1f".join(
+        ["" if p is None else str(p) for p in (rule_id, institution_id, year, fld, key)]
+    )
+    return f"{rule_id}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:12]}"
+
+
+def findings_from_hits(
+    rule: Rule, hits: pl.DataFrame, *, priority: float | None = None
+) -> pl.DataFrame:
+    """Turn a check's hits into finding rows of ``rule``.
+
+    Parameters
+    ----------
+    rule : Rule
+        The rule that fired.
+    hits : polars.DataFrame
+        One row per problem. Required columns: ``institution_id``, ``message_zh``,
+        ``message_en``. Optional: ``year``, ``field``, ``value``, ``expected_low``,
+        ``expected_high``, ``suggested_value``, ``priority``, ``source_file``, ``source_row``
+        and ``key`` (discriminator for :func:`finding_id`).
+    priority : float, optional
+        Priority [0-1] of every finding (default: the hits' ``priority`` column, else
+        :data:`DEFAULT_PRIORITY` of the rule's severity).
+
+    Returns
+    -------
+    polars.DataFrame
+        Findings in contract columns and dtypes, one per hit, in the hits' order.
+    """
+    schema = contract.table("findings").polars_schema
+    if hits.is_empty():
+        return empty_findings()
+    frame = hits
+    for name in (
+        "year",
+        "field",
+        "value",
+        "expected_low",
+        "expected_high",
+        "suggested_value",
+        "source_file",
+        "source_row",
+        "key",
+    ):
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None).alias(name))
+    if priority is not None or "priority" not in frame.columns:
+        frame = frame.with_columns(
+            pl.lit(priority if priority is not None else DEFAULT_PRIORITY[rule.severity]).alias(
+                "priority"
+            )
+        )
+    ids = [
+        finding_id(rule.rule_id, inst, year, fld, "" if key is None else str(key))
+        for inst, year, fld, key in frame.select(
+            "institution_id", "year", "field", "key"
+        ).iter_rows()
+    ]
+    frame = frame.with_columns(
+        pl.Series("finding_id", ids, dtype=pl.String),
+        pl.lit(rule.rule_id).alias("rule_id"),
+        pl.lit(rule.category).alias("category"),
+        pl.lit(rule.severity).alias("severity"),
+    )
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+
+
+def sort_findings(findings: pl.DataFrame) -> pl.DataFrame:
+    """Order findings as the panel works: priority (high first), then rule, institution, year."""
+    return findings.sort(
+        ["priority", "rule_id", "institution_id", "year", "field", "finding_id"],
+        descending=[True, False, False, False, False, False],
+        nulls_last=True,
+    )
