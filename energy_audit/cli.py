@@ -1,11 +1,13 @@
 """Command line: ``energy-audit``. Thin: parses arguments, calls the library, prints.
 
 Exit codes (for scripts): 0 done; 1 unusable input (one clear message, no traceback);
-2 usage error (wrong or missing arguments).
+2 usage error (wrong or missing arguments); 3 ``directory update`` refused the snapshot because
+it has error findings (the store is unchanged). Personal data (contacts) is never printed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +22,7 @@ from energy_audit.errors import EnergyAuditError
 EXIT_OK = 0
 EXIT_UNUSABLE_INPUT = 1
 EXIT_USAGE = 2
+EXIT_BLOCKED = 3
 
 app = typer.Typer(
     name="energy-audit",
@@ -28,6 +31,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+directory_app = typer.Typer(
+    help="The institution directory (名录库): quarterly check, diff, update and history.",
+    no_args_is_help=True,
+)
+app.add_typer(directory_app, name="directory")
 console = Console()
 errors = Console(stderr=True)
 
@@ -182,3 +190,162 @@ def contract(
         console.print(text, markup=False, highlight=False, soft_wrap=True)
     else:
         out.write_text(text, encoding="utf-8")
+
+
+def _print_findings_summary(findings: pl.DataFrame) -> None:
+    if findings.is_empty():
+        console.print("no findings")
+        return
+    table = Table(title="findings by rule")
+    for header in ("rule", "severity", "count", "example"):
+        table.add_column(header)
+    summary = (
+        findings.group_by("rule_id", "severity")
+        .agg(pl.len().alias("n"), pl.col("message_zh").first().alias("example"))
+        .sort("rule_id")
+    )
+    for r in summary.iter_rows(named=True):
+        table.add_row(r["rule_id"], r["severity"], f"{r['n']:,}", r["example"])
+    console.print(table)
+
+
+def _print_changes_summary(changes: pl.DataFrame) -> None:
+    from energy_audit.directory.diff import CHANGE_KINDS, summarize_changes
+
+    counts = summarize_changes(changes)
+    console.print(
+        "changes (institutions): "
+        + ", ".join(f"{kind} {counts.get(kind, 0):,}" for kind in CHANGE_KINDS)
+    )
+
+
+@directory_app.command("check")
+def directory_check(
+    path: Annotated[Path, typer.Argument(help="Directory snapshot (.xlsx, .csv, .parquet).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write findings.parquet and findings.xlsx here.")
+    ] = None,
+) -> None:
+    """Check a directory snapshot: codes, duplicates, values, hierarchy, merges."""
+    from energy_audit.directory.maintenance import check_file
+
+    try:
+        result = check_file(path, out)
+    except EnergyAuditError as exc:
+        raise _fail(exc) from None
+    console.print(repr(result.read), highlight=False)
+    _print_findings_summary(result.findings)
+    if out is not None:
+        console.print(f"wrote findings.parquet and findings.xlsx to {out}")
+
+
+@directory_app.command("diff")
+def directory_diff(
+    old: Annotated[Path, typer.Argument(help="The earlier snapshot.")],
+    new: Annotated[Path, typer.Argument(help="The later snapshot.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write changes.parquet and changes.xlsx here.")
+    ] = None,
+) -> None:
+    """Compare two snapshots: added, dissolved, merged, renamed, changed, removed."""
+    from energy_audit.directory.maintenance import diff_files
+
+    try:
+        changes = diff_files(old, new, out)
+    except EnergyAuditError as exc:
+        raise _fail(exc) from None
+    _print_changes_summary(changes)
+    if out is not None:
+        console.print(f"wrote changes.parquet and changes.xlsx to {out}")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give a date as YYYY-MM-DD") from None
+
+
+@directory_app.command("update")
+def directory_update(
+    path: Annotated[Path, typer.Argument(help="The new snapshot file.")],
+    store: Annotated[Path, typer.Option("--store", help="The directory store folder.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Date of the snapshot, YYYY-MM-DD.")],
+    accept_errors: Annotated[
+        bool, typer.Option("--accept-errors", help="Store even with error findings.")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why errors are accepted (required).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for findings and change report (default: in store)."),
+    ] = None,
+) -> None:
+    """Check a snapshot, diff it against the store's latest, and store it when it has no errors.
+
+    Exit 0 stored; 3 refused because of error findings (store unchanged); 1 unusable input.
+    """
+    from energy_audit.directory.maintenance import update_store
+
+    date = _date(as_of)
+    if accept_errors and not (reason and reason.strip()):
+        raise typer.BadParameter("--accept-errors needs --reason", param_hint="--reason")
+    try:
+        result = update_store(
+            store, path, date, accept_errors=accept_errors, reason=reason, out_dir=out
+        )
+    except EnergyAuditError as exc:
+        raise _fail(exc) from None
+    _print_findings_summary(result.check.findings)
+    _print_changes_summary(result.changes)
+    console.print(f"findings and change report in {result.out_dir}")
+    if not result.stored:
+        errors.print(
+            f"[bold red]not stored:[/] {result.check.counts['error']:,} error finding(s); fix "
+            "the file or pass --accept-errors --reason",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_BLOCKED)
+    note = " (errors accepted)" if result.snapshot and result.snapshot.accepted_with_errors else ""
+    console.print(f"stored the snapshot of {date} in {store}{note}")
+
+
+@directory_app.command("history")
+def directory_history(
+    institution_id: Annotated[str, typer.Argument(help="Unified social credit code.")],
+    store: Annotated[Path, typer.Option("--store", help="The directory store folder.")],
+) -> None:
+    """Show the versions of one institution (contacts are not shown)."""
+    from energy_audit.directory.history import DirectoryStore
+
+    try:
+        versions = DirectoryStore(store).history(institution_id)
+    except EnergyAuditError as exc:
+        raise _fail(exc) from None
+    if versions.is_empty():
+        raise _fail(EnergyAuditError(f"{store}: no institution {institution_id} in the store"))
+    table = Table(title=f"history of {institution_id}")
+    shown = (
+        "valid_from",
+        "valid_to",
+        "changes",
+        "name",
+        "district_code",
+        "admin_level",
+        "parent_id",
+        "status",
+    )
+    for header in shown:
+        if header.startswith("valid_"):
+            table.add_column(header, no_wrap=True, min_width=10)
+        else:
+            table.add_column(header, overflow="fold")
+    for r in versions.iter_rows(named=True):
+        table.add_row(
+            *(
+                ", ".join(r[c]) if isinstance(r[c], list) else ("" if r[c] is None else str(r[c]))
+                for c in shown
+            )
+        )
+    console.print(table)
