@@ -174,6 +174,22 @@ def read(
 
 
 @app.command()
+def rules(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of printing.")
+    ] = None,
+) -> None:
+    """Print the rule catalogue (ids, categories, severities, settings) as Markdown."""
+    from energy_audit.catalogue import render_rules_markdown
+
+    text = render_rules_markdown()
+    if out is None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+@app.command()
 def contract(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write to this file instead of printing.")

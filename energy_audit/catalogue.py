@@ -1,0 +1,78 @@
+"""The rule catalogue: every rule of every stage, and its documentation ``docs/rules.md``.
+
+Rules are defined where they are checked (e.g. :mod:`energy_audit.directory.checks`); this module
+only gathers them, so that ids stay unique and the documentation is generated from the code
+(``energy-audit rules --out docs/rules.md``; a test fails when the file is stale).
+"""
+
+from __future__ import annotations
+
+from energy_audit.directory.checks import DIRECTORY_RULES, DirectoryCheckSettings
+from energy_audit.findings import Rule
+
+CATEGORY_ZH = {
+    "coverage": "完整性",
+    "validity": "有效性",
+    "consistency": "匹配性",
+    "plausibility": "合理性",
+    "statistical": "统计异常",
+    "directory": "名录库",
+}
+"""Chinese name of each finding category (review practice: 完整性, 合理性, 匹配性)."""
+
+
+def all_rules() -> tuple[Rule, ...]:
+    """Return every rule of the library, in id order.
+
+    Raises
+    ------
+    AssertionError
+        If two rules share an id (a programming error).
+    """
+    rules = tuple(sorted(DIRECTORY_RULES, key=lambda r: r.rule_id))
+    ids = [r.rule_id for r in rules]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    assert not duplicated, f"rule ids used twice: {duplicated}"
+    return rules
+
+
+def _show(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_show(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return "/".join(str(v) for v in value)
+    return str(value)
+
+
+def render_rules_markdown() -> str:
+    """Render the catalogue as Markdown (the text of ``docs/rules.md``)."""
+    defaults = DirectoryCheckSettings().to_dict()
+    lines = [
+        "# Rules",
+        "",
+        "<!-- Generated from the code by `energy-audit rules --out docs/rules.md`; do not edit by",
+        "     hand: tests/test_catalogue.py fails when the two drift apart. -->",
+        "",
+        "Every finding names the rule that made it. Severity: `error` cannot be right, `warning`",
+        "needs a look, `info` is for the record. Rule ids are stable: a retired rule's id is",
+        "never reused.",
+        "",
+    ]
+    rules = all_rules()
+    for category, zh in CATEGORY_ZH.items():
+        these = [r for r in rules if r.category == category]
+        if not these:
+            continue
+        lines += [
+            f"## {zh} — {category}",
+            "",
+            "| rule | severity | 说明 | description | settings (default) |",
+            "|---|---|---|---|---|",
+        ]
+        for r in these:
+            settings = "; ".join(f"`{s}` = {_show(defaults.get(s, ''))}" for s in r.settings)
+            lines.append(
+                f"| `{r.rule_id}` | {r.severity} | {r.title_zh} | {r.title_en} | {settings} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
