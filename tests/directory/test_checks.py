@@ -182,3 +182,41 @@ def test_findings_are_stable_and_input_unchanged(clean):
     assert a.equals(b)
     assert broken.equals(before)
     assert a["year"].null_count() == a.height
+
+
+# Which rule must find each injected directory defect (synthetic.DIRECTORY_DEFECT_KINDS).
+EXPECTED_RULE = {
+    "invalid_check_char": "DIR-001",
+    "duplicate_code": "DIR-002",
+    "duplicate_institution": "DIR-003",
+    "unknown_district": "DIR-004",
+    "unknown_type": "DIR-005",
+    "unknown_sector": "DIR-005",
+    "unknown_level": "DIR-005",
+    "parent_missing": "DIR-007",
+    "parent_dissolved": "DIR-008",
+    "parent_merged": "DIR-008",
+    "parent_cycle": "DIR-009",
+    "level_above_parent": "DIR-010",
+    "type_code_mismatch": "DIR-011",
+    "enterprise_code": "DIR-012",
+    "merged_without_target": "DIR-013",
+    "required_empty": "DIR-006",
+}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_injected_defect_is_found_by_its_rule(seed):
+    from energy_audit.synthetic import DIRECTORY_DEFECT_KINDS, inject_directory_defects
+
+    assert set(EXPECTED_RULE) == set(DIRECTORY_DEFECT_KINDS)
+    broken, truth = inject_directory_defects(make_directory(2_000, seed=seed), seed=seed)
+    found = {
+        (i, r) for i, r in check_directory(broken).select("institution_id", "rule_id").iter_rows()
+    }
+    missed = [
+        (defect, inst)
+        for inst, defect in truth.select("institution_id", "defect").iter_rows()
+        if (inst, EXPECTED_RULE[defect]) not in found
+    ]
+    assert not missed

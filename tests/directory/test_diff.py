@@ -254,3 +254,29 @@ def test_empty_change_report_has_every_sheet(tmp_path: Path, base: pl.DataFrame)
     )
     assert len(fastexcel.read_excel(path).sheet_names) == 7
     assert read_sheet(path, "汇总")["单位数"].to_list() == [0] * 7
+
+
+def test_diff_finds_every_synthetic_quarterly_change():
+    from energy_audit.directory.diff import diff_directories
+    from energy_audit.synthetic import evolve_directory, make_directory
+
+    old = make_directory(3_000, seed=8)
+    new, truth = evolve_directory(old, seed=8)
+    changes = diff_directories(old, new)
+
+    def keyed(frame):
+        # added/removed rows carry the name in diff_directories and no field in the truth
+        return {
+            (i, c, f if c not in ("added", "removed") else None)
+            for i, c, f in frame.select("institution_id", "change", "field").iter_rows()
+        }
+
+    assert keyed(changes) == keyed(truth)
+    values = {
+        (i, c, f): (o, n)
+        for i, c, f, o, n in changes.filter(
+            ~pl.col("change").is_in(["added", "removed"])
+        ).iter_rows()
+    }
+    for i, c, f, o, n in truth.filter(~pl.col("change").is_in(["added", "removed"])).iter_rows():
+        assert values[(i, c, f)] == (o, n), (i, c, f)
