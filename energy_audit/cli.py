@@ -122,6 +122,14 @@ def demo(
         f"{rows['returns_whole_rows_quarantined']:,} whole rows and "
         f"{rows['cells_quarantined']:,} cells in quarantine"
     )
+    for date, outcome in result.manifest["directory"].items():
+        changes = outcome.get("changes")
+        console.print(
+            f"directory {date}: {'stored' if outcome['stored'] else 'not stored'}, "
+            f"{outcome['findings']['error']} error / {outcome['findings']['warning']} warning "
+            "findings"
+            + (", changes: " + ", ".join(f"{k} {v}" for k, v in changes.items()) if changes else "")
+        )
     table = Table(title="全市指标 — as reported, before verification (ratio of sums)")
     for header in ("year", "institutions", "tce", "kgce/person", "kgce/m²", "m³ water/person"):
         table.add_column(header, justify="right")

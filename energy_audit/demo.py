@@ -10,6 +10,8 @@ Later stages (verification, panel, evaluation, report) extend it.
 Output folder::
 
     input/                     the synthetic city (directory, returns per year, truth table)
+    directory/                 the quarterly directory run: store/ (snapshots + manifest), for
+                               each quarter findings and change report; next quarter's workbook
     read/                      directory.parquet, returns.parquet, quarantine.parquet/.xlsx, notes
     indicators/                institutions.parquet, by_district/sector/level/city .parquet,
                                indicators.xlsx (one sheet per grouping), factors_used.csv
@@ -19,8 +21,10 @@ Output folder::
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +33,14 @@ from typing import Any
 import polars as pl
 
 from energy_audit import __version__
+from energy_audit.directory.diff import summarize_changes
+from energy_audit.directory.maintenance import update_store
 from energy_audit.districts import load_districts
 from energy_audit.factors import factors_used
 from energy_audit.indicators import aggregate, indicators
 from energy_audit.io.readers import ReadResult, read_directory, read_returns
 from energy_audit.io.writers import write_excel
-from energy_audit.synthetic import write_city
+from energy_audit.synthetic import evolve_directory, write_city
 
 Progress = Callable[[str], None]
 """Called with a short description at the start of each step."""
@@ -108,6 +114,31 @@ def _combine(results: list[ReadResult]) -> ReadResult:
     )
 
 
+def _directory_stage(out: Path, snapshot: Path, settings: DemoSettings) -> dict[str, Any]:
+    """Store the year-end directory, then evolve it one quarter and run the update on that."""
+    store = out / "store"
+    if store.exists():
+        shutil.rmtree(store)
+    year_end = dt.date(settings.last_year, 12, 31)
+    first = update_store(store, snapshot, year_end, out_dir=out / f"{year_end}")
+    next_quarter, _ = evolve_directory(first.check.read.data, seed=settings.seed)
+    next_date = dt.date(settings.last_year + 1, 3, 31)
+    next_path = write_excel(
+        {"名录库": next_quarter},
+        out / f"directory_{next_date}.xlsx",
+        title=f"公共机构名录库（{next_date}，合成数据）",
+    )
+    second = update_store(store, next_path, next_date, out_dir=out / f"{next_date}")
+    return {
+        str(year_end): {"stored": first.stored, "findings": first.check.counts},
+        str(next_date): {
+            "stored": second.stored,
+            "findings": second.check.counts,
+            "changes": summarize_changes(second.changes),
+        },
+    }
+
+
 def run_demo(
     out_dir: str | Path,
     settings: DemoSettings | None = None,
@@ -161,6 +192,9 @@ def run_demo(
     notes.write_parquet(out / "read" / "notes.parquet")
     write_excel({"隔离区": quarantine, "读取说明": notes}, out / "read" / "quarantine.xlsx")
 
+    say("quarterly directory run: check, store, next quarter's changes")
+    directory_outcome = _directory_stage(out / "directory", paths["directory_xlsx"], settings)
+
     say("computing indicators")
     attributes = directory.data.select(
         "institution_id", "district_code", "sector", "admin_level"
@@ -198,6 +232,7 @@ def run_demo(
         "settings": settings.to_dict(),
         "inputs": {str(p.relative_to(out)): _sha256(p) for p in inputs},
         "coefficients": sorted(set(used["table_version"].to_list())),
+        "directory": directory_outcome,
         "rows": {
             "returns_rows_in": returns.rows_in,
             "returns_in_data": returns.data.height,

@@ -46,6 +46,8 @@ def test_demo_writes_every_stage(tmp_path):
         "indicators/factors_used.csv",
     ):
         assert name in manifest["outputs"], name
+    assert [d["stored"] for d in manifest["directory"].values()] == [True, True]
+    assert (out / "directory" / "store" / "manifest.json").exists()
     rows = manifest["rows"]
     assert (
         rows["returns_rows_in"] == rows["returns_in_data"] + rows["returns_whole_rows_quarantined"]

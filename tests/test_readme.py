@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import polars as pl
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -15,3 +17,5 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
         exec(compile(block, str(README), "exec"), namespace)
     assert namespace["returns"].data.height > 0
     assert set(namespace["aggregate"](namespace["with_district"])["year"]) == {2024}
+    assert namespace["findings"].filter(pl.col("severity") == "error").is_empty()
+    assert namespace["in_scope"].height > 0
