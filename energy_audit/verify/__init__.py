@@ -1,0 +1,1 @@
+"""Verification of the yearly returns: coverage, validity and consistency rules → findings."""
