@@ -105,12 +105,15 @@ def _provenance(frame: pl.DataFrame) -> list[pl.Expr]:
 
 
 def _row_key(frame: pl.DataFrame) -> pl.Expr:
+    """Where a return came from (file:sheet:row), else its position in the input frame."""
     parts = [
         pl.col(c).cast(pl.String).fill_null("")
         for c in ("source_file", "source_sheet", "source_row")
         if c in frame.columns
     ]
-    return pl.concat_str(parts, separator=":") if parts else pl.lit("")
+    if parts:
+        return pl.concat_str(parts, separator=":")
+    return pl.format("#{}", "_position")
 
 
 def check_coverage(
@@ -136,7 +139,7 @@ def check_coverage(
     coverage : Coverage
         Expected / received / missing / unknown counts.
     """
-    r = returns.filter(pl.col("year") == year)
+    r = returns.with_row_index("_position").filter(pl.col("year") == year)
     known = directory.unique("institution_id", keep="last", maintain_order=True)
     in_scope = scope.select("institution_id").unique()
     ids = r.select("institution_id").unique()
