@@ -1266,7 +1266,9 @@ def _institutions(
         ),
         dtype=pl.String,
     )
-    ph_ids = candidates.filter(~candidates.is_in(directory["institution_id"])).head(n_phantoms)
+    ph_ids = candidates.filter(~candidates.is_in(directory["institution_id"].implode())).head(
+        n_phantoms
+    )
     if ph_ids.len() < n_phantoms:
         raise ValueError("could not make credit codes outside the directory for the phantoms")
     ph_district = _index_of(ph_ids.str.slice(2, 6), codes)
@@ -2663,7 +2665,7 @@ def _renamed(names: pl.Series) -> pl.Series:
 
 def _is_in(values: pl.Series, other: pl.Series) -> pl.Series:
     """``values.is_in(other)`` that hashes the few ``values`` rather than the many ``other``."""
-    return values.is_in(other.filter(other.is_in(values)))
+    return values.is_in(other.filter(other.is_in(values.implode())).implode())
 
 
 def _distinct_names(names: pl.Series, taken: pl.Series) -> pl.Series:
@@ -2827,7 +2829,7 @@ def evolve_directory(
     heat = _codes_of(directory["heat_billing"], _HEAT_BILLING, allow_null=True)
     service_unit = (directory["institution_type"] == "public_service_unit").to_numpy()
     parent = _rows_of(ids, directory["parent_id"])
-    is_target = ids.is_in(directory["merged_into_id"].drop_nulls()).to_numpy()
+    is_target = ids.is_in(directory["merged_into_id"].drop_nulls().implode()).to_numpy()
     has_child = np.zeros(n, dtype=bool)
     has_child[parent[parent >= 0]] = True
     active = status == _STATUSES.index("active")
@@ -3157,7 +3159,7 @@ def inject_directory_defects(
     itype = directory["institution_type"].fill_null("").to_numpy().astype(str)
     status = directory["status"].fill_null("").to_numpy().astype(str)
     references = pl.concat([directory["parent_id"], directory["merged_into_id"]]).drop_nulls()
-    referenced = ids.is_in(references).to_numpy()
+    referenced = ids.is_in(references.implode()).to_numpy()
     pool = rng.permutation(np.flatnonzero((status == "active") & ~referenced))
     used = np.zeros(n, dtype=bool)
 
