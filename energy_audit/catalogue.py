@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from energy_audit.directory.checks import DIRECTORY_RULES, DirectoryCheckSettings
 from energy_audit.findings import Rule
+from energy_audit.verify.consistency import CONSISTENCY_RULES
+from energy_audit.verify.coverage import COVERAGE_RULES
+from energy_audit.verify.settings import VerifySettings
+from energy_audit.verify.validity import VALIDITY_RULES
 
 CATEGORY_ZH = {
     "coverage": "完整性",
@@ -29,7 +33,12 @@ def all_rules() -> tuple[Rule, ...]:
     AssertionError
         If two rules share an id (a programming error).
     """
-    rules = tuple(sorted(DIRECTORY_RULES, key=lambda r: r.rule_id))
+    rules = tuple(
+        sorted(
+            (*DIRECTORY_RULES, *COVERAGE_RULES, *VALIDITY_RULES, *CONSISTENCY_RULES),
+            key=lambda r: r.rule_id,
+        )
+    )
     ids = [r.rule_id for r in rules]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     assert not duplicated, f"rule ids used twice: {duplicated}"
@@ -46,7 +55,7 @@ def _show(value: object) -> str:
 
 def render_rules_markdown() -> str:
     """Render the catalogue as Markdown (the text of ``docs/rules.md``)."""
-    defaults = DirectoryCheckSettings().to_dict()
+    defaults = {**DirectoryCheckSettings().to_dict(), **VerifySettings().to_dict()}
     lines = [
         "# Rules",
         "",

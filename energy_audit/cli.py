@@ -181,6 +181,53 @@ def read(
         console.print(f"wrote {kind}.parquet, quarantine.parquet, notes.parquet to {out}")
 
 
+@app.command("verify")
+def verify_command(
+    directory: Annotated[
+        Path,
+        typer.Option("--directory", help="Directory snapshot file, or a directory store folder."),
+    ],
+    returns: Annotated[list[Path], typer.Option("--returns", help="Returns file(s) of the year.")],
+    year: Annotated[int, typer.Option("--year", help="The reporting year verified.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    history: Annotated[
+        list[Path] | None, typer.Option("--history", help="Returns file(s) of earlier years.")
+    ] = None,
+) -> None:
+    """Verify a year's returns: coverage, validity, consistency → findings for the panel.
+
+    Writes OUT/findings.parquet, OUT/findings.xlsx (a sheet per category, by priority) and
+    OUT/verify.json. Findings never fail the run: exit 0 with findings, 1 for unusable input.
+    """
+    from energy_audit.directory.history import DirectoryStore
+    from energy_audit.io.readers import read_directory, read_returns
+    from energy_audit.verify.run import verify, write_verification
+
+    try:
+        with console.status("reading…"):
+            source = DirectoryStore(directory) if directory.is_dir() else read_directory(directory)
+            read = [read_returns(p, year=year) for p in returns]
+            previous = [read_returns(p) for p in history or []]
+        with console.status("verifying…"):
+            result = verify(source, read, year, history=previous)
+        write_verification(result, out, inputs=[*returns, *(history or [])])
+    except EnergyAuditError as exc:
+        raise _fail(exc) from None
+    c = result.coverage
+    console.print(
+        f"{year}: returns expected {c.expected:,}, received {c.received:,}, missing "
+        f"{c.missing:,}, unknown {c.unknown:,}, out of scope {c.out_of_scope:,}, duplicated "
+        f"{c.duplicated:,}"
+    )
+    table = Table(title="findings by category and severity")
+    for header in ("category", "severity", "findings"):
+        table.add_column(header)
+    for category, severity, n in result.counts().iter_rows():
+        table.add_row(category, severity, f"{n:,}")
+    console.print(table)
+    console.print(f"wrote findings.parquet, findings.xlsx and verify.json to {out}")
+
+
 @app.command()
 def rules(
     out: Annotated[

@@ -39,6 +39,10 @@ class VerifySettings:
         is off by about one of them, the corrected quantity is suggested.
     unit_slip_tolerance : float
         How close (as a ratio, e.g. 0.25 = within 25 %) the price ratio must be to a factor.
+    vehicle_fuel_columns : tuple of str
+        Returns columns that count as vehicle fuel (the form's vehicle-fuel lines 汽油, 柴油).
+        LPG is left out: in public institutions it is a canteen fuel; add ``lpg_kg`` where LPG
+        vehicles run.
     region_code : str
         Region whose emission factors and districts apply (Tianjin 120000).
     coefficient_table : str or None
@@ -54,6 +58,7 @@ class VerifySettings:
     water_price_yuan_per_m3: tuple[float, float] = (2.5, 12.0)
     unit_slip_factors: tuple[float, ...] = (10.0, 1000.0, 10000.0)
     unit_slip_tolerance: float = 0.25
+    vehicle_fuel_columns: tuple[str, ...] = ("gasoline_l", "diesel_l")
     region_code: str = "120000"
     coefficient_table: str | None = None
 

@@ -1,0 +1,187 @@
+"""``verify``: one call that checks a year's returns and hands the panel one findings table.
+
+Coverage against the directory's scope of the year, validity against the data contract,
+consistency between fields, years and the directory — each rule a stable id of the catalogue
+(``docs/rules.md``). Findings never stop the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from energy_audit import contract
+from energy_audit.directory.history import DirectoryStore
+from energy_audit.findings import sort_findings
+from energy_audit.io.readers import ReadResult
+from energy_audit.io.writers import write_excel
+from energy_audit.verify.consistency import check_consistency
+from energy_audit.verify.coverage import Coverage, check_coverage
+from energy_audit.verify.settings import VerifySettings
+from energy_audit.verify.validity import check_validity
+
+CATEGORY_SHEETS: dict[str, str] = {
+    "coverage": "完整性",
+    "validity": "有效性",
+    "consistency": "匹配性",
+    "plausibility": "合理性",
+    "statistical": "统计异常",
+    "directory": "名录库",
+}
+"""Sheet name of each finding category in ``findings.xlsx``."""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What :func:`verify` found.
+
+    Attributes
+    ----------
+    findings : polars.DataFrame
+        Every finding (data contract §5), highest priority first.
+    coverage : Coverage
+        Returns expected / received / missing / unknown.
+    scope : polars.DataFrame
+        The institutions that had to report for the year.
+    settings : VerifySettings
+        The thresholds used.
+    year : int
+        The year verified.
+    """
+
+    findings: pl.DataFrame
+    coverage: Coverage
+    scope: pl.DataFrame
+    settings: VerifySettings
+    year: int
+
+    def counts(self) -> pl.DataFrame:
+        """Count findings by category and severity (category, severity, findings)."""
+        return (
+            self.findings.group_by("category", "severity")
+            .agg(pl.len().alias("findings"))
+            .sort("category", "severity")
+        )
+
+
+def _frames(
+    source: pl.DataFrame | ReadResult | Sequence[pl.DataFrame | ReadResult] | None,
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """Return data and quarantine of one or several reads (None when nothing was given)."""
+    if source is None:
+        return None, None
+    items = [source] if isinstance(source, pl.DataFrame | ReadResult) else list(source)
+    if not items:
+        return None, None
+    data = [i.data if isinstance(i, ReadResult) else i for i in items]
+    quarantine = [i.quarantine for i in items if isinstance(i, ReadResult)]
+    return (
+        pl.concat(data, how="diagonal_relaxed"),
+        pl.concat(quarantine) if quarantine else None,
+    )
+
+
+def verify(
+    directory: pl.DataFrame | ReadResult | DirectoryStore,
+    returns: pl.DataFrame | ReadResult | Sequence[pl.DataFrame | ReadResult],
+    year: int,
+    history: pl.DataFrame | ReadResult | Sequence[pl.DataFrame | ReadResult] | None = None,
+    settings: VerifySettings | None = None,
+) -> VerifyResult:
+    """Check the returns of ``year``: coverage, validity and consistency.
+
+    Parameters
+    ----------
+    directory : polars.DataFrame, ReadResult or DirectoryStore
+        A directory snapshot (its ``active`` institutions are the scope), or a store (the scope
+        is every institution active at any time in ``year``).
+    returns : polars.DataFrame, ReadResult or a sequence of them
+        The returns as read; a ReadResult's quarantine becomes findings too.
+    year : int
+        The reporting year verified.
+    history : polars.DataFrame, ReadResult or a sequence of them, optional
+        Returns of earlier years (year-on-year rules).
+    settings : VerifySettings, optional
+        Thresholds (default :class:`VerifySettings`).
+
+    Returns
+    -------
+    VerifyResult
+        Findings, highest priority first, and the coverage counts.
+    """
+    settings = settings or VerifySettings()
+    if isinstance(directory, DirectoryStore):
+        scope = directory.scope(year)
+        known = (
+            directory.versions()
+            .sort("valid_from")
+            .unique("institution_id", keep="last", maintain_order=True)
+        )
+    else:
+        known = directory.data if isinstance(directory, ReadResult) else directory
+        scope = known.filter(pl.col("status").fill_null("active") == "active")
+    data, quarantine = _frames(returns)
+    if data is None:
+        data = contract.table("returns").empty_frame()
+    previous, _ = _frames(history)
+    coverage_findings, coverage = check_coverage(data, directory=known, scope=scope, year=year)
+    findings = pl.concat(
+        [
+            coverage_findings,
+            check_validity(data, year=year, quarantine=quarantine, settings=settings),
+            check_consistency(data, directory=known, history=previous, settings=settings),
+        ],
+        how="vertical",
+    )
+    return VerifyResult(sort_findings(findings), coverage, scope, settings, year)
+
+
+def write_verification(
+    result: VerifyResult, out_dir: str | Path, inputs: Sequence[Path] = ()
+) -> Path:
+    """Write ``findings.parquet``, ``findings.xlsx`` (a sheet per category) and ``verify.json``.
+
+    Parameters
+    ----------
+    result : VerifyResult
+        What :func:`verify` returned.
+    out_dir : str or Path
+        Output folder (created).
+    inputs : sequence of Path
+        Input files, recorded with their SHA-256 in ``verify.json``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.findings.write_parquet(out / "findings.parquet")
+    sheets = {
+        zh: result.findings.filter(pl.col("category") == category)
+        for category, zh in CATEGORY_SHEETS.items()
+        if (result.findings["category"] == category).any()
+    }
+    write_excel(
+        sheets or {"核查发现": result.findings},
+        out / "findings.xlsx",
+        title=f"{result.year}年公共机构能源资源消费数据核查发现（按优先级排序）",
+    )
+    record: dict[str, Any] = {
+        "year": result.year,
+        "coverage": result.coverage.to_dict(),
+        "findings": {f"{c}/{s}": n for c, s, n in result.counts().iter_rows()},
+        "settings": result.settings.to_dict(),
+        "inputs": {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in inputs},
+    }
+    (out / "verify.json").write_text(
+        json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    return out
