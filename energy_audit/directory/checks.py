@@ -16,8 +16,6 @@ and never raises on bad data. Rules (domain.md §4-5, data contract §1):
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -150,18 +148,25 @@ class DirectoryCheckSettings:
         }
 
 
-_PUNCTUATION = re.compile(r"[\s\W_]+", re.UNICODE)
-
-
-def normalized_name(text: str | None) -> str:
+def normalized_name(text: pl.Expr) -> pl.Expr:
     """Return the key two names of one institution share: NFKC, no spaces or punctuation.
 
     ``天津市第一中学（南校区）`` and ``天津市 第一中学(南校区)`` give the same key; ``第一中学`` and
-    ``第二中学`` do not.
+    ``第二中学`` do not. A null name gives ``""``.
+
+    Parameters
+    ----------
+    text : polars.Expr
+        Names (or addresses) as ``String``.
+
+    Returns
+    -------
+    polars.Expr
+        The matching key, lower case.
     """
-    if text is None:
-        return ""
-    return _PUNCTUATION.sub("", unicodedata.normalize("NFKC", text)).lower()
+    return (
+        text.fill_null("").str.normalize("NFKC").str.replace_all(r"[\s\W_]+", "").str.to_lowercase()
+    )
 
 
 def _provenance(frame: pl.DataFrame) -> list[pl.Expr]:
@@ -225,8 +230,8 @@ def _duplicate_codes(d: pl.DataFrame) -> pl.DataFrame:
 
 def _probable_duplicates(d: pl.DataFrame) -> pl.DataFrame:
     keyed = d.unique("institution_id", keep="first", maintain_order=True).with_columns(
-        pl.col("name").map_elements(normalized_name, return_dtype=pl.String).alias("name_key"),
-        pl.col("address").map_elements(normalized_name, return_dtype=pl.String).alias("addr_key"),
+        normalized_name(pl.col("name")).alias("name_key"),
+        normalized_name(pl.col("address")).alias("addr_key"),
     )
     parts = []
     for by, why_zh, why_en in (

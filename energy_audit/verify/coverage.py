@@ -261,8 +261,7 @@ def check_coverage(
     )
     if named.height:
         named = named.filter(
-            pl.col("name").map_elements(normalized_name, return_dtype=pl.String)
-            != pl.col("directory_name").map_elements(normalized_name, return_dtype=pl.String)
+            normalized_name(pl.col("name")) != normalized_name(pl.col("directory_name"))
         )
     hits[R_NAME] = named.select(
         "institution_id",

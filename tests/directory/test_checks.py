@@ -79,8 +79,13 @@ def test_probable_duplicate_under_two_codes(clean):
 
 
 def test_numbered_schools_are_not_duplicates():
-    assert normalized_name("天津市第一中学（南校区）") == normalized_name("天津市 第一中学(南校区)")
-    assert normalized_name("第一中学") != normalized_name("第二中学")
+    names = pl.Series(
+        ["天津市第一中学（南校区）", "天津市 第一中学(南校区)", "第一中学", "第二中学", None]
+    )
+    keys = pl.select(normalized_name(pl.lit(names))).to_series().to_list()
+    assert keys[0] == keys[1] == "天津市第一中学南校区"
+    assert keys[2] != keys[3]
+    assert keys[4] == ""
 
 
 @pytest.mark.parametrize(
