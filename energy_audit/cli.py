@@ -193,6 +193,10 @@ def verify_command(
     history: Annotated[
         list[Path] | None, typer.Option("--history", help="Returns file(s) of earlier years.")
     ] = None,
+    settings_file: Annotated[
+        Path | None,
+        typer.Option("--settings", help="JSON file of thresholds overriding the defaults."),
+    ] = None,
 ) -> None:
     """Verify a year's returns: coverage, validity, consistency → findings for the panel.
 
@@ -202,14 +206,16 @@ def verify_command(
     from energy_audit.directory.history import DirectoryStore
     from energy_audit.io.readers import read_directory, read_returns
     from energy_audit.verify.run import verify, write_verification
+    from energy_audit.verify.settings import VerifySettings
 
     try:
+        settings = VerifySettings.from_json(settings_file) if settings_file else None
         with console.status("reading…"):
             source = DirectoryStore(directory) if directory.is_dir() else read_directory(directory)
             read = [read_returns(p, year=year) for p in returns]
             previous = [read_returns(p) for p in history or []]
         with console.status("verifying…"):
-            result = verify(source, read, year, history=previous)
+            result = verify(source, read, year, history=previous, settings=settings)
         write_verification(result, out, inputs=[*returns, *(history or [])])
     except EnergyAuditError as exc:
         raise _fail(exc) from None

@@ -9,8 +9,12 @@ office should confirm them and can override any field.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from energy_audit.errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -67,3 +71,45 @@ class VerifySettings:
         return {
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "settings") -> VerifySettings:
+        """Build settings from a dict such as :meth:`to_dict` returns; absent keys keep defaults.
+
+        Raises
+        ------
+        SettingsError
+            If a key is unknown or a value has the wrong shape.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+        converted: dict[str, Any] = {}
+        for name, value in values.items():
+            default = getattr(cls(), name)
+            if isinstance(default, tuple):
+                if not isinstance(value, list | tuple):
+                    raise SettingsError(f"{where}: {name} must be a list, got {value!r}")
+                value = tuple(value)
+            elif isinstance(default, float) and isinstance(value, int | float):
+                value = float(value)
+            converted[name] = value
+        return cls(**converted)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> VerifySettings:
+        """Read settings from a JSON file (an object of setting → value).
+
+        Raises
+        ------
+        SettingsError
+            If the file cannot be read or holds unknown settings.
+        """
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"{path}: cannot read settings: {exc}") from exc
+        if not isinstance(values, dict):
+            raise SettingsError(f"{path}: settings must be a JSON object")
+        return cls.from_dict(values, str(path))
