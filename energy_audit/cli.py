@@ -130,6 +130,13 @@ def demo(
             "findings"
             + (", changes: " + ", ".join(f"{k} {v}" for k, v in changes.items()) if changes else "")
         )
+    checked = result.manifest["verify"]
+    console.print(
+        f"verify {checked['year']}: "
+        + ", ".join(f"{k} {v:,}" for k, v in checked["coverage"].items() if isinstance(v, int))
+        + "; findings "
+        + ", ".join(f"{k} {v:,}" for k, v in checked["findings"].items())
+    )
     table = Table(title="全市指标 — as reported, before verification (ratio of sums)")
     for header in ("year", "institutions", "tce", "kgce/person", "kgce/m²", "m³ water/person"):
         table.add_column(header, justify="right")

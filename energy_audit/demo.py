@@ -13,6 +13,8 @@ Output folder::
     directory/                 the quarterly directory run: store/ (snapshots + manifest), for
                                each quarter findings and change report; next quarter's workbook
     read/                      directory.parquet, returns.parquet, quarantine.parquet/.xlsx, notes
+    verify/                    findings of the last year (coverage, validity, consistency):
+                               findings.parquet, findings.xlsx (a sheet per category), verify.json
     indicators/                institutions.parquet, by_district/sector/level/city .parquet,
                                indicators.xlsx (one sheet per grouping), factors_used.csv
     manifest.json
@@ -41,6 +43,8 @@ from energy_audit.indicators import aggregate, indicators
 from energy_audit.io.readers import ReadResult, read_directory, read_returns
 from energy_audit.io.writers import write_excel
 from energy_audit.synthetic import evolve_directory, write_city
+from energy_audit.verify.run import verify, write_verification
+from energy_audit.verify.settings import VerifySettings
 
 Progress = Callable[[str], None]
 """Called with a short description at the start of each step."""
@@ -195,6 +199,16 @@ def run_demo(
     say("quarterly directory run: check, store, next quarter's changes")
     directory_outcome = _directory_stage(out / "directory", paths["directory_xlsx"], settings)
 
+    say(f"verifying the {settings.last_year} returns")
+    verification = verify(
+        directory,
+        results[-1],
+        settings.last_year,
+        history=results[:-1],
+        settings=VerifySettings(region_code=settings.region_code),
+    )
+    write_verification(verification, out / "verify", inputs=inputs)
+
     say("computing indicators")
     attributes = directory.data.select(
         "institution_id", "district_code", "sector", "admin_level"
@@ -233,6 +247,11 @@ def run_demo(
         "inputs": {str(p.relative_to(out)): _sha256(p) for p in inputs},
         "coefficients": sorted(set(used["table_version"].to_list())),
         "directory": directory_outcome,
+        "verify": {
+            "year": settings.last_year,
+            "coverage": verification.coverage.to_dict(),
+            "findings": {f"{c}/{sev}": n for c, sev, n in verification.counts().iter_rows()},
+        },
         "rows": {
             "returns_rows_in": returns.rows_in,
             "returns_in_data": returns.data.height,

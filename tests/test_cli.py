@@ -48,6 +48,8 @@ def test_demo_writes_every_stage(tmp_path):
         assert name in manifest["outputs"], name
     assert [d["stored"] for d in manifest["directory"].values()] == [True, True]
     assert (out / "directory" / "store" / "manifest.json").exists()
+    assert manifest["verify"]["coverage"]["expected"] > 0
+    assert (out / "verify" / "findings.xlsx").exists()
     rows = manifest["rows"]
     assert (
         rows["returns_rows_in"] == rows["returns_in_data"] + rows["returns_whole_rows_quarantined"]

@@ -19,3 +19,4 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert set(namespace["aggregate"](namespace["with_district"])["year"]) == {2024}
     assert namespace["findings"].filter(pl.col("severity") == "error").is_empty()
     assert namespace["in_scope"].height > 0
+    assert namespace["checked"].coverage.expected > 0
