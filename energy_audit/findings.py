@@ -10,7 +10,7 @@ finding rows with a stable ``finding_id``: the same input gives the same ids on 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -55,31 +55,6 @@ class Rule:
     title_zh: str
     title_en: str
     settings: tuple[str, ...] = field(default=())
-
-
-def catalogue_frame(rules: Iterable[Rule]) -> pl.DataFrame:
-    """Return rules as a table (rule_id, category, severity, titles, settings)."""
-    return pl.DataFrame(
-        [
-            {
-                "rule_id": r.rule_id,
-                "category": r.category,
-                "severity": r.severity,
-                "title_zh": r.title_zh,
-                "title_en": r.title_en,
-                "settings": ", ".join(r.settings),
-            }
-            for r in rules
-        ],
-        schema={
-            "rule_id": pl.String,
-            "category": pl.String,
-            "severity": pl.String,
-            "title_zh": pl.String,
-            "title_en": pl.String,
-            "settings": pl.String,
-        },
-    )
 
 
 def empty_findings() -> pl.DataFrame:

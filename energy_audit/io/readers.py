@@ -38,9 +38,6 @@ from energy_audit.io.headers import (
     resolve_headers,
 )
 
-PROVENANCE_COLUMNS: tuple[str, ...] = ("source_file", "source_sheet", "source_row")
-"""Columns every row read carries, after the contract columns."""
-
 NOTE_COLUMNS: dict[str, pl.DataType] = {
     "source_file": pl.String(),
     "source_sheet": pl.String(),
