@@ -1,0 +1,56 @@
+"""Ranking across methods: Cauchy combination, Benjamini-Hochberg, priority."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from energy_audit.outliers.priority import (
+    benjamini_hochberg,
+    cauchy_combination,
+    cauchy_combination_by,
+    priority_from_q,
+)
+
+
+def test_benjamini_hochberg_by_hand():
+    # sorted p: 0.005, 0.01, 0.03, 0.04 (m = 4) → m/i·p: 0.02, 0.02, 0.04, 0.04; running min from
+    # the top keeps them (Benjamini & Hochberg 1995, step-up procedure).
+    q = benjamini_hochberg([0.01, 0.04, 0.03, 0.005])
+    assert q.tolist() == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    with_nan = benjamini_hochberg([0.01, np.nan, 0.04])
+    assert np.isnan(with_nan[1])
+    assert with_nan[[0, 2]].tolist() == pytest.approx([0.02, 0.04])  # m = 2, NaN not counted
+
+
+def test_cauchy_combination_by_hand():
+    # one p-value: itself; T = tan((0.5 − p)π) and back
+    assert cauchy_combination([0.2]) == pytest.approx(0.2)
+    # two equal p-values give the same p (weights sum to 1): Liu & Xie 2020, eq. (2)
+    assert cauchy_combination([0.05, 0.05]) == pytest.approx(0.05)
+    # p = 0.01 and 0.5: T = (tan(0.49π) + tan(0))/2 = 15.894…; p = 0.5 − arctan(T)/π = 0.02
+    expected = 0.5 - np.arctan(np.tan(0.49 * np.pi) / 2) / np.pi
+    assert cauchy_combination([0.01, 0.5]) == pytest.approx(expected)
+    assert expected == pytest.approx(0.02, abs=1e-3)
+    # a return hit by two methods ranks above one hit by one of them
+    assert cauchy_combination([0.01, 0.01, 0.02]) < cauchy_combination([0.01, 0.5, 0.5])
+    assert np.isnan(cauchy_combination([]))
+    assert cauchy_combination([0.0]) < 1e-200  # no overflow at p = 0
+
+
+def test_vectorised_combination_matches_the_function():
+    frame = pl.DataFrame(
+        {
+            "institution_id": ["a", "a", "b", "b", "b", "c"],
+            "year": [2024] * 6,
+            "p": [0.01, 0.5, 0.2, 0.3, None, 0.04],
+        }
+    )
+    out = cauchy_combination_by(frame, "p", ["institution_id", "year"])
+    assert out["methods"].to_list() == [2, 2, 1]
+    assert out["p_combined"].to_list() == pytest.approx(
+        [cauchy_combination([0.01, 0.5]), cauchy_combination([0.2, 0.3]), 0.04]
+    )
+
+
+def test_priority_orders_by_evidence():
+    assert priority_from_q([0.01, 0.5, np.nan]).tolist() == pytest.approx([0.99, 0.5, 0.0])
