@@ -1,0 +1,768 @@
+"""Evidence charts: what the panel looks at to judge one statistical finding.
+
+A finding (data contract §5) says that a value is implausible; these charts show why. The left
+panel puts the institution on the distribution of its peers (the same sector and subsector in
+the same year), with the peer median and the plausible band of the finding shaded; the right
+panel shows the institution's own history with the year concerned highlighted and, where the
+finding has them, the suggested correction and the expected range.
+
+The functions are generic: frames and column names in, a :class:`matplotlib.figure.Figure` out.
+They draw in :func:`energy_audit.plotting.chart_style` (Chinese labels with units from
+:func:`energy_audit.io.writers.chinese_header`), never call ``plt.show()``, never change their
+inputs and never change matplotlib's global settings. Figures are not registered with pyplot:
+a notebook shows a returned figure once, and a loop over many findings keeps none alive.
+
+Examples
+--------
+>>> import polars as pl
+>>> from energy_audit.panel.evidence import plot_finding
+>>> returns = pl.DataFrame(
+...     {
+...         "institution_id": ["A", "B", "C", "D", "A"],
+...         "year": [2023, 2023, 2023, 2023, 2022],
+...         "sector": ["school"] * 5,
+...         "subsector": [None] * 5,
+...         "energy_per_m2_kgce": [180.0, 17.5, 21.0, 19.0, 18.2],
+...     }
+... )
+>>> finding = {
+...     "rule_id": "STA-001",
+...     "institution_id": "A",
+...     "year": 2023,
+...     "field": "energy_per_m2_kgce",
+...     "expected_low": 9.0,
+...     "expected_high": 40.0,
+...     "suggested_value": 18.0,
+...     "message_zh": "单位建筑面积能耗 180 千克标准煤/平方米，约为同类中位数的 9 倍。",
+... }
+>>> fig = plot_finding(finding, returns, min_group_size=3)
+>>> [ax.get_title() for ax in fig.axes]
+['同类单位分布（中小学及幼儿园，2023年）', '历年数据']
+>>> fig.savefig("finding.png")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure, SubFigure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
+
+from energy_audit import contract
+from energy_audit.errors import EnergyAuditError, UnusableInputError
+from energy_audit.io.writers import chinese_header
+from energy_audit.plotting import apply_fonts, chart_style, new_figure
+
+DEFAULT_PEER_GROUPS: Final[tuple[str, ...]] = ("sector", "subsector")
+"""Columns that define a peer group, coarse to fine (data contract §1)."""
+
+DEFAULT_MIN_GROUP_SIZE: Final[int] = 10
+"""Fewest institutions with a value [count] for a peer group to be drawn on its own.
+
+A smaller group is replaced by its parent (sector+subsector → sector → all of the year), as the
+peer scores borrow strength from the parent group.
+"""
+
+AUTO_LOG_RATIO: Final[float] = 100.0
+"""Ratio of the largest to the smallest value [-] from which a history is drawn on a log axis.
+
+Two orders of magnitude: a unit slip of ×1,000 or ×10,000 would flatten the other years on a
+linear axis.
+"""
+
+MIN_BINS: Final[int] = 5
+"""Fewest bins of a peer histogram."""
+
+MAX_BINS: Final[int] = 60
+"""Most bins of a peer histogram."""
+
+TITLE_WRAP_CHARS: Final[int] = 60
+"""Characters per line of a finding's title (the message wraps, CJK characters count as one)."""
+
+_COLORS: Final[Mapping[str, str]] = {
+    "peers": "#95a5a6",
+    "institution": "#c0392b",
+    "median": "#2c3e50",
+    "band": "#27ae60",
+    "suggested": "#1f5fa8",
+    "current": "#f4d03f",
+    "history": "#34495e",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fmt(x: float) -> str:
+    """Format a value for a label: thousands separators, three to four significant digits."""
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    if a >= 10:
+        return f"{x:,.1f}"
+    if a >= 0.01 or a == 0:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def _fmt_tick(x: float, _pos: Any = None) -> str:
+    """Format a tick of a log axis as a plain number (``1,000`` rather than 10³)."""
+    if x >= 1 and float(x).is_integer():
+        return f"{x:,.0f}"
+    return f"{x:g}"
+
+
+class _PlainLogFormatter(LogFormatter):
+    """Label the minor ticks matplotlib would label on a log axis, as plain numbers."""
+
+    def __call__(self, x: float, pos: Any = None) -> str:
+        return _fmt_tick(x) if super().__call__(x, pos) else ""
+
+
+def _root_figure(ax: Axes) -> Figure:
+    fig = ax.figure
+    while isinstance(fig, SubFigure):
+        fig = fig.figure
+    assert isinstance(fig, Figure)
+    return fig
+
+
+def _frame(data: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], what: str) -> pl.DataFrame:
+    """Select ``columns`` from a frame (collecting a LazyFrame); name what is missing."""
+    names = data.collect_schema().names() if isinstance(data, pl.LazyFrame) else data.columns
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise UnusableInputError(
+            f"{what} has no column {', '.join(map(repr, missing))} (columns: {', '.join(names)})"
+        )
+    selected = data.select(list(dict.fromkeys(columns)))
+    return selected.collect() if isinstance(selected, pl.LazyFrame) else selected
+
+
+def _values(frame: pl.DataFrame, column: str, what: str) -> pl.Series:
+    dtype = frame.schema[column]
+    if not (dtype.is_numeric() or dtype == pl.Null):
+        raise UnusableInputError(f"{what}: column {column!r} is {dtype}, not numeric")
+    return frame.get_column(column).cast(pl.Float64)
+
+
+def _finite(values: pl.Series) -> npt.NDArray[np.float64]:
+    """Finite values of a numeric series (nulls, NaN and infinities dropped)."""
+    arr = values.cast(pl.Float64).to_numpy().astype(np.float64, copy=False)
+    return arr[np.isfinite(arr)]
+
+
+def _bin_edges(values: npt.NDArray[np.float64], log: bool) -> npt.NDArray[np.float64]:
+    """Histogram bin edges of equal width on the axis scale.
+
+    The width follows the Freedman–Diaconis rule, 2·IQR·n^(-1/3) (Freedman & Diaconis 1981),
+    which the bulk of the peers sets and an outlier does not; at most :data:`MAX_BINS` bins.
+    """
+    x = np.log10(values) if log else values
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo <= 0:
+        pad = 0.05 if log else max(abs(lo) * 0.1, 0.5)
+        lo, hi = lo - pad, hi + pad
+    q75, q25 = np.percentile(x, [75, 25])
+    width = 2 * (q75 - q25) * x.size ** (-1 / 3)
+    n_bins = MIN_BINS if width <= 0 else math.ceil((hi - lo) / width)
+    edges = np.linspace(lo, hi, int(np.clip(n_bins, MIN_BINS, MAX_BINS)) + 1)
+    if not log:
+        return edges
+    edges = 10**edges
+    # 10**log10(x) may round below x: keep the extreme values inside the outer bins.
+    edges[0] = min(edges[0], float(values.min()))
+    edges[-1] = max(edges[-1], float(values.max()))
+    return edges
+
+
+def _limits(points: npt.NDArray[np.float64], log: bool) -> tuple[float, float]:
+    """Axis limits that show every point with a margin (multiplicative on a log axis)."""
+    pts = points[points > 0] if log else points
+    lo, hi = float(pts.min()), float(pts.max())
+    if log:
+        span = math.log10(hi / lo)
+        pad = 0.06 * span if span > 0 else 0.1
+        return lo / 10**pad, hi * 10**pad
+    span = hi - lo
+    pad = 0.06 * span if span > 0 else max(abs(lo) * 0.1, 1.0)
+    return lo - pad, hi + pad
+
+
+def _axis_fraction(x: float, limits: tuple[float, float], log: bool) -> float:
+    lo, hi = limits
+    if log:
+        return math.log10(x / lo) / math.log10(hi / lo)
+    return (x - lo) / (hi - lo)
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
+
+
+def _band(low: Any, high: Any) -> tuple[float | None, float | None] | None:
+    lo, hi = _as_float(low), _as_float(high)
+    return None if lo is None and hi is None else (lo, hi)
+
+
+def _draw_band(
+    ax: Axes,
+    band: tuple[float | None, float | None],
+    limits: tuple[float, float],
+    *,
+    vertical: bool,
+    label: str,
+) -> None:
+    """Shade a range; an open end (None) runs to the edge of the axis."""
+    lo = band[0] if band[0] is not None else limits[0]
+    hi = band[1] if band[1] is not None else limits[1]
+    text = f"{label} {'…' if band[0] is None else _fmt(band[0])}–" + (
+        "…" if band[1] is None else _fmt(band[1])
+    )
+    span = ax.axvspan if vertical else ax.axhspan
+    span(lo, hi, color=_COLORS["band"], alpha=0.15, lw=0, label=text, gid="band", zorder=0)
+
+
+def _axis_label(column: str, *, log: bool, two_lines: bool) -> str:
+    """Chinese header of a column with its unit; a vertical label puts the unit on line two."""
+    header = chinese_header(column)
+    suffix = "，对数坐标" if log else ""
+    name, bracket, unit = header.partition("(")
+    if two_lines and bracket and name:
+        return f"{name}\n({unit}{suffix}"
+    return header + suffix
+
+
+def _wrap_zh(text: str, width: int) -> str:
+    """Wrap a Chinese sentence into lines of at most ``width`` characters, after punctuation.
+
+    Lines break after ``，。；：、`` where possible (a number such as ``1,000`` stays whole); a
+    clause longer than ``width`` is cut with :func:`textwrap.wrap`.
+    """
+    clauses = re.findall(r"[^，。；：、]*[，。；：、]?", text.strip())
+    lines: list[str] = []
+    line = ""
+    for clause in filter(None, clauses):
+        if len(line) + len(clause) <= width:
+            line += clause
+            continue
+        if line:
+            lines.append(line)
+        parts = textwrap.wrap(clause, width) if len(clause) > width else [clause]
+        lines += parts[:-1]
+        line = parts[-1]
+    if line:
+        lines.append(line)
+    return "\n".join(lines)
+
+
+@functools.cache
+def _enum_labels(column: str) -> dict[str, str]:
+    """Chinese label of each code of an enumerated contract column (empty if none)."""
+    for name in contract.TABLE_NAMES:
+        for col in contract.table(name).columns:
+            if col.name == column and col.values:
+                return {v.code: v.labels[0] for v in col.values if v.labels}
+    return {}
+
+
+def _label_zh(column: str, code: Any) -> str:
+    return _enum_labels(column).get(str(code), str(code))
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def plot_peer_distribution(
+    peers: pl.DataFrame | pl.LazyFrame,
+    value: str,
+    institution_id: str,
+    *,
+    ax: Axes | None = None,
+    log: bool = True,
+    title: str | None = None,
+    band: tuple[float | None, float | None] | None = None,
+    suggested: float | None = None,
+    id_column: str = "institution_id",
+) -> Figure:
+    """Draw an institution on the distribution of a value across its peer group.
+
+    A histogram of the peers' values (bins of equal width on the axis scale) with every peer
+    as a tick along the bottom, the peer median (dashed), the plausible ``band`` (shaded) and
+    the institution (red line annotated with its value).
+
+    Parameters
+    ----------
+    peers : polars.DataFrame or polars.LazyFrame
+        One row per institution of the peer group, the institution included.
+    value : str
+        Column drawn, in its canonical unit (e.g. ``energy_per_m2_kgce`` [kgce/m²]); the axis
+        label is its Chinese header with the unit (:func:`~energy_audit.io.writers.chinese_header`).
+    institution_id : str
+        The institution marked; it must have a value in ``peers``.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on (default: a new figure).
+    log : bool, default True
+        Logarithmic value axis (consumption is log-normal across institutions). Values ≤ 0
+        cannot be shown on it: they are counted in the legend; if the institution's own value
+        is ≤ 0, the axis is linear.
+    title : str, optional
+        Axes title (default ``同类单位分布``).
+    band : tuple of (float or None, float or None), optional
+        Plausible range [unit of ``value``], e.g. the finding's ``expected_low`` and
+        ``expected_high`` (median·exp(±k·scale) of a robust peer score); None: not drawn. An
+        open end (None) runs to the edge of the axis.
+    suggested : float, optional
+        A proposed correction [unit of ``value``], drawn as a dotted blue line.
+    id_column : str, default ``"institution_id"``
+        Column identifying institutions.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on (the one of ``ax`` when given).
+
+    Raises
+    ------
+    UnusableInputError
+        If a column is missing or not numeric, or the institution has no value in ``peers``.
+    EnergyAuditError
+        If no font with Chinese characters is installed.
+
+    Notes
+    -----
+    The median is that of all peers with a finite value, the institution included, as in the
+    robust peer scores (median and MAD on the log scale, see Iglewicz & Hoaglin 1993).
+
+    References
+    ----------
+    B. Iglewicz and D. C. Hoaglin, *How to Detect and Handle Outliers*, ASQC Quality Press, 1993.
+
+    D. Freedman and P. Diaconis, "On the histogram as a density estimator: L2 theory",
+    *Zeitschrift für Wahrscheinlichkeitstheorie und verwandte Gebiete* 57, 453–476, 1981.
+    """
+    frame = _frame(peers, [id_column, value], "peer group")
+    all_values = _finite(_values(frame, value, "peer group"))
+    own = _finite(_values(frame.filter(pl.col(id_column) == institution_id), value, "peer group"))
+    if own.size == 0:
+        raise UnusableInputError(
+            f"institution {institution_id!r} has no value of {value!r} in the peer group "
+            f"({frame.height} rows)"
+        )
+    use_log = log and bool((own > 0).all())
+    shown = all_values[all_values > 0] if use_log else all_values
+    hidden = all_values.size - shown.size
+    median = float(np.median(all_values))
+
+    with chart_style():
+        if ax is None:
+            ax = new_figure().subplots()
+        fig = _root_figure(ax)
+
+        extra = [
+            *own,
+            *(b for b in (band or ()) if b is not None),
+            *([suggested] if suggested is not None else []),
+            median,
+        ]
+        limits = _limits(np.concatenate([shown, np.asarray(extra, dtype=np.float64)]), use_log)
+        if use_log:
+            ax.set_xscale("log")
+        ax.set_xlim(*limits)
+
+        bins = _bin_edges(shown, use_log)
+        ax.hist(
+            shown,
+            bins=bins,
+            color=_COLORS["peers"],
+            alpha=0.7,
+            label=f"同类单位（{all_values.size} 家）",
+            gid="peers",
+        )
+        ax.plot(
+            shown,
+            np.full(shown.size, 0.02),
+            linestyle="none",
+            marker="|",
+            markersize=10,
+            color=_COLORS["history"],
+            alpha=0.6,
+            transform=ax.get_xaxis_transform(),
+            gid="peer_values",
+        )
+        if band is not None:
+            _draw_band(ax, band, limits, vertical=True, label="合理范围")
+        ax.axvline(
+            median,
+            color=_COLORS["median"],
+            linestyle="--",
+            lw=1.2,
+            label=f"同类中位数 {_fmt(median)}",
+            gid="peer_median",
+        )
+        if suggested is not None:
+            ax.axvline(
+                suggested,
+                color=_COLORS["suggested"],
+                linestyle=":",
+                lw=1.8,
+                label=f"建议值 {_fmt(suggested)}",
+                gid="suggested",
+            )
+        for i, v in enumerate(own):
+            ax.axvline(
+                v,
+                color=_COLORS["institution"],
+                lw=2.2,
+                label="本单位" if i == 0 else None,
+                gid="institution",
+            )
+            right = _axis_fraction(float(v), limits, use_log) > 0.7
+            ax.annotate(
+                f"本单位\n{_fmt(float(v))}",
+                xy=(v, 0.97 - 0.12 * i),
+                xycoords=ax.get_xaxis_transform(),
+                xytext=(-5 if right else 5, 0),
+                textcoords="offset points",
+                ha="right" if right else "left",
+                va="top",
+                color=_COLORS["institution"],
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "lw": 0},
+            )
+        if use_log:
+            ax.xaxis.set_major_formatter(FuncFormatter(_fmt_tick))
+            ax.xaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        handles, labels = ax.get_legend_handles_labels()
+        if hidden:
+            handles.append(Line2D([], [], linestyle="none"))
+            labels.append(f"另有 {hidden} 家数值≤0，未在对数坐标上显示")
+        ax.legend(handles, labels, loc="best")
+        ax.set_xlabel(_axis_label(value, log=use_log, two_lines=False))
+        ax.set_ylabel("单位数（家）")
+        ax.set_title(title if title is not None else "同类单位分布")
+        apply_fonts(ax)
+    return fig
+
+
+def plot_history(
+    history: pl.DataFrame | pl.LazyFrame,
+    value: str,
+    institution_id: str,
+    *,
+    year: str = "year",
+    ax: Axes | None = None,
+    suggested: float | None = None,
+    expected: tuple[float | None, float | None] | None = None,
+    current_year: int | None = None,
+    log: bool | None = None,
+    title: str | None = None,
+    id_column: str = "institution_id",
+) -> Figure:
+    """Draw an institution's value over the years, the year concerned highlighted.
+
+    Parameters
+    ----------
+    history : polars.DataFrame or polars.LazyFrame
+        Returns of several years; rows of other institutions are ignored.
+    value : str
+        Column drawn, in its canonical unit; the axis label is its Chinese header with the unit.
+    institution_id : str
+        The institution drawn; it must have at least one row in ``history``.
+    year : str, default ``"year"``
+        Column of the reporting year.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on (default: a new figure).
+    suggested : float, optional
+        A proposed correction of the current year's value [unit of ``value``], drawn as a blue
+        diamond with an arrow from the value reported.
+    expected : tuple of (float or None, float or None), optional
+        The range the current value was expected in [unit of ``value``], shaded across the
+        chart; an open end (None) runs to the edge of the axis.
+    current_year : int, optional
+        The year concerned (default: the latest year of the institution).
+    log : bool, optional
+        Logarithmic value axis; default: when every value is positive and the largest is at
+        least :data:`AUTO_LOG_RATIO` times the smallest (a unit slip in the history).
+    title : str, optional
+        Axes title (default ``历年数据``).
+    id_column : str, default ``"institution_id"``
+        Column identifying institutions.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on (the one of ``ax`` when given).
+
+    Raises
+    ------
+    UnusableInputError
+        If a column is missing or not numeric, or the institution has no row in ``history``.
+    EnergyAuditError
+        If no font with Chinese characters is installed.
+
+    Notes
+    -----
+    A year without a value (null) leaves a gap in the line, so a missing return shows.
+    """
+    frame = _frame(history, [id_column, year, value], "history").filter(
+        pl.col(id_column) == institution_id
+    )
+    if frame.is_empty():
+        raise UnusableInputError(f"history has no row of institution {institution_id!r}")
+    years_col = frame.get_column(year)
+    if not years_col.dtype.is_integer():
+        raise UnusableInputError(f"history: column {year!r} is {years_col.dtype}, not a year")
+    frame = frame.with_columns(_values(frame, value, "history").alias(value)).sort(year)
+    years = frame.get_column(year).to_numpy().astype(np.float64)
+    values = frame.get_column(value).fill_null(float("nan")).to_numpy().astype(np.float64)
+    if current_year is None:
+        current_year = int(np.nanmax(years))
+    current = values[years == current_year]
+    current = current[np.isfinite(current)]
+
+    extra = [
+        *([suggested] if suggested is not None else []),
+        *(e for e in (expected or ()) if e is not None),
+    ]
+    points = np.concatenate([values[np.isfinite(values)], np.asarray(extra, dtype=np.float64)])
+    if log is None:
+        log = bool(
+            points.size > 0 and (points > 0).all() and points.max() >= AUTO_LOG_RATIO * points.min()
+        )
+    log = log and bool((points > 0).any())  # nothing to show on a log axis: linear
+
+    with chart_style():
+        if ax is None:
+            ax = new_figure().subplots()
+        fig = _root_figure(ax)
+        if log:
+            ax.set_yscale("log")
+        if points.size:
+            limits = _limits(points, log)
+            ax.set_ylim(*limits)
+        else:
+            limits = ax.get_ylim()
+        x_lo = min(float(np.nanmin(years)), current_year) - 0.6
+        x_hi = max(float(np.nanmax(years)), current_year) + 0.6
+        ax.set_xlim(x_lo, x_hi)
+
+        ax.axvspan(
+            current_year - 0.4,
+            current_year + 0.4,
+            color=_COLORS["current"],
+            alpha=0.35,
+            lw=0,
+            label=f"本年度 {current_year}",
+            gid="current_year",
+            zorder=0,
+        )
+        if expected is not None:
+            _draw_band(ax, expected, limits, vertical=False, label="预期范围")
+        ax.plot(
+            years,
+            values,
+            color=_COLORS["history"],
+            marker="o",
+            markersize=5,
+            lw=1.5,
+            label="填报值",
+            gid="history",
+        )
+        if current.size:
+            ax.plot(
+                np.full(current.size, current_year, dtype=np.float64),
+                current,
+                linestyle="none",
+                marker="o",
+                markersize=10,
+                color=_COLORS["institution"],
+                label=f"本年度填报 {_fmt(float(current[0]))}",
+                gid="current_value",
+                zorder=3,
+            )
+        if suggested is not None:
+            ax.plot(
+                [current_year],
+                [suggested],
+                linestyle="none",
+                marker="D",
+                markersize=9,
+                markerfacecolor="white",
+                markeredgewidth=2,
+                color=_COLORS["suggested"],
+                label=f"建议值 {_fmt(suggested)}",
+                gid="suggested",
+                zorder=3,
+            )
+            if current.size:
+                ax.annotate(
+                    "",
+                    xy=(current_year, suggested),
+                    xytext=(current_year, float(current[0])),
+                    arrowprops={"arrowstyle": "->", "color": _COLORS["suggested"], "lw": 1.5},
+                )
+        if log:
+            ax.yaxis.set_major_formatter(FuncFormatter(_fmt_tick))
+            ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(loc="best")
+        ax.set_xlabel(chinese_header(year))
+        ax.set_ylabel(_axis_label(value, log=log, two_lines=True))
+        ax.set_title(title if title is not None else "历年数据")
+        apply_fonts(ax)
+    return fig
+
+
+def _finding_row(finding: Mapping[str, Any] | pl.DataFrame) -> dict[str, Any]:
+    if isinstance(finding, pl.DataFrame):
+        if finding.height != 1:
+            raise EnergyAuditError(
+                f"plot_finding draws one finding: got a frame of {finding.height} rows "
+                "(pass findings.row(i, named=True) or a one-row slice)"
+            )
+        return finding.row(0, named=True)
+    return dict(finding)
+
+
+def _peer_group(
+    current: pl.DataFrame,
+    own: Mapping[str, Any],
+    value: str,
+    peer_groups: Sequence[str],
+    min_group_size: int,
+) -> tuple[pl.DataFrame, str]:
+    """Finest peer group with at least ``min_group_size`` values, and its Chinese description."""
+    for level in range(len(peer_groups), 0, -1):
+        keys = peer_groups[:level]
+        if any(own[k] is None for k in keys):
+            continue
+        group = current.filter(*(pl.col(k) == own[k] for k in keys))
+        if group.get_column(value).drop_nulls().len() >= min_group_size:
+            return group, " / ".join(_label_zh(k, own[k]) for k in keys)
+    return current, "全部单位"
+
+
+def plot_finding(
+    finding: Mapping[str, Any] | pl.DataFrame,
+    returns_with_peers: pl.DataFrame | pl.LazyFrame,
+    *,
+    history: pl.DataFrame | pl.LazyFrame | None = None,
+    peer_groups: Sequence[str] = DEFAULT_PEER_GROUPS,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    year: str = "year",
+    id_column: str = "institution_id",
+    log: bool = True,
+) -> Figure:
+    """Draw the evidence of one finding: the institution among its peers, and its history.
+
+    Parameters
+    ----------
+    finding : Mapping or one-row polars.DataFrame
+        A row of the findings table (data contract §5). Read: ``institution_id``, ``year``,
+        ``field`` (the column drawn), ``expected_low`` and ``expected_high`` (the band),
+        ``suggested_value``, ``rule_id`` and ``message_zh`` (the title).
+    returns_with_peers : polars.DataFrame or polars.LazyFrame
+        Returns (or indicators) of the finding's year with the ``field`` column and the
+        ``peer_groups`` columns (e.g. returns joined with the directory's ``sector`` and
+        ``subsector``); rows of other years are ignored for the peer panel.
+    history : polars.DataFrame or polars.LazyFrame, optional
+        The institution's returns of several years with the ``field`` column (default:
+        ``returns_with_peers``, which may hold several years).
+    peer_groups : sequence of str, default ``("sector", "subsector")``
+        Columns defining the peer group, coarse to fine; empty: all institutions of the year.
+    min_group_size : int, default :data:`DEFAULT_MIN_GROUP_SIZE`
+        Fewest peers with a value; a smaller group is replaced by its parent (the last column
+        dropped), down to all institutions of the year.
+    year : str, default ``"year"``
+        Column of the reporting year.
+    id_column : str, default ``"institution_id"``
+        Column identifying institutions.
+    log : bool, default True
+        Logarithmic value axis of the peer panel (see :func:`plot_peer_distribution`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels side by side — :func:`plot_peer_distribution` and :func:`plot_history` —
+        under the finding's Chinese message as title.
+
+    Raises
+    ------
+    EnergyAuditError
+        If the finding names no field (nothing to draw), a frame has more than one row, or no
+        font with Chinese characters is installed.
+    UnusableInputError
+        If a frame lacks a column, or the institution has no value in the finding's year.
+    """
+    row = _finding_row(finding)
+    field = row.get("field")
+    institution_id = row.get("institution_id")
+    if not field or institution_id is None:
+        raise EnergyAuditError(
+            f"finding {row.get('finding_id')!r} ({row.get('rule_id')}) names no field or no "
+            "institution: there is no value to draw"
+        )
+    finding_year = row.get("year")
+    frame = _frame(
+        returns_with_peers,
+        [id_column, field, *peer_groups, *([year] if finding_year is not None else [])],
+        "returns_with_peers",
+    )
+    current = frame if finding_year is None else frame.filter(pl.col(year) == finding_year)
+    own_rows = current.filter(pl.col(id_column) == institution_id)
+    if own_rows.is_empty():
+        raise UnusableInputError(
+            f"returns_with_peers has no row of institution {institution_id!r}"
+            + ("" if finding_year is None else f" in {finding_year}")
+        )
+    group, group_zh = _peer_group(
+        current, own_rows.row(0, named=True), field, peer_groups, min_group_size
+    )
+    band = _band(row.get("expected_low"), row.get("expected_high"))
+    suggested = _as_float(row.get("suggested_value"))
+    year_zh = "" if finding_year is None else f"，{finding_year}年"
+
+    with chart_style():
+        fig = new_figure(2)
+        left, right = fig.subplots(1, 2)
+        plot_peer_distribution(
+            group,
+            field,
+            institution_id,
+            ax=left,
+            log=log,
+            band=band,
+            suggested=suggested,
+            title=f"同类单位分布（{group_zh}{year_zh}）",
+            id_column=id_column,
+        )
+        plot_history(
+            history if history is not None else returns_with_peers,
+            field,
+            institution_id,
+            year=year,
+            ax=right,
+            suggested=suggested,
+            expected=band,
+            current_year=finding_year,
+            id_column=id_column,
+        )
+        message = row.get("message_zh") or f"{institution_id} {chinese_header(field)}"
+        rule_id = row.get("rule_id")
+        heading = f"{rule_id}：{message}" if rule_id else message
+        fig.suptitle(_wrap_zh(heading, TITLE_WRAP_CHARS))
+    return fig

@@ -1,0 +1,335 @@
+import copy
+
+import matplotlib
+
+matplotlib.use("Agg")  # only for the test that hands in pyplot axes, as a notebook user would
+
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+import pytest
+from matplotlib.figure import Figure
+
+from energy_audit.errors import EnergyAuditError, UnusableInputError
+from energy_audit.findings import Rule, findings_from_hits
+from energy_audit.panel.evidence import (
+    TITLE_WRAP_CHARS,
+    plot_finding,
+    plot_history,
+    plot_peer_distribution,
+)
+
+VALUE = "energy_per_m2_kgce"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# 2023: eleven tertiary hospitals (X reported 4,500 kgce/m², a ×100 slip of 45), two hospitals
+# without subsector, three schools. Sorted, the tertiary group is 30 … 60, 4500: median 45.
+TERTIARY_2023 = {
+    "H01": 30.0,
+    "H02": 35.0,
+    "H03": 38.0,
+    "H04": 40.0,
+    "H05": 42.0,
+    "H06": 45.0,
+    "H07": 48.0,
+    "H08": 50.0,
+    "H09": 55.0,
+    "H10": 60.0,
+    "X": 4500.0,
+}
+OTHER_HOSPITALS_2023 = {"H20": 70.0, "H21": 80.0}
+SCHOOLS_2023 = {"S01": 10.0, "S02": 12.0, "S03": 15.0}
+X_HISTORY = {2019: 43.0, 2020: 46.0, 2021: 44.0, 2022: 45.0, 2023: 4500.0}
+
+
+def _returns() -> pl.DataFrame:
+    rows = []
+    for values, sector, subsector in (
+        (TERTIARY_2023, "hospital", "三级医院"),
+        (OTHER_HOSPITALS_2023, "hospital", None),
+        (SCHOOLS_2023, "school", None),
+    ):
+        for iid, v in values.items():
+            rows.append((iid, 2023, sector, subsector, v))
+            if iid != "X":
+                rows.append((iid, 2022, sector, subsector, v * 1.02))
+    rows += [(("X", y, "hospital", "三级医院", v)) for y, v in X_HISTORY.items() if y < 2023]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "institution_id": pl.String,
+            "year": pl.Int32,
+            "sector": pl.String,
+            "subsector": pl.String,
+            VALUE: pl.Float64,
+        },
+        orient="row",
+    )
+
+
+FINDING = {
+    "finding_id": "STA-001-0123456789ab",
+    "rule_id": "STA-001",
+    "category": "statistical",
+    "severity": "warning",
+    "institution_id": "X",
+    "year": 2023,
+    "field": VALUE,
+    "value": 4500.0,
+    "expected_low": 15.0,
+    "expected_high": 135.0,
+    "suggested_value": 45.0,
+    "priority": 0.95,
+    "message_zh": (
+        "单位建筑面积能耗 4,500 千克标准煤/平方米，为同类中位数 45 的 100 倍，"
+        "疑似单位错误，建议值 45。"
+    ),
+    "message_en": "Energy per m² 4,500 kgce is 100 times the peer median 45.",
+    "source_file": "returns_2023.xlsx",
+    "source_row": 14,
+}
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _by_gid(ax, gid):
+    return [artist for artist in ax.get_children() if artist.get_gid() == gid]
+
+
+def _xspan(patch):
+    return patch.get_x(), patch.get_x() + patch.get_width()
+
+
+def _yspan(patch):
+    return patch.get_y(), patch.get_y() + patch.get_height()
+
+
+def _line(ax, gid):
+    (line,) = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
+    return line
+
+
+def _assert_png(fig: Figure, path) -> None:
+    fig.savefig(path)
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    assert len(data) > 5_000
+
+
+def _peers_2023() -> pl.DataFrame:
+    return _returns().filter(pl.col("year") == 2023, pl.col("subsector") == "三级医院")
+
+
+# --------------------------------------------------------------------------- peer distribution
+
+
+def test_peer_distribution_marks_the_institution_median_and_band(tmp_path):
+    peers = _peers_2023()
+    before = peers.clone()
+    fig = plot_peer_distribution(peers, VALUE, "X", band=(15.0, 135.0))
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert list(_line(ax, "institution").get_xdata()) == [4500.0, 4500.0]
+    assert list(_line(ax, "peer_median").get_xdata()) == [45.0, 45.0]
+    assert sorted(_line(ax, "peer_values").get_xdata()) == sorted(TERTIARY_2023.values())
+    (band,) = _by_gid(ax, "band")
+    assert _xspan(band) == (15.0, 135.0)
+    # every peer is counted once in the histogram
+    assert sum(p.get_height() for p in _by_gid(ax, "peers")) == len(TERTIARY_2023)
+    assert any("本单位" in t.get_text() and "4,500" in t.get_text() for t in ax.texts)
+    assert ax.get_xlabel().startswith("单位建筑面积能耗(千克标准煤/平方米)")
+    assert ax.get_ylabel() == "单位数（家）"
+    assert ax.get_title() == "同类单位分布"
+    assert ax.get_xlim()[0] < 15.0 and ax.get_xlim()[1] > 4500.0
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "同类中位数 45.0" in legend and "合理范围 15.0–135.0" in legend
+    _assert_png(fig, tmp_path / "peers.png")
+    assert peers.equals(before)
+
+
+def test_peer_distribution_accepts_a_lazyframe_and_given_axes(tmp_path):
+    fig, (left, right) = plt.subplots(1, 2)
+    out = plot_peer_distribution(
+        _peers_2023().lazy(), VALUE, "H03", ax=right, log=False, title="三级医院"
+    )
+    assert out is fig
+    assert len(fig.axes) == 2
+    assert right.get_xscale() == "linear" and not left.has_data()
+    assert list(_line(right, "institution").get_xdata()) == [38.0, 38.0]
+    assert right.get_title() == "三级医院"
+    assert not _by_gid(right, "band")
+    _assert_png(fig, tmp_path / "axes.png")
+
+
+def test_peer_distribution_counts_values_a_log_axis_cannot_show():
+    peers = pl.DataFrame(
+        {
+            "institution_id": ["A", "B", "C", "D", "E"],
+            VALUE: [0.0, -1.0, 20.0, 30.0, None],
+        }
+    )
+    ax = plot_peer_distribution(peers, VALUE, "C").axes[0]
+    assert ax.get_xscale() == "log"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "另有 2 家数值≤0，未在对数坐标上显示" in legend
+    assert "同类单位（4 家）" in legend  # the null is not a peer value
+    # the institution's own zero cannot sit on a log axis: the axis is linear
+    ax = plot_peer_distribution(peers, VALUE, "A").axes[0]
+    assert ax.get_xscale() == "linear"
+    assert list(_line(ax, "institution").get_xdata()) == [0.0, 0.0]
+
+
+def test_peer_distribution_with_an_open_band_and_a_suggestion():
+    ax = plot_peer_distribution(_peers_2023(), VALUE, "X", band=(None, 135.0), suggested=45.0).axes[
+        0
+    ]
+    (band,) = _by_gid(ax, "band")
+    assert _xspan(band)[1] == 135.0
+    assert _xspan(band)[0] == pytest.approx(ax.get_xlim()[0])
+    assert list(_line(ax, "suggested").get_xdata()) == [45.0, 45.0]
+
+
+def test_peer_distribution_errors_name_the_problem():
+    peers = _peers_2023()
+    with pytest.raises(UnusableInputError, match=r"institution 'NOPE' has no value"):
+        plot_peer_distribution(peers, VALUE, "NOPE")
+    with pytest.raises(UnusableInputError, match=r"no column 'water_m3'"):
+        plot_peer_distribution(peers, "water_m3", "X")
+    with pytest.raises(UnusableInputError, match=r"'sector' is String, not numeric"):
+        plot_peer_distribution(peers, "sector", "X")
+
+
+# --------------------------------------------------------------------------- history
+
+
+def test_history_draws_the_years_and_highlights_the_current_one(tmp_path):
+    history = _returns()
+    before = history.clone()
+    fig = plot_history(history, VALUE, "X", suggested=45.0, expected=(15.0, 135.0))
+    assert len(fig.axes) == 1
+    ax = fig.axes[0]
+    line = _line(ax, "history")
+    assert list(line.get_xdata()) == list(X_HISTORY)
+    assert list(line.get_ydata()) == list(X_HISTORY.values())
+    current = _line(ax, "current_value")
+    assert (list(current.get_xdata()), list(current.get_ydata())) == ([2023.0], [4500.0])
+    assert list(_line(ax, "suggested").get_ydata()) == [45.0]
+    (span,) = _by_gid(ax, "current_year")
+    assert _xspan(span)[0] < 2023 < _xspan(span)[1]
+    (band,) = _by_gid(ax, "band")
+    assert _yspan(band) == (15.0, 135.0)
+    assert ax.get_yscale() == "log"  # 4,500 / 43 > 100: a slip flattens a linear axis
+    assert ax.get_xlabel() == "统计年度"
+    assert ax.get_ylabel() == "单位建筑面积能耗\n(千克标准煤/平方米)，对数坐标"
+    assert ax.get_title() == "历年数据"
+    _assert_png(fig, tmp_path / "history.png")
+    assert history.equals(before)
+
+
+def test_history_gap_for_a_missing_year_and_chosen_current_year():
+    history = pl.DataFrame(
+        {
+            "institution_id": ["A"] * 4 + ["B"],
+            "yr": [2020, 2021, 2022, 2023, 2022],
+            "water_m3": [1000.0, None, 1100.0, 1050.0, 9.0],
+        }
+    )
+    ax = plot_history(history, "water_m3", "A", year="yr", current_year=2022).axes[0]
+    ys = _line(ax, "history").get_ydata()
+    assert np.isnan(ys[1]) and list(ys[[0, 2, 3]]) == [1000.0, 1100.0, 1050.0]
+    assert list(_line(ax, "current_value").get_ydata()) == [1100.0]
+    assert ax.get_yscale() == "linear"
+    assert ax.get_ylabel() == "水\n(立方米)"
+    assert not _by_gid(ax, "suggested") and not _by_gid(ax, "band")
+
+
+def test_history_without_positive_values_is_linear_even_if_log_is_asked():
+    history = pl.DataFrame({"institution_id": ["A", "A"], "year": [2022, 2023], VALUE: [-1.0, 0.0]})
+    ax = plot_history(history, VALUE, "A", log=True).axes[0]
+    assert ax.get_yscale() == "linear"
+    assert list(_line(ax, "history").get_ydata()) == [-1.0, 0.0]
+
+
+def test_history_errors_name_the_problem():
+    with pytest.raises(UnusableInputError, match=r"no row of institution 'NOPE'"):
+        plot_history(_returns(), VALUE, "NOPE")
+    with pytest.raises(UnusableInputError, match=r"history has no column 'fiscal_year'"):
+        plot_history(_returns(), VALUE, "X", year="fiscal_year")
+
+
+# --------------------------------------------------------------------------- one finding
+
+
+def test_finding_draws_both_panels_under_its_message(tmp_path):
+    returns = _returns()
+    before_returns, before_finding = returns.clone(), copy.deepcopy(FINDING)
+    fig = plot_finding(FINDING, returns)
+    assert len(fig.axes) == 2
+    peers_ax, history_ax = fig.axes
+    assert list(_line(peers_ax, "institution").get_xdata()) == [4500.0, 4500.0]
+    assert list(_line(peers_ax, "peer_median").get_xdata()) == [45.0, 45.0]
+    assert list(_line(peers_ax, "suggested").get_xdata()) == [45.0, 45.0]
+    assert peers_ax.get_title() == "同类单位分布（医疗卫生机构 / 三级医院，2023年）"
+    assert list(_line(history_ax, "history").get_ydata()) == list(X_HISTORY.values())
+    assert list(_line(history_ax, "current_value").get_xdata()) == [2023.0]
+    assert [_xspan(b) for b in _by_gid(peers_ax, "band")] == [(15.0, 135.0)]
+    assert [_yspan(b) for b in _by_gid(history_ax, "band")] == [(15.0, 135.0)]
+    # wrapped after punctuation, so a number and its unit stay on one line
+    lines = fig.get_suptitle().split("\n")
+    assert "".join(lines) == "STA-001：" + FINDING["message_zh"]
+    assert len(lines) == 2 and all(len(line) <= TITLE_WRAP_CHARS for line in lines)
+    assert lines[0].endswith("，")
+    assert peers_ax.get_xlabel().startswith("单位建筑面积能耗(千克标准煤/平方米)")
+    _assert_png(fig, tmp_path / "finding.png")
+    assert returns.equals(before_returns)
+    assert before_finding == FINDING
+
+
+def test_finding_from_a_findings_table_row():
+    rule = Rule("STA-001", "statistical", "warning", "同类比较异常", "Peer outlier")
+    hits = pl.DataFrame([{k: v for k, v in FINDING.items() if k not in {"finding_id"}}])
+    findings = findings_from_hits(rule, hits.drop("rule_id", "category", "severity"))
+    before = findings.clone()
+    fig = plot_finding(findings, _returns().lazy())
+    assert list(_line(fig.axes[0], "institution").get_xdata()) == [4500.0, 4500.0]
+    assert fig.get_suptitle().startswith("STA-001：单位建筑面积能耗")
+    assert findings.equals(before)
+    with pytest.raises(EnergyAuditError, match="one finding: got a frame of 2 rows"):
+        plot_finding(pl.concat([findings, findings]), _returns())
+
+
+def test_small_peer_groups_borrow_from_their_parent():
+    # 11 tertiary hospitals; 13 hospitals; 16 institutions in 2023
+    title = plot_finding(FINDING, _returns(), min_group_size=12).axes[0].get_title()
+    assert title == "同类单位分布（医疗卫生机构，2023年）"
+    ax = plot_finding(FINDING, _returns(), min_group_size=20).axes[0]
+    assert ax.get_title() == "同类单位分布（全部单位，2023年）"
+    assert sum(p.get_height() for p in _by_gid(ax, "peers")) == 16
+    ax = plot_finding(FINDING, _returns(), peer_groups=()).axes[0]
+    assert ax.get_title() == "同类单位分布（全部单位，2023年）"
+
+
+def test_finding_with_separate_history_and_without_band_or_suggestion():
+    finding = {**FINDING, "expected_low": None, "expected_high": None, "suggested_value": None}
+    history = _returns().filter(pl.col("institution_id") == "X").drop("sector", "subsector")
+    fig = plot_finding(finding, _returns().filter(pl.col("year") == 2023), history=history)
+    for ax in fig.axes:
+        assert not _by_gid(ax, "band") and not _by_gid(ax, "suggested")
+    assert len(_line(fig.axes[1], "history").get_xdata()) == len(X_HISTORY)
+
+
+def test_finding_errors_name_the_problem():
+    with pytest.raises(EnergyAuditError, match=r"names no field"):
+        plot_finding({**FINDING, "field": None}, _returns())
+    with pytest.raises(UnusableInputError, match=r"no column 'water_m3'"):
+        plot_finding({**FINDING, "field": "water_m3"}, _returns())
+    with pytest.raises(UnusableInputError, match=r"no row of institution 'X' in 2024"):
+        plot_finding({**FINDING, "year": 2024}, _returns())
+    with pytest.raises(UnusableInputError, match=r"no column 'district_code'"):
+        plot_finding(FINDING, _returns(), peer_groups=("district_code",))
