@@ -5,6 +5,7 @@ and every non-blank cell that is null in the data is in quarantine (and only tho
 """
 
 import csv
+import re
 import unicodedata
 
 import polars as pl
@@ -55,10 +56,17 @@ cell = st.one_of(
 rows = st.lists(st.lists(cell, min_size=len(HEADERS), max_size=len(HEADERS)), max_size=12)
 
 
+# Unicode White_Space, as the reader's regex \s sees it (Python's str.split also splits on the
+# control characters \x1c-\x1f, which are not white space: a cell holding one is not blank).
+WHITE_SPACE = re.compile(
+    "[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
+
+
 def _blank(value):
     if value is None:
         return True
-    key = "".join(unicodedata.normalize("NFKC", value).split()).lower()
+    key = WHITE_SPACE.sub("", unicodedata.normalize("NFKC", value)).lower()
     return key in NULL_TOKENS
 
 
