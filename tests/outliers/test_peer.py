@@ -1,0 +1,204 @@
+"""Robust peer scores: hand-computed groups, borrowing from the parent, degenerate groups."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from energy_audit.errors import SettingsError, UnusableInputError
+from energy_audit.outliers.peer import MAD_TO_SIGMA, PEER_COLUMNS, robust_peer_scores
+from energy_audit.synthetic import make_directory, make_returns
+
+# Ten plausible figures and one typed ×1000 (100 kWh entered as 100,000).
+KWH = [80.0, 85.0, 90.0, 95.0, 100_000.0, 105.0, 110.0, 115.0, 120.0, 125.0, 130.0]
+OUTLIER_ROW = 4
+# By hand: sorted, the 6th of 11 values is 110, so the median of the logs is ln 110. The absolute
+# log deviations |ln(v / 110)| sorted are 0 (110), 0.0445 (115), 0.0465 (105), 0.0870 (120),
+# 0.1278 (125), 0.1466 (95), 0.1671 (130), 0.2007 (90), 0.2578 (85), 0.3185 (80), 6.8124
+# (100,000): the 6th is ln(110 / 95) = 0.146603, so MAD = 0.146603 and
+# scale = 1.4826 × 0.146603 = 0.217354; the outlier's score is ln(100,000 / 110) / 0.217354
+# = 6.812445 / 0.217354 = 31.343.
+MEDIAN = 110.0
+MAD = math.log(110 / 95)
+SCALE = 1.4826 * MAD
+OUTLIER_SCORE = math.log(100_000 / 110) / SCALE
+
+
+def one_group() -> pl.DataFrame:
+    return pl.DataFrame({"sector": ["school"] * len(KWH), "kwh": KWH})
+
+
+def test_hand_made_group_median_mad_and_scores() -> None:
+    out = robust_peer_scores(one_group(), "kwh", [["sector"]])
+    assert round(MAD, 6) == 0.146603
+    assert round(SCALE, 6) == 0.217354
+    assert round(OUTLIER_SCORE, 3) == 31.343
+    assert out["peer_median"].to_list() == pytest.approx([MEDIAN] * 11, rel=1e-12)
+    assert out["peer_scale"].to_list() == pytest.approx([SCALE] * 11, rel=1e-12)
+    assert out["peer_n"].to_list() == [11] * 11
+    assert out["peer_level"].to_list() == [0] * 11
+    scores = out["peer_score"].to_list()
+    assert scores[OUTLIER_ROW] == pytest.approx(OUTLIER_SCORE, rel=1e-12)
+    assert scores[OUTLIER_ROW] > 3.5
+    others = [s for i, s in enumerate(scores) if i != OUTLIER_ROW]
+    assert max(abs(s) for s in others) < 3.5
+    # 80 kWh: ln(80 / 110) / scale = −0.318454 / 0.217354 = −1.4651
+    assert scores[0] == pytest.approx(-1.4651, abs=1e-4)
+    # the range where |score| ≤ 3.5, in kWh: 110 · exp(∓3.5 × 0.217354) = 51.405, 235.385
+    assert out["peer_low"][0] == pytest.approx(MEDIAN * math.exp(-3.5 * SCALE), rel=1e-12)
+    assert out["peer_high"][0] == pytest.approx(MEDIAN * math.exp(3.5 * SCALE), rel=1e-12)
+    assert out["peer_low"][0] == pytest.approx(51.405, abs=1e-3)
+    assert out["peer_high"][0] == pytest.approx(235.385, abs=1e-3)
+    # two-sided normal p of z = −1.4651: 2 · Φ(−1.4651) = 0.1429
+    assert out["peer_p"][0] == pytest.approx(0.1429, abs=1e-4)
+    assert out["peer_p"][OUTLIER_ROW] < 1e-100
+
+
+def test_mad_to_sigma_is_one_over_normal_quartile() -> None:
+    # Rousseeuw & Croux (1993): b = 1 / Φ⁻¹(3/4) = 1.4826 makes the MAD consistent for σ.
+    from scipy.stats import norm
+
+    assert 1 / norm.ppf(0.75) == pytest.approx(MAD_TO_SIGMA, abs=1e-4)
+
+
+def test_output_columns_order_and_dtypes() -> None:
+    frame = one_group().with_columns(peer_score=pl.lit("old"))
+    out = robust_peer_scores(frame, "kwh", [["sector"]])
+    assert out.columns == ["sector", "kwh", *(f"peer_{c}" for c in PEER_COLUMNS)]
+    assert out.schema["peer_n"] == pl.Int64
+    assert out.schema["peer_level"] == pl.Int64
+    assert out.schema["peer_score"] == pl.Float64
+    custom = robust_peer_scores(one_group(), "kwh", [[]], prefix="kwh_peer_")
+    assert custom.columns[2:] == [f"kwh_peer_{c}" for c in PEER_COLUMNS]
+
+
+def test_small_subgroup_borrows_from_its_parent_and_clean_group_stays_clean() -> None:
+    # school/primary: 12 clean values (its own group); school/kindergarten: 3 values, one of
+    # them ×10,000 (a 万 slip): too few for their own median, they use all 15 schools.
+    primary = [100.0, 104.0, 96.0, 110.0, 92.0, 101.0, 99.0, 107.0, 95.0, 103.0, 98.0, 102.0]
+    kindergarten = [90.0, 0.0105, 97.0]
+    frame = pl.DataFrame(
+        {
+            "sector": ["school"] * 15,
+            "subsector": ["primary"] * 12 + ["kindergarten"] * 3,
+            "kwh_per_m2": primary + kindergarten,
+        }
+    )
+    out = robust_peer_scores(frame, "kwh_per_m2", [["sector", "subsector"], ["sector"]])
+    own, borrowed = out.head(12), out.tail(3)
+    assert own["peer_level"].to_list() == [0] * 12
+    assert own["peer_n"].to_list() == [12] * 12
+    # median of the 12 primary values: (100 + 101) / 2 on the log scale → √(100 · 101)
+    assert own["peer_median"][0] == pytest.approx(math.sqrt(100 * 101), rel=1e-12)
+    assert (own["peer_score"].abs() < 3.5).all()
+    assert borrowed["peer_level"].to_list() == [1] * 3
+    assert borrowed["peer_n"].to_list() == [15] * 3
+    assert borrowed["peer_score"][1] < -3.5
+    assert (borrowed["peer_score"].gather([0, 2]).abs() < 3.5).all()
+
+
+def test_borrowing_goes_up_to_everyone_and_null_keys_belong_to_no_group() -> None:
+    sectors = ["school"] * 10 + ["venue"] * 2 + [None]
+    values = [float(v) for v in range(100, 113)]
+    frame = pl.DataFrame({"sector": sectors, "v": values})
+    out = robust_peer_scores(frame, "v", [["sector"], []])
+    assert out["peer_level"].to_list() == [0] * 10 + [1] * 3
+    assert out["peer_n"].to_list() == [10] * 10 + [13] * 3
+    # no level big enough: every added column null, never an error
+    none = robust_peer_scores(frame, "v", [["sector"]], min_group_size=11)
+    assert none.select(f"peer_{c}" for c in PEER_COLUMNS).null_count().row(0) == (13,) * 8
+
+
+def test_zero_mad_group_is_floored_not_infinite() -> None:
+    # 8 of 11 institutions report exactly 100: MAD = 0; the scale is floored at 0.05 (log).
+    values = [100.0] * 8 + [99.0, 101.0, 150.0]
+    frame = pl.DataFrame({"v": values})
+    out = robust_peer_scores(frame, "v", [[]])
+    assert out["peer_scale"].to_list() == [0.05] * 11
+    assert out["peer_score"].is_finite().all()
+    # 150: ln(1.5) / 0.05 = 8.109
+    assert out["peer_score"][10] == pytest.approx(math.log(1.5) / 0.05, rel=1e-12)
+    assert out["peer_score"][8] == pytest.approx(math.log(0.99) / 0.05, rel=1e-12)
+    # on the value scale the floor is relative to the median: 0.05 × 100 = 5
+    linear = robust_peer_scores(frame, "v", [[]], log=False)
+    assert linear["peer_scale"].to_list() == [5.0] * 11
+    assert linear["peer_score"][10] == pytest.approx(10.0)
+    assert linear["peer_low"][0] == pytest.approx(100.0 - 3.5 * 5.0)
+    # a group of zeros on the value scale: scale 0, scores null (never inf or NaN)
+    zeros = robust_peer_scores(pl.DataFrame({"v": [0.0] * 10 + [3.0]}), "v", [[]], log=False)
+    assert zeros["peer_scale"].to_list() == [0.0] * 11
+    assert zeros["peer_score"].null_count() == 11
+    assert zeros["peer_p"].null_count() == 11
+
+
+def test_null_zero_and_negative_values_get_null_scores_but_their_peers() -> None:
+    frame = pl.DataFrame({"v": [*KWH, None, 0.0, -5.0, float("nan"), float("inf")]})
+    out = robust_peer_scores(frame, "v", [[]])
+    tail = out.tail(5)
+    assert tail["peer_score"].null_count() == 5
+    assert tail["peer_p"].null_count() == 5
+    # the invalid values take no part in the statistics: the same as the 11 alone
+    assert tail["peer_n"].to_list() == [11] * 5
+    assert tail["peer_median"].to_list() == pytest.approx([MEDIAN] * 5, rel=1e-12)
+    assert out["peer_score"][OUTLIER_ROW] == pytest.approx(OUTLIER_SCORE, rel=1e-12)
+    # a column of nulls only (dtype Null) is scored too: nothing qualifies
+    empty = robust_peer_scores(pl.DataFrame({"v": [None] * 3}), "v", [[]], min_group_size=1)
+    assert empty["peer_score"].null_count() == 3
+
+
+def test_lazy_and_eager_give_the_same_numbers_and_input_unchanged() -> None:
+    directory = make_directory(600, seed=5)
+    returns, _ = make_returns(directory, range(2023, 2025), seed=5)
+    frame = returns.join(
+        directory.select("institution_id", "sector", "subsector"),
+        on="institution_id",
+        how="left",
+        maintain_order="left",
+    )
+    before = frame.clone()
+    groups = [["sector", "subsector"], ["sector"], []]
+    eager = robust_peer_scores(frame, "electricity_kwh", groups)
+    lazy = robust_peer_scores(frame.lazy(), "electricity_kwh", groups)
+    assert isinstance(lazy, pl.LazyFrame)
+    assert_frame_equal(lazy.collect(), eager)
+    assert_frame_equal(frame, before)
+    assert eager.height == frame.height
+    assert set(eager["peer_level"].unique().to_list()) <= {0, 1, 2}
+
+
+def test_errors_name_the_problem() -> None:
+    frame = one_group()
+    with pytest.raises(UnusableInputError, match="value column 'kwh_x'"):
+        robust_peer_scores(frame, "kwh_x", [[]])
+    with pytest.raises(UnusableInputError, match=r"peer-group column.*subsector"):
+        robust_peer_scores(frame, "kwh", [["sector", "subsector"]])
+    with pytest.raises(UnusableInputError, match="must be numeric"):
+        robust_peer_scores(frame, "sector", [[]])
+    with pytest.raises(SettingsError, match="not the string 'sector'"):
+        robust_peer_scores(frame, "kwh", "sector")  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match="at least one level"):
+        robust_peer_scores(frame, "kwh", [])
+    with pytest.raises(SettingsError, match="min_group_size"):
+        robust_peer_scores(frame, "kwh", [[]], min_group_size=0)
+    with pytest.raises(SettingsError, match="k must be positive"):
+        robust_peer_scores(frame, "kwh", [[]], k=0.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    values=st.lists(st.floats(1e-3, 1e6), min_size=10, max_size=30),
+    exponent=st.integers(-4, 4),
+)
+def test_scores_do_not_depend_on_the_unit(values: list[float], exponent: int) -> None:
+    # kWh or 万kWh: the same institutions, the same scores; the median scales with the unit.
+    factor = 10.0**exponent
+    base = robust_peer_scores(pl.DataFrame({"v": values}), "v", [[]])
+    scaled = robust_peer_scores(pl.DataFrame({"v": [v * factor for v in values]}), "v", [[]])
+    np.testing.assert_allclose(scaled["peer_score"], base["peer_score"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(scaled["peer_median"], base["peer_median"] * factor, rtol=1e-9)

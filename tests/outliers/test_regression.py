@@ -1,0 +1,328 @@
+"""Expected consumption: an exact tiny fit, known coefficients despite outliers, the city."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from scipy import stats
+
+from energy_audit.errors import SettingsError, UnusableInputError
+from energy_audit.indicators import indicators
+from energy_audit.outliers.regression import (
+    MODEL_COLUMNS,
+    OTHER_LEVEL,
+    expected_consumption,
+    fit_expected_consumption,
+)
+from energy_audit.synthetic import make_directory, make_returns
+
+# --------------------------------------------------------------------------------------------
+# A tiny fit computed by hand
+# --------------------------------------------------------------------------------------------
+
+# y = 1 + 2x ± 0.1 for x = 1…8, signs the Thue-Morse sequence (orthogonal to 1 and x on 8
+# points, so least squares on these rows gives exactly 1 and 2), and x = 9 off by +100.
+THUE_MORSE = [1, -1, -1, 1, -1, 1, 1, -1]
+X = [float(v) for v in range(1, 10)]
+Y = [1 + 2 * x + 0.1 * e for x, e in zip(X, THUE_MORSE, strict=False)] + [1 + 2 * 9 + 100]
+# Residuals at (1, 2): ±0.1 (eight) and 100; median 0.1, absolute deviations from it 0 (four),
+# 0.2 (four) and 99.9, whose median is 0.2: scale s = 1.4826 × 0.2 = 0.29652.
+SCALE = 1.4826 * 0.2
+# Every clean residual is 0.1 in size, so all eight get the same bisquare weight
+# w = (1 − u²)², u = 0.1 / (4.685 s), and the outlier (u ≫ 1) gets 0: the fit is least squares
+# on the eight clean rows, i.e. exactly 1 + 2x. Their leverage is that of ordinary least
+# squares on x = 1…8: h = 1/8 + (x − 4.5)² / 42 (Σ(x − 4.5)² = 42).
+U = 0.1 / (4.685 * SCALE)
+W = (1 - U**2) ** 2
+H = [1 / 8 + (x - 4.5) ** 2 / 42 for x in X[:8]]
+
+
+def tiny() -> pl.DataFrame:
+    return pl.DataFrame({"y": Y, "x": X})
+
+
+def test_tiny_fit_by_hand() -> None:
+    fit = fit_expected_consumption(tiny(), "y", numeric=["x"], categorical=[], log=False)
+    assert dict(fit.coefficients) == pytest.approx({"intercept": 1.0, "x": 2.0}, abs=1e-7)
+    assert fit.scale == pytest.approx(0.29652, rel=1e-7)
+    assert (fit.n, fit.df_resid, fit.weights_zero) == (9, 7, 1)
+    assert fit.converged
+    assert fit.unscaled_covariance.shape == (2, 2)
+
+
+def test_tiny_studentized_residuals_and_interval_by_hand() -> None:
+    out = expected_consumption(tiny(), "y", numeric=["x"], categorical=[], log=False)
+    assert out["model_expected"].to_list() == pytest.approx([1 + 2 * x for x in X], abs=1e-6)
+    assert out["model_residual"].to_list() == pytest.approx(
+        [0.1 * e for e in THUE_MORSE] + [100.0], abs=1e-6
+    )
+    # clean rows: e / (s √(1 − h)); x = 1: 0.1 / (0.29652 × √(1 − 0.416667)) = 0.44156
+    studentized = [0.1 * e / (SCALE * math.sqrt(1 - h)) for e, h in zip(THUE_MORSE, H, strict=True)]
+    assert studentized[0] == pytest.approx(0.44156, abs=1e-5)
+    # the outlier has weight 0, hence leverage 0: 100 / 0.29652 = 337.245
+    assert out["model_studentized"].to_list() == pytest.approx(
+        [*studentized, 100 / SCALE], rel=1e-6
+    )
+    # prediction interval: ŷ ∓ t(0.975; 7) · s · √(1 + h / w) (x (XᵀWX)⁻¹ xᵀ = h / w)
+    t = stats.t.ppf(0.975, 7)
+    assert t == pytest.approx(2.364624, abs=1e-6)
+    low = [1 + 2 * x - t * SCALE * math.sqrt(1 + h / W) for x, h in zip(X, H, strict=False)]
+    assert out["model_low"].head(8).to_list() == pytest.approx(low, rel=1e-6)
+    assert out["model_low"][0] == pytest.approx(2.164174, abs=1e-5)
+    assert out["model_p"][0] == pytest.approx(2 * stats.t.sf(studentized[0], 7), rel=1e-6)
+    assert out["model_p"][8] < 1e-12
+
+
+# --------------------------------------------------------------------------------------------
+# Known coefficients despite 5 % gross outliers
+# --------------------------------------------------------------------------------------------
+
+EFFECTS = {"agency": 0.0, "school": 0.5, "venue": -0.4, "hospital": 0.8}
+PROBABILITIES = [0.4, 0.25, 0.2, 0.15]  # agency most frequent: the reference level
+
+
+def known_model(seed: int = 1, n: int = 4000) -> tuple[pl.DataFrame, np.ndarray]:
+    """log E = 2 + 0.9 log area + 0.3 log occupants + sector + N(0, 0.2²); 5 % of E × 10."""
+    rng = np.random.default_rng(seed)
+    log_area = rng.normal(9.0, 1.5, n)
+    log_occupants = rng.normal(5.0, 1.0, n) + 0.3 * (log_area - 9.0)
+    sector = rng.choice(list(EFFECTS), n, p=PROBABILITIES)
+    effect = np.array([EFFECTS[s] for s in sector])
+    log_energy = 2.0 + 0.9 * log_area + 0.3 * log_occupants + effect + rng.normal(0, 0.2, n)
+    outlier = np.zeros(n, dtype=bool)
+    outlier[rng.choice(n, n // 20, replace=False)] = True
+    log_energy[outlier] += math.log(10.0)
+    frame = pl.DataFrame(
+        {
+            "energy_kgce": np.exp(log_energy),
+            "area_m2": np.exp(log_area),
+            "occupants": np.exp(log_occupants),
+            "sector": sector,
+        }
+    )
+    return frame, outlier
+
+
+TRUE_COEFFICIENTS = {
+    "intercept": 2.0,
+    "log(area_m2)": 0.9,
+    "log(occupants)": 0.3,
+    "sector[school]": 0.5,
+    "sector[venue]": -0.4,
+    "sector[hospital]": 0.8,
+}
+
+
+def test_coefficients_recovered_despite_outliers_and_ols_is_not() -> None:
+    frame, _ = known_model()
+    fit = fit_expected_consumption(
+        frame, "energy_kgce", numeric=["area_m2", "occupants"], categorical=["sector"]
+    )
+    assert fit.converged
+    assert fit.reference == {"sector": "agency"}
+    assert set(fit.coefficients) == set(TRUE_COEFFICIENTS)
+    for name, true in TRUE_COEFFICIENTS.items():
+        tolerance = 0.05 if name == "intercept" else 0.025
+        assert fit.coefficients[name] == pytest.approx(true, abs=tolerance), name
+    assert fit.scale == pytest.approx(0.2, rel=0.15)
+    # ordinary least squares on the same design is pulled up by the outliers (by about
+    # 5 % × ln 10 = 0.115 on the log scale)
+    design = np.column_stack(
+        [
+            np.ones(frame.height),
+            np.log(frame["area_m2"].to_numpy()),
+            np.log(frame["occupants"].to_numpy()),
+            *((frame["sector"] == s).to_numpy().astype(float) for s in list(EFFECTS)[1:]),
+        ]
+    )
+    log_energy = np.log(frame["energy_kgce"].to_numpy())
+    ols = np.linalg.lstsq(design, log_energy, rcond=None)[0]
+    assert abs(ols[0] - TRUE_COEFFICIENTS["intercept"]) > 0.1
+    robust = np.array([fit.coefficients[name] for name in TRUE_COEFFICIENTS])
+    true = np.array(list(TRUE_COEFFICIENTS.values()))
+    centre = design.mean(axis=0)
+    assert abs(centre @ (robust - true)) < 0.02
+    assert centre @ (ols - true) > 0.1
+
+
+def test_planted_outliers_stand_out_and_clean_rows_fall_inside_the_interval() -> None:
+    frame, outlier = known_model()
+    out = expected_consumption(
+        frame, "energy_kgce", numeric=["area_m2", "occupants"], categorical=["sector"]
+    )
+    studentized = out["model_studentized"].to_numpy()
+    assert (np.abs(studentized[outlier]) > 3).all()
+    energy = frame["energy_kgce"].to_numpy()
+    inside = (energy >= out["model_low"].to_numpy()) & (energy <= out["model_high"].to_numpy())
+    assert inside[~outlier].mean() >= 0.95
+    assert not inside[outlier].any()
+    # the residual is the log ratio of reported to expected
+    np.testing.assert_allclose(
+        out["model_residual"].to_numpy(),
+        np.log(energy / out["model_expected"].to_numpy()),
+        rtol=1e-9,
+        atol=1e-12,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Levels, invalid rows, frames
+# --------------------------------------------------------------------------------------------
+
+
+def small_frame() -> pl.DataFrame:
+    frame, _ = known_model(seed=3, n=300)
+    return frame.with_columns(
+        sector=pl.when(pl.int_range(pl.len()) < 3)
+        .then(pl.lit("observatory"))  # 3 rows: rare
+        .when(pl.int_range(pl.len()) < 6)
+        .then(pl.lit("museum"))  # 3 rows: rare; together with observatory 6 ≥ 5
+        .when(pl.int_range(pl.len()) < 12)
+        .then(None)  # 6 rows: a level of its own
+        .otherwise(pl.col("sector"))
+    )
+
+
+def test_rare_levels_are_merged_and_null_is_a_level() -> None:
+    fit = fit_expected_consumption(
+        small_frame(), "energy_kgce", numeric=["area_m2", "occupants"], categorical=["sector"]
+    )
+    assert fit.merged == {"sector": ("museum", "observatory")}
+    assert OTHER_LEVEL in fit.levels["sector"]
+    assert "(null)" in fit.levels["sector"]
+    assert f"sector[{OTHER_LEVEL}]" in fit.coefficients
+    assert fit.levels["sector"][0] == fit.reference["sector"] == "agency"
+    # too few together (3 < 5): merged into the reference instead of a level of 3
+    few = small_frame().with_columns(
+        sector=pl.when(pl.col("sector") == "museum").then(pl.lit("agency")).otherwise("sector")
+    )
+    fit = fit_expected_consumption(
+        few, "energy_kgce", numeric=["area_m2", "occupants"], categorical=["sector"]
+    )
+    assert fit.merged == {"sector": ("observatory",)}
+    assert OTHER_LEVEL not in fit.levels["sector"]
+
+
+def test_invalid_rows_kept_with_nulls() -> None:
+    frame = small_frame().with_columns(
+        energy_kgce=pl.when(pl.int_range(pl.len()) == 20).then(0.0).otherwise("energy_kgce"),
+        area_m2=pl.when(pl.int_range(pl.len()) == 21).then(None).otherwise("area_m2"),
+        occupants=pl.when(pl.int_range(pl.len()) == 22).then(-1.0).otherwise("occupants"),
+    )
+    out = expected_consumption(
+        frame, "energy_kgce", numeric=["area_m2", "occupants"], categorical=["sector"]
+    )
+    assert out.height == frame.height
+    # zero energy: an expected value and its interval, no residual
+    zero = out.row(20, named=True)
+    assert zero["model_expected"] > 0 and zero["model_low"] < zero["model_high"]
+    assert zero["model_residual"] is None and zero["model_studentized"] is None
+    # no valid area or occupants: nothing
+    for row in (21, 22):
+        assert all(out.row(row, named=True)[f"model_{c}"] is None for c in MODEL_COLUMNS)
+    assert out.select(f"model_{c}" for c in MODEL_COLUMNS).null_count().row(0) == (
+        2, 3, 3, 2, 2, 3
+    )  # fmt: skip
+
+
+def test_lazy_and_eager_give_the_same_numbers_and_input_unchanged() -> None:
+    frame = small_frame().with_columns(model_p=pl.lit("old"))
+    before = frame.clone()
+    kwargs = {"numeric": ["area_m2", "occupants"], "categorical": ["sector"]}
+    eager = expected_consumption(frame, "energy_kgce", **kwargs)
+    lazy = expected_consumption(frame.lazy(), "energy_kgce", **kwargs)
+    assert isinstance(lazy, pl.LazyFrame)
+    assert_frame_equal(lazy.collect(), eager)
+    assert_frame_equal(frame, before)
+    assert eager.columns == [*small_frame().columns, *(f"model_{c}" for c in MODEL_COLUMNS)]
+    assert all(eager.schema[f"model_{c}"] == pl.Float64 for c in MODEL_COLUMNS)
+
+
+def test_aliased_column_is_dropped_and_reported() -> None:
+    frame = small_frame().with_columns(area_ft2=pl.col("area_m2") * 10.7639)
+    fit = fit_expected_consumption(
+        frame, "energy_kgce", numeric=["area_m2", "area_ft2"], categorical=["sector"]
+    )
+    assert fit.dropped == ("log(area_ft2)",)
+    assert "log(area_ft2)" not in fit.coefficients
+    assert fit.unscaled_covariance.shape == (len(fit.coefficients),) * 2
+
+
+def test_errors_name_the_problem() -> None:
+    frame = small_frame()
+    kwargs = {"numeric": ["area_m2"], "categorical": ["sector"]}
+    with pytest.raises(UnusableInputError, match=r"lacks column.*water_m3"):
+        expected_consumption(frame, "water_m3", **kwargs)
+    with pytest.raises(UnusableInputError, match=r"sector \(String\) must be numeric"):
+        expected_consumption(frame, "sector", numeric=["area_m2"], categorical=[])
+    with pytest.raises(UnusableInputError, match="only 2 row"):
+        expected_consumption(frame.head(2), "energy_kgce", **kwargs)
+    with pytest.raises(SettingsError, match="level must be between 0 and 1"):
+        expected_consumption(frame, "energy_kgce", level=95, **kwargs)
+    with pytest.raises(SettingsError, match="not the string 'area_m2'"):
+        expected_consumption(frame, "energy_kgce", numeric="area_m2", categorical=[])
+    with pytest.raises(SettingsError, match="cannot also be a predictor"):
+        fit_expected_consumption(frame, "energy_kgce", numeric=["energy_kgce"], categorical=[])
+
+
+# --------------------------------------------------------------------------------------------
+# The synthetic city
+# --------------------------------------------------------------------------------------------
+
+CITY_CATEGORICAL = ["sector", "admin_level", "district_code", "heat_billing"]
+
+
+def city(seed: int, defects: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    directory = make_directory(4000, seed=seed)
+    returns, truth = make_returns(directory, range(2023, 2025), seed=seed, defects=defects)
+    frame = returns.filter(pl.col("year") == 2024).join(
+        directory.select("institution_id", *CITY_CATEGORICAL),
+        on="institution_id",
+        how="left",
+        maintain_order="left",
+    )
+    return indicators(frame), truth.filter(pl.col("year") == 2024)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [2, 7])
+def test_city_unit_slips_of_heat_and_coal_are_in_the_top_five_percent(seed: int) -> None:
+    frame, truth = city(seed, defects=True)
+    out = expected_consumption(
+        frame.with_row_index("row"),
+        "total_energy_tce",
+        numeric=["building_area_m2", "occupants"],
+        categorical=CITY_CATEGORICAL,
+    )
+    budget = math.ceil(0.05 * out.height)
+    top = out.sort(pl.col("model_studentized").abs(), descending=True, nulls_last=True)
+    flagged = top.head(budget).select("institution_id", "year").unique()
+    # ×1000 on heat (MJ under GJ) or coal (kg under t) multiplies the total many times over
+    slips = truth.filter(pl.col("defect").is_in(["unit_slip_mj_for_gj", "unit_slip_kg_for_t"]))
+    assert slips.height > 0
+    assert slips.join(flagged, on=["institution_id", "year"], how="anti").is_empty()
+
+
+@pytest.mark.slow
+def test_city_without_defects_has_no_gross_residuals() -> None:
+    frame, truth = city(2, defects=False)
+    assert truth.is_empty()
+    fit = fit_expected_consumption(
+        frame,
+        "total_energy_tce",
+        numeric=["building_area_m2", "occupants"],
+        categorical=CITY_CATEGORICAL,
+    )
+    assert fit.converged and fit.n == frame.height
+    assert fit.coefficients["log(building_area_m2)"] == pytest.approx(1.0, abs=0.15)
+    out = expected_consumption(
+        frame,
+        "total_energy_tce",
+        numeric=["building_area_m2", "occupants"],
+        categorical=CITY_CATEGORICAL,
+    )
+    assert out["model_studentized"].abs().max() < 6
