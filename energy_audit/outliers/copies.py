@@ -1,0 +1,524 @@
+"""Copied figures and rounded estimates: returns that were not read from meters.
+
+Review practice (domain.md §6) singles out three signs that a return was filled in without
+reading the meters or bills:
+
+- every quantity identical to last year's return (:func:`copied_figures`);
+- several units of one parent reporting identical figures (:func:`identical_within_groups`);
+- round numbers for metered items, e.g. exactly 100,000 kWh (:func:`round_numbers`).
+
+Copies are exact tests: a metered quantity of several digits repeats by chance with negligible
+probability, and two or more of them together practically never, so these functions flag
+without a p-value (at least ``min_nonzero`` non-zero quantities must agree, so that a unit
+reporting only zeros, or a single item, is not flagged). Round numbers are a matter of degree,
+and :func:`round_numbers` gives each figure a p-value.
+
+Round numbers: the rule
+-----------------------
+The *roundness* t of a figure is the number of trailing zeros of its integer part (100,000 → 5,
+123,400 → 2, 123,457 → 0); a figure with a fractional part (1,000.5) is not round (t = 0); zero
+and null have no roundness. For a meter reading with several significant digits the last
+digits are close to uniform [2]_, so
+
+    P(t ≥ k) ≈ 10⁻ᵏ                                          (chance, ``expected``)
+
+Some institutions legitimately report round figures (an item billed by a flat estimate, coal
+bought by the tonne), and some peer groups do so more than others. The probability that a
+figure is at least this round is therefore also estimated from
+
+- the institution's own earlier returns of the same column (``history`` and earlier years of
+  the frame): (m + κ·10⁻ᵗ) / (n + κ), m of its n earlier non-zero figures having roundness
+  ≥ t (``history_rate``);
+- its peers, the other returns of the same year (and ``groups``): (M + κ·10⁻ᵗ) / (N + κ), M of
+  the N other non-zero figures of the column having roundness ≥ t (``peer_rate``);
+
+with a prior weight κ (``prior_weight``, default 1) pulling small samples to the chance rate.
+The p-value is the largest of the three, p = max(expected, history_rate, peer_rate): a figure
+is suspicious only when it is rare by chance, for this institution and among its peers alike.
+An institution that rounds every year (m ≈ n) gets p ≈ 1; one whose figure suddenly is
+exactly 100,000 after years of meter readings gets p ≈ 10⁻⁵ unless its peers round too.
+
+References
+----------
+.. [1] Domain reference, §6 "What reviewers look for": copied figures, round numbers for
+   metered items, units of one parent with identical figures.
+.. [2] Preece, D. A. (1981). Distributions of final digits in data. Journal of the Royal
+   Statistical Society, Series D (The Statistician) 30(1), 31-60 (final digits of measured
+   data are near uniform; heaping on 0 and 5 reveals rounding).
+.. [3] Nigrini, M. J. (2012). Forensic Analytics: Methods and Techniques for Forensic
+   Accounting Investigations. Wiley, Hoboken (number-duplication and last-two-digits tests;
+   round numbers as a sign of estimates and invented figures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import polars as pl
+
+from energy_audit.errors import SettingsError, UnusableInputError
+from energy_audit.outliers.yoy import (
+    _PREV_YEAR,
+    FrameT,
+    _check_columns,
+    _check_frame,
+    _group_list,
+    _like,
+    _prev,
+    _returns_by_year,
+    _with_previous,
+)
+
+__all__ = [
+    "DEFAULT_MIN_NONZERO",
+    "DEFAULT_PRIOR_WEIGHT",
+    "copied_figures",
+    "identical_within_groups",
+    "round_numbers",
+]
+
+DEFAULT_MIN_NONZERO: Final = 2
+"""Default smallest number of non-zero quantities a return needs to be called a copy."""
+
+DEFAULT_PRIOR_WEIGHT: Final = 1.0
+"""Default weight κ of the chance rate 10⁻ᵗ in the history and peer rates (module docstring)."""
+
+_LARGEST: Final = 1e18
+"""Figures are compared as integers up to 10¹⁸ (larger ones count as 10¹⁸)."""
+
+_ROW: Final = "__ea_row"
+_T: Final = "__ea_t"
+_COL: Final = "__ea_column"
+
+_PER_COLUMN: Final = ("roundness", "expected", "history_rate", "peer_rate", "p")
+"""Suffixes of the columns :func:`round_numbers` adds per column, in order."""
+
+
+def _nonzero_count(columns: Sequence[str]) -> pl.Expr:
+    return pl.sum_horizontal(
+        (pl.col(c).cast(pl.Float64).fill_null(0.0) != 0).cast(pl.Int32) for c in columns
+    )
+
+
+def _check_min_nonzero(min_nonzero: int, columns: Sequence[str]) -> None:
+    if not (isinstance(min_nonzero, int) and 1 <= min_nonzero <= len(columns)):
+        raise SettingsError(
+            f"min_nonzero must be an integer from 1 to the number of columns ({len(columns)}), "
+            f"got {min_nonzero!r}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Copies
+
+
+def copied_figures(
+    frame: FrameT,
+    columns: Sequence[str],
+    *,
+    key: str = "institution_id",
+    year: str = "year",
+    history: pl.DataFrame | pl.LazyFrame | None = None,
+    min_nonzero: int = DEFAULT_MIN_NONZERO,
+) -> FrameT:
+    """Flag returns whose every quantity is identical to the institution's previous return.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame or polars.LazyFrame
+        Returns with ``key``, ``year`` (integer) and the numeric ``columns``. Not changed.
+    columns : sequence of str
+        Quantity columns compared (e.g. the energy items and ``water_m3``; costs may be added).
+    key : str, default "institution_id"
+        Column identifying an institution.
+    year : str, default "year"
+        Column of the data year.
+    history : polars.DataFrame or polars.LazyFrame, optional
+        Earlier returns; the previous return is the institution's latest return of an earlier
+        year in ``history`` or ``frame`` (:mod:`energy_audit.outliers.yoy`, "previous
+        return").
+    min_nonzero : int, default 2
+        Smallest number of the return's ``columns`` that must be non-zero (and not null).
+
+    Returns
+    -------
+    polars.DataFrame or polars.LazyFrame
+        The kind of frame given, rows and columns unchanged (a column of an added name is
+        replaced), followed by ``is_copied_from_last_year`` (Boolean: a previous return
+        exists, every column equals it exactly, a null matching a null, and at least
+        ``min_nonzero`` columns are non-zero; never null) and ``copied_from_year`` (Int64,
+        the previous return's year where copied, else null).
+
+    Raises
+    ------
+    UnusableInputError
+        If a column is missing, ``year`` is not an integer, a quantity is not numeric or the
+        history's key dtype differs.
+    SettingsError
+        If ``columns`` is empty or repeats a name, or ``min_nonzero`` is not in
+        1..len(columns).
+
+    References
+    ----------
+    Domain reference §6 (copied figures: every quantity identical to last year).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> r = pl.DataFrame({"institution_id": ["A", "A", "B", "B"], "year": [2022, 2023] * 2,
+    ...     "electricity_kwh": [512_345.0, 512_345.0, 80_123.0, 80_123.0],
+    ...     "water_m3": [6_021.0, 6_021.0, 1_500.0, 1_501.0]})
+    >>> copied_figures(r, ["electricity_kwh", "water_m3"])["is_copied_from_last_year"].to_list()
+    [False, True, False, False]
+    """
+    names = _check_columns(columns)
+    _check_min_nonzero(min_nonzero, names)
+    lazy = frame.lazy()
+    schema = lazy.collect_schema()
+    _check_frame(schema, names, key, year, "frame")
+    added = ("is_copied_from_last_year", "copied_from_year")
+    kept = [c for c in schema.names() if c not in added]
+    work = _with_previous(lazy.select(kept), history, names, key, year, lags=1)
+    same = pl.all_horizontal(
+        pl.col(c).cast(pl.Float64).eq_missing(pl.col(_prev(c, 1))) for c in names
+    )
+    copied = (
+        pl.col(_PREV_YEAR).is_not_null() & same & (_nonzero_count(names) >= min_nonzero)
+    ).fill_null(False)
+    result = work.with_columns(copied.alias(added[0])).select(
+        *kept,
+        added[0],
+        pl.when(pl.col(added[0])).then(pl.col(_PREV_YEAR)).alias(added[1]),
+    )
+    return _like(frame, result)
+
+
+def identical_within_groups(
+    frame: FrameT,
+    columns: Sequence[str],
+    group: str,
+    *,
+    key: str = "institution_id",
+    year: str = "year",
+    min_nonzero: int = DEFAULT_MIN_NONZERO,
+) -> FrameT:
+    """Flag returns identical to the return of another institution of the same group and year.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame or polars.LazyFrame
+        Returns with ``key``, ``year``, ``group`` and the numeric ``columns``. Not changed.
+    columns : sequence of str
+        Quantity columns compared (a null matches a null).
+    group : str
+        Grouping column, e.g. ``parent_id`` (joined from the directory): returns of different
+        institutions of one parent and year with identical figures are flagged. Rows with a
+        null group or year are not compared.
+    key : str, default "institution_id"
+        Column identifying an institution (two rows of one institution are not siblings).
+    year : str, default "year"
+        Column of the data year.
+    min_nonzero : int, default 2
+        Smallest number of ``columns`` that must be non-zero for a return to be compared.
+
+    Returns
+    -------
+    polars.DataFrame or polars.LazyFrame
+        The kind of frame given, rows and columns unchanged, followed by
+        ``is_identical_to_sibling`` (Boolean, never null) and ``identical_sibling_ids`` (list of
+        the other institutions' ``key`` values with the same figures, sorted; null where not
+        flagged). Every member of an identical set is flagged: which one is the original
+        cannot be told from the figures.
+
+    Raises
+    ------
+    UnusableInputError
+        If a column is missing, ``year`` is not an integer or a quantity is not numeric.
+    SettingsError
+        If ``columns`` is empty or repeats a name, or ``min_nonzero`` is not in
+        1..len(columns).
+
+    References
+    ----------
+    Domain reference §6 (several units of one parent with identical figures); the
+    number-duplication test of Nigrini (2012).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> r = pl.DataFrame({"institution_id": ["A", "B", "C"], "year": [2023] * 3,
+    ...     "parent_id": ["P"] * 3, "electricity_kwh": [81_234.0, 81_234.0, 95_871.0],
+    ...     "water_m3": [2_345.0, 2_345.0, 2_345.0]})
+    >>> out = identical_within_groups(r, ["electricity_kwh", "water_m3"], "parent_id")
+    >>> out["identical_sibling_ids"].to_list()
+    [['B'], ['A'], None]
+    """
+    names = _check_columns(columns)
+    _check_min_nonzero(min_nonzero, names)
+    lazy = frame.lazy()
+    schema = lazy.collect_schema()
+    _check_frame(schema, names, key, year, "frame")
+    if group not in schema:
+        raise UnusableInputError(f"frame lacks group column {group}")
+    added = ("is_identical_to_sibling", "identical_sibling_ids")
+    kept = [c for c in schema.names() if c not in added]
+    values = [f"__ea_v_{c}" for c in names]
+    part = [group, year, *values]
+    work = lazy.select(kept).with_row_index(_ROW)
+    eligible = work.filter(
+        pl.col(group).is_not_null()
+        & pl.col(year).is_not_null()
+        & pl.col(key).is_not_null()
+        & (_nonzero_count(names) >= min_nonzero)
+    ).select(
+        _ROW,
+        key,
+        *part[:2],
+        *(pl.col(c).cast(pl.Float64).alias(v) for c, v in zip(names, values, strict=True)),
+    )
+    sets = (
+        eligible.group_by(part)
+        .agg(pl.col(key).unique().sort().alias("__ea_ids"))
+        .filter(pl.col("__ea_ids").list.len() >= 2)
+    )
+    siblings = eligible.join(sets, on=part, how="inner", nulls_equal=True).select(
+        _ROW,
+        pl.col("__ea_ids")
+        .list.set_difference(pl.concat_list(pl.col(key)))
+        .list.sort()
+        .alias(added[1]),
+    )
+    result = (
+        work.join(siblings, on=_ROW, how="left", maintain_order="left")
+        .with_columns(pl.col(added[1]).is_not_null().alias(added[0]))
+        .select(*kept, *added)
+    )
+    return _like(frame, result)
+
+
+# --------------------------------------------------------------------------------------------
+# Round numbers
+
+
+def _roundness(value: pl.Expr) -> pl.Expr:
+    """Trailing zeros of the integer part of |value|; 0 with a fractional part; null for 0."""
+    magnitude = value.cast(pl.Float64).abs()
+    whole = magnitude.round(0)
+    is_whole = (magnitude - whole).abs() <= 1e-9 * pl.max_horizontal(magnitude, pl.lit(1.0))
+    digits = whole.clip(upper_bound=_LARGEST).cast(pl.Int64, strict=False).cast(pl.String)
+    zeros = digits.str.len_bytes() - digits.str.strip_chars_end("0").str.len_bytes()
+    return (
+        pl.when(magnitude.is_null() | magnitude.is_nan() | (whole == 0))
+        .then(pl.lit(None, dtype=pl.Int32))
+        .when(is_whole)
+        .then(zeros.cast(pl.Int32))
+        .otherwise(pl.lit(0, dtype=pl.Int32))
+    )
+
+
+def _long_roundness(
+    lazy: pl.LazyFrame, index: Sequence[str], columns: Sequence[str]
+) -> pl.LazyFrame:
+    """Give the roundness of every non-zero cell, one row per row and column (``__ea_column``)."""
+    return (
+        lazy.select(*index, *(_roundness(pl.col(c)).alias(c) for c in columns))
+        .unpivot(index=list(index), on=list(columns), variable_name=_COL, value_name=_T)
+        .filter(pl.col(_T).is_not_null())
+    )
+
+
+def round_numbers(
+    frame: FrameT,
+    columns: Sequence[str],
+    *,
+    key: str = "institution_id",
+    year: str = "year",
+    history: pl.DataFrame | pl.LazyFrame | None = None,
+    groups: str | Sequence[str] | None = None,
+    prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+    prefix: str = "round_",
+) -> FrameT:
+    """Score how suspiciously round each metered figure is, against chance, history and peers.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame or polars.LazyFrame
+        Returns with ``key``, ``year`` (integer) and the numeric ``columns``. Not changed.
+    columns : sequence of str
+        Metered quantity columns (e.g. ``electricity_kwh`` [kWh], ``water_m3`` [m³],
+        ``natural_gas_m3`` [m³]).
+    key : str, default "institution_id"
+        Column identifying an institution.
+    year : str, default "year"
+        Column of the data year.
+    history : polars.DataFrame or polars.LazyFrame, optional
+        Earlier returns (with ``key``, ``year`` and some of ``columns``): with the earlier
+        years of ``frame`` they give the institution's own habit (``history_rate``). For an
+        (institution, year) in both, ``history`` wins.
+    groups : str or sequence of str, optional
+        Peer-group column(s): the peer rate is taken within year and group (default: the
+        year's returns).
+    prior_weight : float, default 1.0
+        Weight κ > 0 of the chance rate in the history and peer rates.
+    prefix : str, default "round_"
+        Prefix of the added columns.
+
+    Returns
+    -------
+    polars.DataFrame or polars.LazyFrame
+        The kind of frame given, rows and columns unchanged (a column of an added name is
+        replaced), followed, for each column ``c`` in order, by
+
+        - ``<prefix><c>_roundness`` (Int32): trailing zeros t; null for a null or zero figure;
+        - ``<prefix><c>_expected`` [-]: chance probability 10⁻ᵗ of a figure at least this round;
+        - ``<prefix><c>_history_rate`` [-]: (m + κ·10⁻ᵗ) / (n + κ) over the institution's
+          earlier returns;
+        - ``<prefix><c>_peer_rate`` [-]: (M + κ·10⁻ᵗ) / (N + κ) over the other returns of the
+          year (and group);
+        - ``<prefix><c>_p`` [-]: max(expected, history_rate, peer_rate);
+
+        then ``<prefix>p`` (Float64): the return's smallest p times the number of its figures
+        with a p (Bonferroni, at most 1), and ``<prefix>column`` (String): the column of that
+        smallest p (null when no figure has a p). A figure with t = 0 has every probability 1.
+
+    Raises
+    ------
+    UnusableInputError
+        If a column is missing, ``year`` is not an integer, a quantity is not numeric or the
+        history's key dtype differs.
+    SettingsError
+        If ``columns`` is empty or repeats a name, or ``prior_weight`` is not > 0.
+
+    Notes
+    -----
+    The rule and its reasons are in the module docstring. Figures are compared as integers
+    (|value| rounded, up to 10¹⁸); a relative difference below 10⁻⁹ from a whole number (a
+    float artefact of a unit conversion such as 12.3456 万千瓦时 × 10,000) counts as whole.
+
+    References
+    ----------
+    Domain reference §6; Preece (1981); Nigrini (2012) (module docstring).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> r = pl.DataFrame({"institution_id": ["A", "B"], "year": [2023, 2023],
+    ...                   "electricity_kwh": [100_000.0, 123_457.0]})
+    >>> out = round_numbers(r, ["electricity_kwh"])
+    >>> out["round_electricity_kwh_roundness"].to_list(), out["round_p"].to_list()
+    ([5, 0], [1e-05, 1.0])
+    """
+    names = _check_columns(columns)
+    if not (isinstance(prior_weight, int | float) and prior_weight > 0):
+        raise SettingsError(f"prior_weight must be > 0, got {prior_weight!r}")
+    kappa = float(prior_weight)
+    group_cols = _group_list(groups)
+    lazy = frame.lazy()
+    schema = lazy.collect_schema()
+    _check_frame(schema, names, key, year, "frame")
+    missing = [g for g in group_cols if g not in schema]
+    if missing:
+        raise UnusableInputError(f"frame lacks group column(s) {', '.join(missing)}")
+
+    def out(c: str, suffix: str) -> str:
+        return f"{prefix}{c}_{suffix}"
+
+    added = [out(c, s) for c in names for s in _PER_COLUMN] + [f"{prefix}p", f"{prefix}column"]
+    kept = [c for c in schema.names() if c not in added]
+    work = (
+        lazy.select(kept)
+        .with_row_index(_ROW)
+        .with_columns(_roundness(pl.col(c)).alias(out(c, "roundness")) for c in names)
+    )
+
+    # Every non-zero cell of the frame with its roundness; candidates have t ≥ 1.
+    cells = (
+        work.select(
+            _ROW,
+            key,
+            pl.col(year).cast(pl.Int64),
+            *group_cols,
+            *(pl.col(out(c, "roundness")).alias(c) for c in names),
+        )
+        .unpivot(index=[_ROW, key, year, *group_cols], on=names, variable_name=_COL, value_name=_T)
+        .filter(pl.col(_T).is_not_null())
+    )
+    candidates = cells.filter(pl.col(_T) >= 1)
+
+    # Peers: among the other figures of the column in the year (and group), how many are at
+    # least as round (leave-one-out: the figure itself is in both counts).
+    part = [year, *group_cols, _COL]
+    peer_counts = (
+        cells.group_by([*part, _T])
+        .agg(pl.len().cast(pl.Int64).alias("__ea_k"))
+        .sort([*part, _T], descending=[False] * len(part) + [True], nulls_last=True)
+        .with_columns(
+            pl.col("__ea_k").cum_sum().over(part).alias("__ea_ge"),
+            pl.col("__ea_k").sum().over(part).alias("__ea_all"),
+        )
+        .select(*part, _T, "__ea_ge", "__ea_all")
+    )
+
+    # History: the institution's earlier returns (history ∪ earlier years of the frame).
+    earlier = _long_roundness(
+        _returns_by_year(lazy, history, names, key, year).rename({year: "__ea_year"}),
+        [key, "__ea_year"],
+        names,
+    ).rename({_T: "__ea_t_then"})
+    habit = (
+        candidates.select(_ROW, key, year, _COL, _T)
+        .join(earlier, on=[key, _COL], how="inner")
+        .filter(pl.col("__ea_year") < pl.col(year))
+        .group_by(_ROW, _COL)
+        .agg(
+            pl.len().cast(pl.Int64).alias("__ea_n"),
+            (pl.col("__ea_t_then") >= pl.col(_T)).sum().cast(pl.Int64).alias("__ea_m"),
+        )
+    )
+
+    chance = pl.lit(10.0).pow(-pl.col(_T).cast(pl.Float64))
+    scored = (
+        candidates.join(peer_counts, on=[*part, _T], how="left", nulls_equal=True)
+        .join(habit, on=[_ROW, _COL], how="left")
+        .select(
+            _ROW,
+            _COL,
+            chance.alias("expected"),
+            (
+                (pl.col("__ea_m").fill_null(0) + kappa * chance)
+                / (pl.col("__ea_n").fill_null(0) + kappa)
+            ).alias("history_rate"),
+            ((pl.col("__ea_ge") - 1 + kappa * chance) / (pl.col("__ea_all") - 1 + kappa)).alias(
+                "peer_rate"
+            ),
+        )
+        .with_columns(pl.max_horizontal("expected", "history_rate", "peer_rate").alias("p"))
+    )
+
+    # Back to one row per return: each column's scores (null where t = 0 or no figure).
+    wide = scored.group_by(_ROW).agg(
+        pl.col(s).filter(pl.col(_COL) == c).first().alias(out(c, s))
+        for c in names
+        for s in _PER_COLUMN[1:]
+    )
+    one = pl.lit(1.0)
+    work = work.join(wide, on=_ROW, how="left", maintain_order="left").with_columns(
+        pl.when(pl.col(out(c, "roundness")) == 0)
+        .then(one)
+        .otherwise(pl.col(out(c, s)))
+        .alias(out(c, s))
+        for c in names
+        for s in _PER_COLUMN[1:]
+    )
+    p_cols = [pl.col(out(c, "p")) for c in names]
+    smallest = pl.min_horizontal(p_cols)
+    tested = pl.sum_horizontal(p.is_not_null().cast(pl.Int32) for p in p_cols)
+    which = pl.lit(None, dtype=pl.String)
+    for c in reversed(names):  # the first column with the smallest p
+        which = pl.when(pl.col(out(c, "p")) == smallest).then(pl.lit(c)).otherwise(which)
+    result = work.with_columns(
+        pl.when(tested > 0).then((smallest * tested).clip(upper_bound=1.0)).alias(f"{prefix}p"),
+        which.alias(f"{prefix}column"),
+    ).select(*kept, *added)
+    return _like(frame, result)

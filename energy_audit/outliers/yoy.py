@@ -1,0 +1,760 @@
+"""Year-over-year change of each quantity, with unit-slip signatures and a robust p-value.
+
+Review practice looks first at the change on last year (同比): a change of energy or water above
+10 % needs an explanation, above 30 % it is likely an error, and a ratio to last year close to a
+unit factor is the signature of a unit slip (domain.md §6): a figure in 万千瓦时 typed under 千瓦时
+(÷10,000), kg typed under 吨 or MJ under GJ (×1,000), an extra digit (×10), kilograms of fuel
+typed under litres (×0.73 gasoline, ×0.85 diesel).
+
+:func:`year_over_year` adds, for each quantity column, the previous return's value, the ratio
+and log-ratio, the unit-slip factor the ratio matches (and the value corrected by it), and a
+robust z-score and p-value of the log-ratio among the year's institutions.
+:func:`year_over_year_long` gives the same numbers one row per return and column, the shape the
+findings and the ranking across methods (:mod:`energy_audit.outliers.priority`) consume.
+
+Definitions
+-----------
+previous return
+    The same institution's (``key``) latest return of an earlier year, from ``history`` or from
+    the frame itself; normally year Y−1, an earlier year when Y−1 is missing. When ``history``
+    and the frame both hold a return of one institution and year, the ``history`` one is used
+    as reference (it is normally the verified dataset); within one source the first row of a
+    duplicated (institution, year) is used.
+ratio
+    current / previous, defined when previous > 0 and current ≥ 0 (never ``inf``); the
+    log-ratio ln(ratio) when ratio > 0.
+slip factor
+    Among the candidate factors fₖ of the column (:func:`slip_factors_for`), the one nearest to
+    the ratio, provided |ln ratio − ln fₖ| ≤ tolerance · |ln fₖ|. The tolerance is relative to
+    the factor's own log, so it is wide for large factors and narrow for the density factors
+    near 1 (tolerance 0.15: 10 matches ratios 7.08-14.1, 1,000 matches 355-2,818, 10,000
+    matches 2,512-39,811, gasoline's 0.73 matches 0.696-0.765, diesel's 0.85 matches
+    0.829-0.871). The suggested value is current / factor: the figure the return would have
+    had in the column's unit.
+reverted slip
+    When the current ratio matches a factor f and the previous return's own change (on the
+    return before it) lies within the tolerance of 1/f, the current figure returns to the level
+    of two returns ago: most likely the previous return was wrong (its own row carries the
+    slip), so the current row gets no slip factor and ``reverts`` is true. Two slips of the
+    same kind two years apart look the same and are missed here; without a return two years
+    back the direction of a slip cannot be told from the change alone. Peer scores decide both.
+robust z and p
+    z = (log-ratio − median) / scale within the returns of the same year (and peer group, when
+    ``groups`` is given and the group has at least ``min_group_size`` log-ratios; smaller groups
+    use the whole year), scale = 1.4826 · MAD (the modified z-score of Iglewicz & Hoaglin [2]_),
+    or √(π/2) · mean absolute deviation when the MAD is 0 (both consistent for the standard
+    deviation of a normal distribution); p = 2 Φ(−|z|), two-sided. Subtracting the year's
+    median removes the city-wide change (weather, trend). Real changes have heavier tails than
+    the normal, so p ranks returns rather than giving exact error rates.
+
+Output shape
+------------
+:func:`year_over_year` is wide: the frame's rows, unchanged and in order, with the added columns
+(the house rule: a method returns the frame it was given with score columns, never drops a
+row; a reviewer sees all items of a return on one line). :func:`year_over_year_long` is long:
+one row per return and column, with fixed column names, ready for findings and for combining
+p-values across methods.
+
+References
+----------
+.. [1] Domain reference, §6 "What reviewers look for": unit slips and their ratio signatures,
+   the 10 % / 30 % year-on-year thresholds (国管节能〔2015〕304号, 〔2022〕301号 review practice).
+.. [2] Iglewicz, B. and Hoaglin, D. C. (1993). How to Detect and Handle Outliers. ASQC Quality
+   Press, Milwaukee (the modified z-score 0.6745 (x − median) / MAD).
+.. [3] Hampel, F. R. (1974). The influence curve and its role in robust estimation. Journal of
+   the American Statistical Association 69(346), 383-393 (the MAD as a robust scale).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Final, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from scipy import special
+
+from energy_audit import contract
+from energy_audit.errors import SettingsError, UnusableInputError
+from energy_audit.factors import TableSource, density_kg_per_l
+
+__all__ = [
+    "DECIMAL_SLIP_FACTORS",
+    "DEFAULT_MIN_GROUP_SIZE",
+    "DEFAULT_TOLERANCE",
+    "LONG_COLUMNS",
+    "slip_factors_for",
+    "year_over_year",
+    "year_over_year_long",
+]
+
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
+
+DECIMAL_SLIP_FACTORS: Final = (1e-4, 1e-3, 1e-2, 1e-1, 10.0, 100.0, 1e3, 1e4)
+"""Unit-slip factors of every column: 10ᵏ for k = ±1…±4 (domain.md §6). ×10⁴ / ×10⁻⁴: a
+figure in 万 units typed under the base unit or back; ×10³ / ×10⁻³: kg for t, MJ for GJ, kWh for
+MWh; ×10: an extra digit."""
+
+DEFAULT_TOLERANCE: Final = 0.15
+"""Default tolerance of the slip match, relative to |ln factor| (module docstring)."""
+
+DEFAULT_MIN_GROUP_SIZE: Final = 10
+"""Default smallest number of log-ratios of a peer group for its own median and MAD."""
+
+MAD_TO_SD: Final = 1.482602218505602
+"""1 / Φ⁻¹(0.75): the MAD of a normal sample times this estimates its standard deviation."""
+
+MEAN_AD_TO_SD: Final = math.sqrt(math.pi / 2.0)
+"""√(π/2): the mean absolute deviation of a normal sample times this estimates its SD."""
+
+_PER_COLUMN: Final = (
+    "previous",
+    "ratio",
+    "log_ratio",
+    "slip",
+    "suggested",
+    "reverts",
+    "z",
+    "p",
+)
+"""Suffixes of the columns :func:`year_over_year` adds per quantity column, in order."""
+
+LONG_COLUMNS: Final = (
+    "row_index",
+    "column",
+    "value",
+    "previous_year",
+    "previous",
+    "ratio",
+    "log_ratio",
+    "slip_factor",
+    "suggested_value",
+    "reverts",
+    "z",
+    "p",
+)
+"""Columns of :func:`year_over_year_long` after the key and year columns, in order."""
+
+# Private column names (never clash with a user's: the prefix is reserved here).
+_ROW: Final = "__ea_row"
+_SRC: Final = "__ea_src"
+_ORD: Final = "__ea_ord"
+_PREV_YEAR: Final = "__ea_prev_year"
+
+
+def _prev(column: str, lag: int = 1) -> str:
+    return f"__ea_prev{lag}_{column}"
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+
+
+def _check_frame(schema: pl.Schema, columns: Sequence[str], key: str, year: str, what: str) -> None:
+    missing = [c for c in (key, year, *columns) if c not in schema]
+    if missing:
+        raise UnusableInputError(f"{what} lacks column(s) {', '.join(missing)}")
+    if not (schema[year].is_integer() or schema[year] == pl.Null):
+        raise UnusableInputError(f"{what} column {year} must be an integer, not {schema[year]}")
+    wrong = [c for c in columns if not (schema[c].is_numeric() or schema[c] == pl.Null)]
+    if wrong:
+        listed = ", ".join(f"{c} ({schema[c]})" for c in wrong)
+        raise UnusableInputError(f"{what} column(s) {listed} must be numeric")
+
+
+def _check_columns(columns: Sequence[str]) -> list[str]:
+    if isinstance(columns, str):
+        raise SettingsError(
+            f"columns must be a sequence of column names, not the string {columns!r}"
+        )
+    names = list(columns)
+    if not names:
+        raise SettingsError("columns is empty: name at least one quantity column")
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise SettingsError(f"columns repeats {', '.join(repeated)}")
+    return names
+
+
+def _group_list(groups: str | Sequence[str] | None) -> list[str]:
+    return [groups] if isinstance(groups, str) else list(groups or [])
+
+
+def _like(frame: FrameT, result: pl.LazyFrame) -> FrameT:
+    """Return ``result`` as the kind of frame ``frame`` is.
+
+    A DataFrame's result is collected with the in-memory engine, which runs these plans
+    (sorts, joins, group medians) about twice as fast as the streaming default; a LazyFrame's
+    is returned as it is, for the caller to collect as they wish.
+    """
+    if isinstance(frame, pl.DataFrame):
+        return result.collect(engine="in-memory")
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The previous return (shared with energy_audit.outliers.copies)
+
+
+def _returns_by_year(
+    lazy: pl.LazyFrame,
+    history: pl.DataFrame | pl.LazyFrame | None,
+    columns: Sequence[str],
+    key: str,
+    year: str,
+) -> pl.LazyFrame:
+    """One row per (key, year) of history ∪ frame, sorted by key and year.
+
+    Columns ``key``, ``year`` (Int64) and ``columns`` (Float64; a column absent from
+    ``history`` is null in its rows). Rows without key or year are left out. History rows win
+    over frame rows of the same (key, year); within one source the first row wins.
+
+    Raises
+    ------
+    UnusableInputError
+        If ``history`` lacks ``key`` or ``year``, has a non-integer year or a non-numeric
+        quantity, or its key dtype differs from the frame's.
+    """
+    schema = lazy.collect_schema()
+    parts = [
+        lazy.select(
+            pl.col(key),
+            pl.col(year).cast(pl.Int64),
+            *(pl.col(c).cast(pl.Float64) for c in columns),
+        )
+        .with_row_index(_ORD)
+        .with_columns(pl.lit(1, dtype=pl.Int8).alias(_SRC))
+    ]
+    if history is not None:
+        hist = history.lazy()
+        hschema = hist.collect_schema()
+        _check_frame(hschema, [c for c in columns if c in hschema], key, year, "history")
+        if hschema[key] != schema[key]:
+            raise UnusableInputError(
+                f"history column {key} is {hschema[key]} but the frame's is {schema[key]}"
+            )
+        parts.insert(
+            0,
+            hist.select(
+                pl.col(key),
+                pl.col(year).cast(pl.Int64),
+                *(
+                    pl.col(c).cast(pl.Float64)
+                    if c in hschema
+                    else pl.lit(None, dtype=pl.Float64).alias(c)
+                    for c in columns
+                ),
+            )
+            .with_row_index(_ORD)
+            .with_columns(pl.lit(0, dtype=pl.Int8).alias(_SRC)),
+        )
+    union = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
+    ordered = union.filter(pl.col(key).is_not_null() & pl.col(year).is_not_null()).sort(
+        key, year, _SRC, _ORD
+    )
+    first = (
+        pl.col(key).ne(pl.col(key).shift(1)) | pl.col(year).ne(pl.col(year).shift(1))
+    ).fill_null(True)
+    return ordered.filter(first).drop(_SRC, _ORD)
+
+
+def _reference_table(
+    lazy: pl.LazyFrame,
+    history: pl.DataFrame | pl.LazyFrame | None,
+    columns: Sequence[str],
+    key: str,
+    year: str,
+    lags: int,
+) -> pl.LazyFrame:
+    """:func:`_returns_by_year` with the year of the previous return and ``lags`` values back.
+
+    The previous return of a row is the row above it when it has the same key.
+    """
+    ref = _returns_by_year(lazy, history, columns, key, year)
+    same = {
+        lag: pl.col(key).eq(pl.col(key).shift(lag)).fill_null(False) for lag in range(1, lags + 1)
+    }
+    return ref.select(
+        key,
+        year,
+        pl.when(same[1]).then(pl.col(year).shift(1)).alias(_PREV_YEAR),
+        *(
+            pl.when(same[lag]).then(pl.col(c).shift(lag)).alias(_prev(c, lag))
+            for lag in range(1, lags + 1)
+            for c in columns
+        ),
+    )
+
+
+def _with_previous(
+    lazy: pl.LazyFrame,
+    history: pl.DataFrame | pl.LazyFrame | None,
+    columns: Sequence[str],
+    key: str,
+    year: str,
+    lags: int = 1,
+) -> pl.LazyFrame:
+    """Add the previous returns' year (lag 1) and values (lags 1..``lags``) to every row.
+
+    Adds ``__ea_prev_year`` and ``__ea_prev{lag}_{column}`` (Float64, null where there is no
+    such return) to the frame, keeping its rows and order.
+    """
+    ref = _reference_table(lazy, history, columns, key, year, lags)
+    original = lazy.collect_schema()[year]
+    return (
+        lazy.with_columns(pl.col(year).cast(pl.Int64))
+        .join(ref, on=[key, year], how="left", maintain_order="left")
+        .with_columns(pl.col(year).cast(original))
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Slip factors
+
+
+def slip_factors_for(column: str, coefficients: TableSource | None = None) -> tuple[float, ...]:
+    """Unit-slip factors a ratio to last year is compared with, for one returns column.
+
+    Every column gets :data:`DECIMAL_SLIP_FACTORS` (10ᵏ, k = ±1…±4; 1,000 and 1/1,000 cover
+    MJ typed for GJ and kg typed for t). A litre column of the data contract (unit ``l`` with
+    an energy ``item``: ``gasoline_l``, ``diesel_l``) also gets the item's density d [kg/L]
+    and 1/d: kilograms typed under litres give a ratio d (gasoline 0.73, diesel 0.85;
+    domain.md §2, §6), and the reverse 1/d.
+
+    Parameters
+    ----------
+    column : str
+        Column name; columns outside the returns contract get the decimal factors only.
+    coefficients : str, os.PathLike, polars.DataFrame, polars.LazyFrame or None
+        Coefficient table giving the densities
+        (:func:`energy_audit.factors.density_kg_per_l`); ``None`` for the packaged one.
+
+    Returns
+    -------
+    tuple of float
+        The factors, ascending.
+
+    Raises
+    ------
+    SettingsError
+        If the coefficient table is unusable or lacks the item's density.
+
+    Examples
+    --------
+    >>> slip_factors_for("electricity_kwh")
+    (0.0001, 0.001, 0.01, 0.1, 10.0, 100.0, 1000.0, 10000.0)
+    >>> [round(f, 4) for f in slip_factors_for("gasoline_l")[4:6]]
+    [0.73, 1.3699]
+    """
+    factors = list(DECIMAL_SLIP_FACTORS)
+    returns = contract.table("returns")
+    if column in returns.names:
+        spec = returns.column(column)
+        if spec.unit == "l" and spec.item is not None:
+            density = density_kg_per_l(coefficients, spec.item)
+            factors += [density, 1.0 / density]
+    return tuple(sorted(factors))
+
+
+def _factors_by_column(
+    columns: Sequence[str],
+    slip_factors: Sequence[float] | Mapping[str, Sequence[float]] | None,
+    coefficients: TableSource | None,
+) -> dict[str, tuple[float, ...]]:
+    if slip_factors is None or isinstance(slip_factors, Mapping):
+        given = dict(slip_factors or {})
+        unknown = [c for c in given if c not in columns]
+        if unknown:
+            raise SettingsError(f"slip_factors names column(s) not in columns: {unknown}")
+        out = {
+            c: tuple(given[c]) if c in given else slip_factors_for(c, coefficients) for c in columns
+        }
+    else:
+        out = {c: tuple(slip_factors) for c in columns}
+    for c, factors in out.items():
+        bad = [f for f in factors if not (isinstance(f, int | float) and f > 0 and f != 1)]
+        if bad or not factors:
+            raise SettingsError(
+                f"slip factors of {c} must be positive numbers other than 1, got {list(factors)}"
+            )
+    return out
+
+
+def _nearest_factor(
+    log_ratio: pl.Series,
+    logs: npt.NDArray[np.float64],
+    factors: npt.NDArray[np.float64],
+    tolerance: float,
+) -> pl.Series:
+    """Per value: the factor nearest in relative log distance, if within ``tolerance``.
+
+    ``logs`` (ascending) are the factors' logs. With tolerance < 1 the nearest factor is one of
+    the two whose logs bracket the log-ratio: for factors on the same side of 1 the relative
+    distance 1 − lr / ln f grows with |ln f|, and a factor on the other side is > 1 away.
+    """
+    lr = log_ratio.cast(pl.Float64).to_numpy()
+    upper = np.clip(np.searchsorted(logs, lr), 0, logs.size - 1)
+    lower = np.clip(upper - 1, 0, logs.size - 1)
+    d_lower = np.abs(lr - logs[lower]) / np.abs(logs[lower])
+    d_upper = np.abs(lr - logs[upper]) / np.abs(logs[upper])
+    nearest = np.where(d_upper < d_lower, upper, lower)
+    with np.errstate(invalid="ignore"):
+        ok = np.minimum(d_lower, d_upper) <= tolerance  # NaN (no log-ratio) → False
+    return pl.Series(log_ratio.name, np.where(ok, factors[nearest], np.nan)).fill_nan(None)
+
+
+def _match(log_ratio: pl.Expr, factors: Sequence[float], tolerance: float) -> pl.Expr:
+    """Match exp(log_ratio) with the nearest factor within the relative tolerance (else null)."""
+    values = np.sort(np.asarray(factors, dtype=np.float64))
+    return log_ratio.map_batches(
+        functools.partial(
+            _nearest_factor, logs=np.log(values), factors=values, tolerance=tolerance
+        ),
+        return_dtype=pl.Float64,
+        is_elementwise=True,
+    )
+
+
+def _ratio(current: pl.Expr, previous: pl.Expr) -> pl.Expr:
+    return pl.when((previous > 0) & (current >= 0)).then(current / previous)
+
+
+def _log(ratio: pl.Expr) -> pl.Expr:
+    return pl.when(ratio > 0).then(ratio.log())
+
+
+# --------------------------------------------------------------------------------------------
+# Robust z and p
+
+
+def _two_sided_p(z: pl.Series) -> pl.Series:
+    values = z.cast(pl.Float64).to_numpy()
+    return pl.Series(z.name, 2.0 * special.ndtr(-np.abs(values))).fill_nan(None)
+
+
+def _robust_stats(
+    lazy: pl.LazyFrame, values: Sequence[str], partition: Sequence[str], tag: str
+) -> pl.LazyFrame:
+    """Count, median and robust scale of each column of ``values`` per ``partition``.
+
+    Columns ``__ea_{tag}_n_{v}``, ``__ea_{tag}_med_{v}``, ``__ea_{tag}_sd_{v}``: the number of
+    non-null values, the median, and 1.4826 · MAD, or √(π/2) · mean absolute deviation where
+    the MAD is 0 (null where the group has no value).
+    """
+    part = list(partition)
+    exprs = []
+    for v in values:
+        deviation = (pl.col(v) - pl.col(v).median()).abs()
+        mad, mean_ad = deviation.median(), deviation.mean()
+        exprs += [
+            pl.col(v).count().alias(f"__ea_{tag}_n_{v}"),
+            pl.col(v).median().alias(f"__ea_{tag}_med_{v}"),
+            pl.when(mad > 0)
+            .then(mad * MAD_TO_SD)
+            .otherwise(mean_ad * MEAN_AD_TO_SD)
+            .alias(f"__ea_{tag}_sd_{v}"),
+        ]
+    return lazy.group_by(part).agg(exprs)
+
+
+def _with_robust_z(
+    lazy: pl.LazyFrame,
+    values: Mapping[str, str],
+    year: str,
+    groups: Sequence[str],
+    min_group_size: int,
+) -> pl.LazyFrame:
+    """Add z = (value − median) / scale for each ``values`` column (→ its output name).
+
+    Median and scale of the year, or of the year and group when ``groups`` is given and the
+    group has at least ``min_group_size`` values; z is null where the scale is 0 or null.
+    """
+    cols = list(values)
+    stats = [("y", [year])] + ([("g", [year, *groups])] if groups else [])
+    for tag, part in stats:
+        lazy = lazy.join(
+            _robust_stats(lazy, cols, part, tag), on=part, how="left", maintain_order="left"
+        )
+    zs = []
+    for v, name in values.items():
+        median, scale = pl.col(f"__ea_y_med_{v}"), pl.col(f"__ea_y_sd_{v}")
+        if groups:
+            own = pl.col(f"__ea_g_n_{v}") >= min_group_size
+            median = pl.when(own).then(pl.col(f"__ea_g_med_{v}")).otherwise(median)
+            scale = pl.when(own).then(pl.col(f"__ea_g_sd_{v}")).otherwise(scale)
+        zs.append(pl.when(scale > 0).then((pl.col(v) - median) / scale).alias(name))
+    return lazy.with_columns(zs)
+
+
+# --------------------------------------------------------------------------------------------
+# Public functions
+
+
+def year_over_year(
+    frame: FrameT,
+    columns: Sequence[str],
+    *,
+    key: str = "institution_id",
+    year: str = "year",
+    history: pl.DataFrame | pl.LazyFrame | None = None,
+    slip_factors: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    groups: str | Sequence[str] | None = None,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    coefficients: TableSource | None = None,
+    prefix: str = "yoy_",
+) -> FrameT:
+    """Add each quantity's change on the previous return, its unit-slip signature and p-value.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame or polars.LazyFrame
+        Returns: ``key``, ``year`` (integer) and the quantity ``columns`` (numeric, in their
+        own units, e.g. ``electricity_kwh`` [kWh], ``heat_gj`` [GJ], ``gasoline_l`` [L]).
+        Not changed.
+    columns : sequence of str
+        Quantity columns to compare with the previous return.
+    key : str, default "institution_id"
+        Column identifying an institution.
+    year : str, default "year"
+        Column of the data year.
+    history : polars.DataFrame or polars.LazyFrame, optional
+        Earlier returns (e.g. the verified dataset of past years) with ``key``, ``year`` and
+        some of ``columns`` (an absent column gives no previous value). Earlier years of
+        ``frame`` itself are used as well; for an (institution, year) in both, ``history``
+        wins.
+    slip_factors : sequence of float, or mapping of str to sequence of float, optional
+        Candidate unit-slip factors. ``None``: :func:`slip_factors_for` of each column (10ᵏ
+        for k = ±1…±4, plus the density d and 1/d for the contract's litre columns). A
+        sequence: those factors for every column. A mapping: per column, the others default.
+    tolerance : float, default 0.15
+        Largest |ln ratio − ln factor| / |ln factor| of a match (module docstring).
+    groups : str or sequence of str, optional
+        Peer-group column(s) (e.g. ``"sector"``): the median and MAD of the log-ratios are
+        taken within year and group when the group has at least ``min_group_size``
+        log-ratios, else within the year.
+    min_group_size : int, default 10
+        Smallest group with its own median and MAD.
+    coefficients : str, os.PathLike, polars.DataFrame, polars.LazyFrame or None
+        Coefficient table giving the fuel densities (``None``: packaged, gasoline 0.73 and
+        diesel 0.85 kg/L).
+    prefix : str, default "yoy_"
+        Prefix of the added columns.
+
+    Returns
+    -------
+    polars.DataFrame or polars.LazyFrame
+        The kind of frame given: its rows and columns unchanged and in order (a column of an
+        added name is replaced), followed by ``<prefix>previous_year`` (Int64, the year of the
+        previous return, null if none) and, for each column ``c`` in order:
+
+        - ``<prefix><c>_previous`` [unit of c]: value of the previous return (Float64);
+        - ``<prefix><c>_ratio`` [-]: current / previous; null when previous is null or ≤ 0
+          or current is null or < 0;
+        - ``<prefix><c>_log_ratio`` [-]: ln(ratio), null when ratio is null or 0;
+        - ``<prefix><c>_slip`` [-]: matched unit-slip factor, null if none;
+        - ``<prefix><c>_suggested`` [unit of c]: current / slip factor, the corrected figure;
+        - ``<prefix><c>_reverts`` (Boolean): the change undoes the previous return's own slip
+          signature (no slip factor is given then);
+        - ``<prefix><c>_z`` [-]: robust z of the log-ratio (signed);
+        - ``<prefix><c>_p`` [-]: two-sided p-value 2 Φ(−|z|).
+
+    Raises
+    ------
+    UnusableInputError
+        If a column is missing, ``year`` is not an integer, a quantity is not numeric, or
+        ``history``'s key dtype differs from the frame's.
+    SettingsError
+        If ``columns`` is empty or repeats a name, a slip factor is not a positive number
+        other than 1, ``tolerance`` is not in (0, 1), ``min_group_size`` < 1, or a density is
+        missing from the coefficient table.
+
+    Notes
+    -----
+    Vectorised: one sort of history ∪ frame by institution and year, one join back, one
+    group-by per year (and group) for the medians and MADs, and numpy over whole columns for
+    the factor match and Φ; no Python code runs per row. About 1.2 s for 1 million returns ×
+    8 columns in random order on two cores (1.9 s with ``groups``).
+
+    References
+    ----------
+    See the module docstring: domain.md §6; Iglewicz & Hoaglin (1993); Hampel (1974).
+
+    Examples
+    --------
+    Electricity typed in 万千瓦时 under 千瓦时 (500,000 kWh last year, 50 this year):
+
+    >>> import polars as pl
+    >>> r = pl.DataFrame({"institution_id": ["A", "A"], "year": [2022, 2023],
+    ...                   "electricity_kwh": [500_000.0, 50.0]})
+    >>> row = year_over_year(r, ["electricity_kwh"]).row(1, named=True)
+    >>> row["yoy_electricity_kwh_slip"], row["yoy_electricity_kwh_suggested"]
+    (0.0001, 500000.0)
+    """
+    names = _check_columns(columns)
+    if not (isinstance(tolerance, int | float) and 0 < tolerance < 1):
+        raise SettingsError(f"tolerance must be in (0, 1), got {tolerance!r}")
+    if not (isinstance(min_group_size, int) and min_group_size >= 1):
+        raise SettingsError(f"min_group_size must be an integer ≥ 1, got {min_group_size!r}")
+    group_cols = _group_list(groups)
+    lazy = frame.lazy()
+    schema = lazy.collect_schema()
+    _check_frame(schema, names, key, year, "frame")
+    missing = [g for g in group_cols if g not in schema]
+    if missing:
+        raise UnusableInputError(f"frame lacks group column(s) {', '.join(missing)}")
+    factors = _factors_by_column(names, slip_factors, coefficients)
+
+    added = [f"{prefix}previous_year"] + [f"{prefix}{c}_{s}" for c in names for s in _PER_COLUMN]
+    kept = [c for c in schema.names() if c not in added]
+    work = _with_previous(lazy.select(kept), history, names, key, year, lags=2)
+
+    def out(c: str, suffix: str) -> str:
+        return f"{prefix}{c}_{suffix}"
+
+    def previous_lr(c: str) -> str:
+        return f"__ea_prev_lr_{c}"
+
+    work = work.with_columns(
+        *(pl.col(_prev(c, 1)).alias(out(c, "previous")) for c in names),
+        *(
+            _ratio(pl.col(c).cast(pl.Float64), pl.col(_prev(c, 1))).alias(out(c, "ratio"))
+            for c in names
+        ),
+        *(
+            _log(_ratio(pl.col(_prev(c, 1)), pl.col(_prev(c, 2)))).alias(previous_lr(c))
+            for c in names
+        ),
+    ).with_columns(_log(pl.col(out(c, "ratio"))).alias(out(c, "log_ratio")) for c in names)
+    work = _with_robust_z(
+        work, {out(c, "log_ratio"): out(c, "z") for c in names}, year, group_cols, min_group_size
+    )
+    work = work.with_columns(
+        _match(pl.col(out(c, "log_ratio")), factors[c], tolerance).alias(f"__ea_slip_{c}")
+        for c in names
+    )
+    stage = []
+    for c in names:
+        log_slip = pl.col(f"__ea_slip_{c}").log()
+        # the previous return's own change matches 1 / slip: this change undoes it
+        reverts = (
+            (pl.col(previous_lr(c)) + log_slip).abs() <= tolerance * log_slip.abs()
+        ).fill_null(False)
+        slip = pl.when(~reverts).then(pl.col(f"__ea_slip_{c}"))
+        stage += [
+            slip.alias(out(c, "slip")),
+            (pl.col(c).cast(pl.Float64) / slip).alias(out(c, "suggested")),
+            reverts.alias(out(c, "reverts")),
+            pl.col(out(c, "z"))
+            .map_batches(_two_sided_p, return_dtype=pl.Float64, is_elementwise=True)
+            .alias(out(c, "p")),
+        ]
+    result = work.with_columns(stage).select(
+        *kept,
+        pl.col(_PREV_YEAR).alias(f"{prefix}previous_year"),
+        *(out(c, s) for c in names for s in _PER_COLUMN),
+    )
+    return _like(frame, result)
+
+
+def year_over_year_long(
+    frame: FrameT,
+    columns: Sequence[str],
+    *,
+    key: str = "institution_id",
+    year: str = "year",
+    history: pl.DataFrame | pl.LazyFrame | None = None,
+    slip_factors: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    groups: str | Sequence[str] | None = None,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    coefficients: TableSource | None = None,
+) -> FrameT:
+    """Year-over-year change as one row per return and quantity column (for findings).
+
+    Same numbers as :func:`year_over_year` (same parameters, without ``prefix``), reshaped.
+
+    Parameters
+    ----------
+    frame, columns, key, year, history, slip_factors, tolerance, groups, min_group_size, \
+coefficients
+        As in :func:`year_over_year`.
+
+    Returns
+    -------
+    polars.DataFrame or polars.LazyFrame
+        The kind of frame given, ``len(columns)`` rows per row of ``frame``, ordered by column
+        (in the order given), then by the frame's row order. Columns: ``key``, ``year``, then
+        :data:`LONG_COLUMNS`: ``row_index`` (UInt32, the return's 0-based position in
+        ``frame``, which tells duplicated returns apart), ``column`` (String), ``value``
+        [unit of the column], ``previous_year`` (Int64), ``previous``, ``ratio``,
+        ``log_ratio``, ``slip_factor``, ``suggested_value`` [unit of the column], ``reverts``
+        (Boolean), ``z``, ``p`` (as the ``<prefix><c>_…`` columns of :func:`year_over_year`).
+
+    Raises
+    ------
+    UnusableInputError, SettingsError
+        As :func:`year_over_year`.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> r = pl.DataFrame({"institution_id": ["A", "A"], "year": [2022, 2023],
+    ...                   "heat_gj": [1_200.0, 1_150_000.0]})
+    >>> long = year_over_year_long(r, ["heat_gj"])
+    >>> long.select("year", "column", "slip_factor", "suggested_value").row(1)
+    (2023, 'heat_gj', 1000.0, 1150.0)
+    """
+    names = _check_columns(columns)
+    lazy = frame.lazy()
+    schema = lazy.collect_schema()
+    _check_frame(schema, names, key, year, "frame")
+    prefix = "__ea_yoy_"
+    wide = year_over_year(
+        lazy.select(
+            key, year, *names, *(g for g in _group_list(groups) if g not in names)
+        ).with_row_index(_ROW),
+        names,
+        key=key,
+        year=year,
+        history=history,
+        slip_factors=slip_factors,
+        tolerance=tolerance,
+        groups=groups,
+        min_group_size=min_group_size,
+        coefficients=coefficients,
+        prefix=prefix,
+    )
+    parts = [
+        wide.select(
+            pl.col(key),
+            pl.col(year),
+            pl.col(_ROW).alias("row_index"),
+            pl.lit(c, dtype=pl.String).alias("column"),
+            pl.col(c).cast(pl.Float64).alias("value"),
+            pl.col(f"{prefix}previous_year").alias("previous_year"),
+            *(
+                pl.col(f"{prefix}{c}_{s}").alias(name)
+                for s, name in zip(
+                    _PER_COLUMN,
+                    (
+                        "previous",
+                        "ratio",
+                        "log_ratio",
+                        "slip_factor",
+                        "suggested_value",
+                        "reverts",
+                        "z",
+                        "p",
+                    ),
+                    strict=True,
+                )
+            ),
+        )
+        for c in names
+    ]
+    result = pl.concat(parts, how="vertical")
+    return _like(frame, result)
