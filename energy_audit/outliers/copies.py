@@ -66,8 +66,8 @@ from energy_audit.outliers.yoy import (
     _group_list,
     _like,
     _prev,
-    _returns_by_year,
-    _with_previous,
+    returns_by_year,
+    with_previous,
 )
 
 __all__ = [
@@ -179,7 +179,7 @@ def copied_figures(
     _check_frame(schema, names, key, year, "frame")
     added = ("is_copied_from_last_year", "copied_from_year")
     kept = [c for c in schema.names() if c not in added]
-    work = _with_previous(lazy.select(kept), history, names, key, year, lags=1)
+    work = with_previous(lazy.select(kept), history, names, key, year, lags=1)
     same = pl.all_horizontal(
         pl.col(c).cast(pl.Float64).eq_missing(pl.col(_prev(c, 1))) for c in names
     )
@@ -462,7 +462,7 @@ def round_numbers(
 
     # History: the institution's earlier returns (history ∪ earlier years of the frame).
     earlier = _long_roundness(
-        _returns_by_year(lazy, history, names, key, year).rename({year: "__ea_year"}),
+        returns_by_year(lazy, history, names, key, year).rename({year: "__ea_year"}),
         [key, "__ea_year"],
         names,
     ).rename({_T: "__ea_t_then"})

@@ -199,14 +199,14 @@ def _like(frame: FrameT, result: pl.LazyFrame) -> FrameT:
 # The previous return (shared with energy_audit.outliers.copies)
 
 
-def _returns_by_year(
+def returns_by_year(
     lazy: pl.LazyFrame,
     history: pl.DataFrame | pl.LazyFrame | None,
     columns: Sequence[str],
     key: str,
     year: str,
 ) -> pl.LazyFrame:
-    """One row per (key, year) of history ∪ frame, sorted by key and year.
+    """Return one row per (key, year) of history ∪ frame, sorted by key and year.
 
     Columns ``key``, ``year`` (Int64) and ``columns`` (Float64; a column absent from
     ``history`` is null in its rows). Rows without key or year are left out. History rows win
@@ -269,11 +269,11 @@ def _reference_table(
     year: str,
     lags: int,
 ) -> pl.LazyFrame:
-    """:func:`_returns_by_year` with the year of the previous return and ``lags`` values back.
+    """:func:`returns_by_year` with the year of the previous return and ``lags`` values back.
 
     The previous return of a row is the row above it when it has the same key.
     """
-    ref = _returns_by_year(lazy, history, columns, key, year)
+    ref = returns_by_year(lazy, history, columns, key, year)
     same = {
         lag: pl.col(key).eq(pl.col(key).shift(lag)).fill_null(False) for lag in range(1, lags + 1)
     }
@@ -289,7 +289,7 @@ def _reference_table(
     )
 
 
-def _with_previous(
+def with_previous(
     lazy: pl.LazyFrame,
     history: pl.DataFrame | pl.LazyFrame | None,
     columns: Sequence[str],
@@ -610,7 +610,7 @@ def year_over_year(
 
     added = [f"{prefix}previous_year"] + [f"{prefix}{c}_{s}" for c in names for s in _PER_COLUMN]
     kept = [c for c in schema.names() if c not in added]
-    work = _with_previous(lazy.select(kept), history, names, key, year, lags=2)
+    work = with_previous(lazy.select(kept), history, names, key, year, lags=2)
 
     def out(c: str, suffix: str) -> str:
         return f"{prefix}{c}_{suffix}"
