@@ -12,6 +12,7 @@ from energy_audit.findings import Rule
 from energy_audit.verify.consistency import CONSISTENCY_RULES
 from energy_audit.verify.coverage import COVERAGE_RULES
 from energy_audit.verify.settings import VerifySettings
+from energy_audit.verify.statistical import STATISTICAL_RULES
 from energy_audit.verify.validity import VALIDITY_RULES
 
 CATEGORY_ZH = {
@@ -35,7 +36,13 @@ def all_rules() -> tuple[Rule, ...]:
     """
     rules = tuple(
         sorted(
-            (*DIRECTORY_RULES, *COVERAGE_RULES, *VALIDITY_RULES, *CONSISTENCY_RULES),
+            (
+                *DIRECTORY_RULES,
+                *COVERAGE_RULES,
+                *VALIDITY_RULES,
+                *CONSISTENCY_RULES,
+                *STATISTICAL_RULES,
+            ),
             key=lambda r: r.rule_id,
         )
     )
@@ -55,7 +62,9 @@ def _show(value: object) -> str:
 
 def render_rules_markdown() -> str:
     """Render the catalogue as Markdown (the text of ``docs/rules.md``)."""
-    defaults = {**DirectoryCheckSettings().to_dict(), **VerifySettings().to_dict()}
+    verify = VerifySettings().to_dict()
+    statistical = {f"statistical.{k}": v for k, v in verify.pop("statistical").items()}
+    defaults = {**DirectoryCheckSettings().to_dict(), **verify, **statistical}
     lines = [
         "# Rules",
         "",

@@ -2,7 +2,10 @@
 
 Coverage against the directory's scope of the year, validity against the data contract,
 consistency between fields, years and the directory — each rule a stable id of the catalogue
-(``docs/rules.md``). Findings never stop the run.
+(``docs/rules.md``) — and the statistical stage (:mod:`energy_audit.verify.statistical`: peer
+scores, expected-consumption model, year-over-year change and unit slips, copies, round
+numbers; on by default, ``settings.statistical`` switches it or single methods off). Findings
+never stop the run.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from energy_audit.io.writers import write_excel
 from energy_audit.verify.consistency import check_consistency
 from energy_audit.verify.coverage import Coverage, check_coverage
 from energy_audit.verify.settings import VerifySettings
+from energy_audit.verify.statistical import check_statistical
 from energy_audit.verify.validity import check_validity
 
 CATEGORY_SHEETS: dict[str, str] = {
@@ -94,7 +98,7 @@ def verify(
     history: pl.DataFrame | ReadResult | Sequence[pl.DataFrame | ReadResult] | None = None,
     settings: VerifySettings | None = None,
 ) -> VerifyResult:
-    """Check the returns of ``year``: coverage, validity and consistency.
+    """Check the returns of ``year``: coverage, validity, consistency and statistics.
 
     Parameters
     ----------
@@ -108,12 +112,15 @@ def verify(
     history : polars.DataFrame, ReadResult or a sequence of them, optional
         Returns of earlier years (year-on-year rules).
     settings : VerifySettings, optional
-        Thresholds (default :class:`VerifySettings`).
+        Thresholds (default :class:`VerifySettings`); ``settings.statistical.enabled`` and the
+        per-method switches turn the statistical stage or single methods off.
 
     Returns
     -------
     VerifyResult
-        Findings, highest priority first, and the coverage counts.
+        Findings, highest priority first, and the coverage counts. Statistical findings carry
+        their return's priority 1 − q (:mod:`energy_audit.verify.statistical`); rule findings
+        the default priority of their severity.
     """
     settings = settings or VerifySettings()
     if isinstance(directory, DirectoryStore):
@@ -136,7 +143,12 @@ def verify(
             coverage_findings,
             check_validity(data, year=year, quarantine=quarantine, settings=settings),
             check_consistency(data, directory=known, history=previous, settings=settings),
-        ],
+        ]
+        + (
+            [check_statistical(data, directory=known, history=previous, settings=settings)]
+            if settings.statistical.enabled
+            else []
+        ),
         how="vertical",
     )
     return VerifyResult(sort_findings(findings), coverage, scope, settings, year)

@@ -10,11 +10,147 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from energy_audit.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class StatisticalSettings:
+    """Thresholds and switches of the statistical stage (:mod:`energy_audit.verify.statistical`).
+
+    Attributes
+    ----------
+    enabled : bool
+        Run the statistical stage at all.
+    peer, model, yoy, copies, siblings, round_numbers : bool
+        Switch of each method: peer scores of intensities (STA-001…003), expected-consumption
+        model (STA-004), year-over-year change and unit slips (STA-005, STA-006), copied
+        figures (STA-007), identical to a sibling (STA-008), round numbers (STA-009).
+    peer_k : float
+        Robust-z cut-off of a peer outlier [robust σ] (Iglewicz & Hoaglin 1993: 3.5).
+    peer_min_group_size : int
+        Fewest values of a peer group for its own median and MAD [returns].
+    model_targets : tuple of str
+        Columns the expected-consumption model is fitted for, one fit each.
+    model_categorical : tuple of str
+        Directory columns entered as categorical predictors.
+    model_z : float
+        |studentized residual| from which a model finding is made [robust σ].
+    model_level : float
+        Coverage of the prediction interval shown as expected range.
+    yoy_tolerance : float
+        Tolerance of the unit-slip match, relative to |ln factor| (outliers.yoy).
+    yoy_z : float
+        |robust z| of a year-over-year log change from which STA-006 fires [robust σ].
+    yoy_band_pct : float
+        Range shown around last year's value in year-over-year findings [%] (review practice:
+        a change over 30 % is likely an error).
+    tail_df : float
+        Degrees of freedom of the Student t that turns the robust scores of the peer, model
+        and year-over-year methods into p-values. Consumption data have far heavier tails
+        than the normal (a normal p of a robust z of 8 is 10⁻¹⁵, yet such returns are common
+        and mostly genuine), so the ranking uses t with few degrees of freedom: z = 10 gives
+        p ≈ 0.002, a ×1,000 slip (z ≈ 100) p ≈ 10⁻⁶. A choice of this library, checked on the
+        synthetic cities (``benchmarks/detection.py``).
+    copy_p : float
+        p-value given to an exact copy (copied figures, identical sibling) in the ranking. Two
+        or more metered figures of several significant digits repeating exactly by chance is
+        about 10⁻⁴ per figure and digit group, so several of them together far below 10⁻¹²; the
+        default puts exact copies with the strongest evidence.
+    copy_min_nonzero : int
+        Fewest non-zero quantities a return needs to be called a copy.
+    round_p_max : float
+        Largest round-number p-value (outliers.copies.round_numbers) that makes a finding.
+    round_prior_weight : float
+        Prior weight κ of the chance rate in the round-number history and peer rates.
+    combine_p_max : float
+        p-values above this are truncated to it before the Cauchy combination (p near 1 has
+        an unbounded negative Cauchy term; 0.5 makes them count 0).
+    fdr_q : float
+        False-discovery rate the panel works to by default (priority ≥ 1 − fdr_q).
+    """
+
+    enabled: bool = True
+    peer: bool = True
+    model: bool = True
+    yoy: bool = True
+    copies: bool = True
+    siblings: bool = True
+    round_numbers: bool = True
+    peer_k: float = 3.5
+    peer_min_group_size: int = 10
+    model_targets: tuple[str, ...] = (
+        "electricity_kwh",
+        "natural_gas_m3",
+        "heat_gj",
+        "water_m3",
+        "total_energy_tce",
+    )
+    model_categorical: tuple[str, ...] = (
+        "sector",
+        "subsector",
+        "admin_level",
+        "district_code",
+        "heat_billing",
+    )
+    model_z: float = 4.0
+    model_level: float = 0.99
+    yoy_tolerance: float = 0.15
+    yoy_z: float = 4.0
+    yoy_band_pct: float = 30.0
+    tail_df: float = 3.0
+    copy_p: float = 1e-20
+    copy_min_nonzero: int = 2
+    round_p_max: float = 1e-3
+    round_prior_weight: float = 1.0
+    combine_p_max: float = 0.5
+    fdr_q: float = 0.05
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a JSON-serialisable dict."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "settings") -> StatisticalSettings:
+        """Build settings from a dict such as :meth:`to_dict` returns; absent keys keep defaults.
+
+        Raises
+        ------
+        SettingsError
+            If a key is unknown or a value has the wrong shape.
+        """
+        return _from_dict(cls, values, where)
+
+
+def _from_dict(cls: Any, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise SettingsError(f"{where}: settings must be an object, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    converted: dict[str, Any] = {}
+    defaults = cls()
+    for name, value in values.items():
+        default = getattr(defaults, name)
+        if isinstance(default, StatisticalSettings):
+            value = StatisticalSettings.from_dict(value, f"{where}: {name}")
+        elif isinstance(default, tuple):
+            if not isinstance(value, list | tuple):
+                raise SettingsError(f"{where}: {name} must be a list, got {value!r}")
+            value = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise SettingsError(f"{where}: {name} must be true or false, got {value!r}")
+        elif isinstance(default, float) and isinstance(value, int | float):
+            value = float(value)
+        converted[name] = value
+    return cls(**converted)
 
 
 @dataclass(frozen=True)
@@ -51,6 +187,9 @@ class VerifySettings:
         Region whose emission factors and districts apply (Tianjin 120000).
     coefficient_table : str or None
         Path of a user coefficient table (None: the packaged GB/T 2589-2020 table).
+    statistical : StatisticalSettings
+        Thresholds and switches of the statistical stage (nested object ``statistical`` in
+        :meth:`to_dict` and JSON).
     """
 
     area_change_max_pct: float = 10.0
@@ -65,12 +204,18 @@ class VerifySettings:
     vehicle_fuel_columns: tuple[str, ...] = ("gasoline_l", "diesel_l")
     region_code: str = "120000"
     coefficient_table: str | None = None
+    statistical: StatisticalSettings = field(default_factory=StatisticalSettings)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the settings as a JSON-serialisable dict."""
-        return {
-            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
-        }
+        """Return the settings as a JSON-serialisable dict (``statistical`` nested)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, StatisticalSettings):
+                out[f.name] = v.to_dict()
+            else:
+                out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "settings") -> VerifySettings:
@@ -81,21 +226,7 @@ class VerifySettings:
         SettingsError
             If a key is unknown or a value has the wrong shape.
         """
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}")
-        converted: dict[str, Any] = {}
-        for name, value in values.items():
-            default = getattr(cls(), name)
-            if isinstance(default, tuple):
-                if not isinstance(value, list | tuple):
-                    raise SettingsError(f"{where}: {name} must be a list, got {value!r}")
-                value = tuple(value)
-            elif isinstance(default, float) and isinstance(value, int | float):
-                value = float(value)
-            converted[name] = value
-        return cls(**converted)
+        return _from_dict(cls, values, where)
 
     @classmethod
     def from_json(cls, path: str | Path) -> VerifySettings:
