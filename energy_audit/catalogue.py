@@ -8,22 +8,12 @@ only gathers them, so that ids stay unique and the documentation is generated fr
 from __future__ import annotations
 
 from energy_audit.directory.checks import DIRECTORY_RULES, DirectoryCheckSettings
-from energy_audit.findings import Rule
+from energy_audit.findings import CATEGORY_ZH, Rule
 from energy_audit.verify.consistency import CONSISTENCY_RULES
 from energy_audit.verify.coverage import COVERAGE_RULES
 from energy_audit.verify.settings import VerifySettings
 from energy_audit.verify.statistical import STATISTICAL_RULES
 from energy_audit.verify.validity import VALIDITY_RULES
-
-CATEGORY_ZH = {
-    "coverage": "完整性",
-    "validity": "有效性",
-    "consistency": "匹配性",
-    "plausibility": "合理性",
-    "statistical": "统计异常",
-    "directory": "名录库",
-}
-"""Chinese name of each finding category (review practice: 完整性, 合理性, 匹配性)."""
 
 
 def all_rules() -> tuple[Rule, ...]:

@@ -26,6 +26,11 @@ Severity = Literal["error", "warning", "info"]
 FINDING_COLUMNS: Final = contract.table("findings").names
 """Columns of the findings table, in contract order."""
 
+CATEGORY_ZH: Final[Mapping[str, str]] = {
+    v.code: v.labels[0] for v in contract.table("findings").column("category").values
+}
+"""Chinese name of each finding category (完整性, 有效性, 匹配性, 合理性…), from the contract."""
+
 DEFAULT_PRIORITY: Final[Mapping[str, float]] = {"error": 0.9, "warning": 0.5, "info": 0.1}
 """Priority [0-1] of a finding whose rule gives none, by severity (higher is reviewed first)."""
 

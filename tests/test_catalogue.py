@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from energy_audit.catalogue import CATEGORY_ZH, all_rules, render_rules_markdown
+from energy_audit.catalogue import all_rules, render_rules_markdown
+from energy_audit.findings import CATEGORY_ZH
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
 

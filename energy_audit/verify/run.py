@@ -21,7 +21,7 @@ import polars as pl
 
 from energy_audit import contract
 from energy_audit.directory.history import DirectoryStore
-from energy_audit.findings import sort_findings
+from energy_audit.findings import CATEGORY_ZH, sort_findings
 from energy_audit.io.readers import ReadResult
 from energy_audit.io.writers import write_excel
 from energy_audit.verify.consistency import check_consistency
@@ -29,16 +29,6 @@ from energy_audit.verify.coverage import Coverage, check_coverage
 from energy_audit.verify.settings import VerifySettings
 from energy_audit.verify.statistical import check_statistical
 from energy_audit.verify.validity import check_validity
-
-CATEGORY_SHEETS: dict[str, str] = {
-    "coverage": "完整性",
-    "validity": "有效性",
-    "consistency": "匹配性",
-    "plausibility": "合理性",
-    "statistical": "统计异常",
-    "directory": "名录库",
-}
-"""Sheet name of each finding category in ``findings.xlsx``."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +168,7 @@ def write_verification(
     result.findings.write_parquet(out / "findings.parquet")
     sheets = {
         zh: result.findings.filter(pl.col("category") == category)
-        for category, zh in CATEGORY_SHEETS.items()
+        for category, zh in CATEGORY_ZH.items()
         if (result.findings["category"] == category).any()
     }
     write_excel(
