@@ -15,7 +15,8 @@ return one priority, so that the panel sees the likely errors first:
 - ``STA-005``: the change on last year matches a unit-slip factor (10ᵏ, 1,000, fuel densities;
   :func:`energy_audit.outliers.yoy.year_over_year_long`); ``suggested_value`` is the figure
   divided by the factor. A change that undoes last year's slip is not flagged (last year was
-  wrong, not this year).
+  wrong, not this year), nor one where this year's figure fits the peers (per m², same year and
+  sector) better than the correction would: then last year slipped.
 - ``STA-006``: a large change on last year (robust z of the log change among the year's returns)
   that matches no unit factor.
 - ``STA-007``: every quantity and cost identical to last year
@@ -468,8 +469,37 @@ def _model(
     return {R_MODEL: hits}, _bonferroni_min(scored, "p", "model")
 
 
-def _yoy(long: pl.DataFrame, st: StatisticalSettings) -> tuple[_Hits, pl.DataFrame]:
+def _last_year_slipped(r: pl.DataFrame, long: pl.DataFrame) -> pl.DataFrame:
+    """Flag slip signatures where this year's figure fits the peers better than the correction.
+
+    A ratio to last year near a unit factor says one of the two years slipped, not which. The
+    peers decide: per m², within the year and sector, the figure closer (on the log scale) to
+    the peer median is taken as right. When it is this year's, last year slipped, and this
+    year is not flagged.
+    """
+    per_m2 = (
+        r.select("_row", "year", "sector", "building_area_m2", *_QUANTITIES)
+        .unpivot(index=["_row", "year", "sector", "building_area_m2"], variable_name="column")
+        .filter((pl.col("value") > 0) & (pl.col("building_area_m2") > 0))
+        .with_columns((pl.col("value") / pl.col("building_area_m2")).log().alias("log_per_m2"))
+        .with_columns(pl.col("log_per_m2").median().over("year", "sector", "column").alias("med"))
+        .select("_row", "column", "building_area_m2", "med")
+    )
+    slips = long.filter(pl.col("slip_factor").is_not_null()).join(
+        per_m2, on=["_row", "column"], how="inner"
+    )
+    now = ((pl.col("value") / pl.col("building_area_m2")).log() - pl.col("med")).abs()
+    fixed = ((pl.col("suggested_value") / pl.col("building_area_m2")).log() - pl.col("med")).abs()
+    return slips.filter(now < fixed).select("_row", "column", pl.lit(True).alias("last_slipped"))
+
+
+def _yoy(
+    long: pl.DataFrame, st: StatisticalSettings, r: pl.DataFrame
+) -> tuple[_Hits, pl.DataFrame]:
     items = long.filter(pl.col("column").is_in(list(_QUANTITIES)))
+    items = items.join(
+        _last_year_slipped(r, items), on=["_row", "column"], how="left"
+    ).with_columns(pl.col("reverts") | pl.col("last_slipped").fill_null(False))
     name = pl.col("column").replace_strict(
         {k: v[0] for k, v in _NAMES.items()}, default=pl.col("column")
     )
@@ -485,7 +515,7 @@ def _yoy(long: pl.DataFrame, st: StatisticalSettings) -> tuple[_Hits, pl.DataFra
         (pl.col("previous") * band).alias("expected_high"),
     ]
     ratio = pl.col("ratio").round(4).cast(pl.String)
-    slip = items.filter(pl.col("slip_factor").is_not_null()).select(
+    slip = items.filter(pl.col("slip_factor").is_not_null() & ~pl.col("reverts")).select(
         *common,
         "suggested_value",
         pl.concat_str(
@@ -734,7 +764,7 @@ def _analyse(
     runs: list[tuple[bool, Callable[[], tuple[_Hits, pl.DataFrame]]]] = [
         (st.peer, lambda: _peer(r, st, long)),
         (st.model, lambda: _model(r, st, long)),
-        (st.yoy, lambda: _yoy(long, st)),
+        (st.yoy, lambda: _yoy(long, st, r)),
         (st.copies, lambda: _copies(r, h_items, st, copy_columns)),
         (st.siblings, lambda: _siblings(r, st, copy_columns)),
         (st.round_numbers, lambda: _round(r, h_items, st, long)),
