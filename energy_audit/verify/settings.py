@@ -55,6 +55,13 @@ class StatisticalSettings:
         and mostly genuine), so the ranking uses t with few degrees of freedom: z = 10 gives
         p ≈ 0.002, a ×1,000 slip (z ≈ 100) p ≈ 10⁻⁶. A choice of this library, checked on the
         synthetic cities (``benchmarks/detection.py``).
+    slip_p : float
+        p-value given to a change on last year that matches a unit-slip factor (and is not
+        undone by last year's slip, nor contradicted by the peers), counted as its own piece
+        of evidence beside the size of the change. On clean synthetic cities about 0.01 % of
+        item changes fall in a slip window (``benchmarks/detection.py``): 2·10⁻³ is a
+        cautious value for that chance, so a matching fuel ratio (kg typed as litres: 0.73,
+        0.85, which look like ordinary drops) still reaches the panel's budget.
     copy_p : float
         p-value given to an exact copy (copied figures, identical sibling) in the ranking. Two
         or more metered figures of several significant digits repeating exactly by chance is
@@ -102,6 +109,7 @@ class StatisticalSettings:
     yoy_z: float = 4.0
     yoy_band_pct: float = 30.0
     tail_df: float = 3.0
+    slip_p: float = 2e-3
     copy_p: float = 1e-20
     copy_min_nonzero: int = 2
     round_p_max: float = 1e-3

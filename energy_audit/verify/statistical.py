@@ -77,6 +77,7 @@ from energy_audit.outliers.yoy import year_over_year_long
 from energy_audit.verify.settings import StatisticalSettings, VerifySettings
 
 __all__ = [
+    "EVIDENCE",
     "METHODS",
     "STATISTICAL_RULES",
     "TIE_BREAK",
@@ -133,6 +134,7 @@ R_UNIT_SLIP = _rule(
     "与上年之比接近单位换算倍数（疑似单位错误）",
     "ratio to last year near a unit factor (likely unit slip)",
     _S + "yoy_tolerance",
+    _S + "slip_p",
 )
 R_YOY_CHANGE = _rule(
     "STA-006",
@@ -179,6 +181,10 @@ STATISTICAL_RULES: Final = (
 
 METHODS: Final = ("peer", "model", "yoy", "copies", "siblings", "round_numbers")
 """Methods of the stage (the switches of :class:`StatisticalSettings`), in order."""
+
+EVIDENCE: Final = ("peer", "model", "yoy", "slip", "copies", "siblings", "round_numbers")
+"""p-value columns combined per return: the methods', with the unit-slip signature (from the
+``yoy`` method) as a piece of evidence of its own."""
 
 TIE_BREAK: Final = 1e-9
 """Largest amount the priority is lowered by to order returns of equal q by combined p."""
@@ -586,7 +592,15 @@ def _yoy(
     usable = _tail_p(items, "z", st.tail_df).with_columns(
         pl.when(~pl.col("reverts")).then(pl.col("p")).alias("p")
     )
-    return {R_UNIT_SLIP: slip, R_YOY_CHANGE: change}, _bonferroni_min(usable, "p", "yoy")
+    # a slip signature is evidence of its own (a narrow window around a known factor), not
+    # one more of the many item changes the Bonferroni step discounts
+    slipped = (
+        items.filter(pl.col("slip_factor").is_not_null() & ~pl.col("reverts"))
+        .select("_row", pl.lit(st.slip_p).alias("slip"))
+        .unique("_row")
+    )
+    p = _bonferroni_min(usable, "p", "yoy").join(slipped, on="_row", how="full", coalesce=True)
+    return {R_UNIT_SLIP: slip, R_YOY_CHANGE: change}, p
 
 
 def _copies(
@@ -786,7 +800,7 @@ def _p_table(r: pl.DataFrame, ps: list[pl.DataFrame]) -> pl.DataFrame:
 
 def _priorities(table: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
     """Add ``methods``, ``p_combined``, ``q_value`` and ``priority`` to the per-row p table."""
-    methods = [m for m in METHODS if m in table.columns]
+    methods = [m for m in EVIDENCE if m in table.columns]
     if methods:
         long = table.select("_row", *methods).unpivot(
             index="_row", on=methods, variable_name="method", value_name="p"
@@ -839,7 +853,7 @@ def score_returns(
     polars.DataFrame
         One row per return with an institution and year, in the order of ``returns``:
         ``institution_id``, ``year``, the p-value of each method that ran (columns named as
-        :data:`METHODS`; null where the method could not score the return or, for copies,
+        :data:`EVIDENCE`; null where the method could not score the return or, for copies,
         did not fire), ``methods`` (p-values combined), ``p_combined`` (Cauchy combination),
         ``q_value`` (Benjamini-Hochberg over the returns) and ``priority`` [0-1].
     """
