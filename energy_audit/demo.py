@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from energy_audit.directory.maintenance import update_store
 from energy_audit.districts import load_districts
 from energy_audit.factors import factors_used
 from energy_audit.indicators import aggregate, indicators
-from energy_audit.io.readers import ReadResult, read_directory, read_returns
+from energy_audit.io.readers import ReadResult, file_sha256, read_directory, read_returns
 from energy_audit.io.writers import write_excel
 from energy_audit.synthetic import evolve_directory, write_city
 from energy_audit.verify.run import verify, write_verification
@@ -99,14 +98,6 @@ class DemoResult:
     returns: ReadResult
     directory: ReadResult
     city: pl.DataFrame
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _combine(results: list[ReadResult]) -> ReadResult:
@@ -244,7 +235,7 @@ def run_demo(
         "job": "demo",
         "energy_audit_version": __version__,
         "settings": settings.to_dict(),
-        "inputs": {str(p.relative_to(out)): _sha256(p) for p in inputs},
+        "inputs": {str(p.relative_to(out)): file_sha256(p) for p in inputs},
         "coefficients": sorted(set(used["table_version"].to_list())),
         "directory": directory_outcome,
         "verify": {

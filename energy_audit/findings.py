@@ -62,6 +62,14 @@ class Rule:
     settings: tuple[str, ...] = field(default=())
 
 
+def provenance(frame: pl.DataFrame) -> list[pl.Expr]:
+    """Return ``source_file`` and ``source_row`` of a hit frame (null when ``frame`` has none)."""
+    return [
+        pl.col(c) if c in frame.columns else pl.lit(None).alias(c)
+        for c in ("source_file", "source_row")
+    ]
+
+
 def empty_findings() -> pl.DataFrame:
     """Return an empty findings table with the contract's columns and dtypes."""
     return contract.table("findings").empty_frame()

@@ -25,7 +25,13 @@ import polars as pl
 from energy_audit import contract
 from energy_audit.directory.codes import credit_codes_valid, validate_credit_code
 from energy_audit.districts import load_districts
-from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
+from energy_audit.findings import (
+    Rule,
+    empty_findings,
+    findings_from_hits,
+    provenance,
+    sort_findings,
+)
 from energy_audit.io.readers import ReadResult
 
 
@@ -169,13 +175,6 @@ def normalized_name(text: pl.Expr) -> pl.Expr:
     )
 
 
-def _provenance(frame: pl.DataFrame) -> list[pl.Expr]:
-    out = []
-    for name in ("source_file", "source_row"):
-        out.append(pl.col(name) if name in frame.columns else pl.lit(None).alias(name))
-    return out
-
-
 def _invalid_codes(d: pl.DataFrame) -> pl.DataFrame:
     codes = d["institution_id"].to_list()
     bad = d.filter(pl.Series(~credit_codes_valid(codes)))
@@ -223,7 +222,7 @@ def _duplicate_codes(d: pl.DataFrame) -> pl.DataFrame:
             "n",
             "first_row",
         ).alias("message_en"),
-        *_provenance(dup),
+        *provenance(dup),
         pl.col("source_row").cast(pl.String).alias("key"),
     )
 
@@ -256,7 +255,7 @@ def _probable_duplicates(d: pl.DataFrame) -> pl.DataFrame:
                 pl.lit(why_zh).alias("why_zh"),
                 pl.lit(why_en).alias("why_en"),
                 "name",
-                *_provenance(grouped),
+                *provenance(grouped),
             )
         )
     hits = pl.concat(parts).unique(["institution_id", "others"], keep="first", maintain_order=True)
@@ -293,7 +292,7 @@ def _unknown_values(
         pl.format("district '{}' is not a district of the region", "district_code").alias(
             "message_en"
         ),
-        *_provenance(district),
+        *provenance(district),
     )
     parts = []
     for col in spec.columns:
@@ -311,7 +310,7 @@ def _unknown_values(
                 pl.format(
                     f"{col.name} '{{}}' is not one of {', '.join(col.codes)}", col.name
                 ).alias("message_en"),
-                *_provenance(bad),
+                *provenance(bad),
             )
         )
     return districts, pl.concat(parts) if parts else pl.DataFrame()
@@ -333,7 +332,7 @@ def _required_empty(d: pl.DataFrame) -> pl.DataFrame:
                 pl.lit(col.name).alias("field"),
                 pl.lit(f"必填项“{col.description_zh}”为空").alias("message_zh"),
                 pl.lit(f"required field {col.name} is empty").alias("message_en"),
-                *_provenance(bad),
+                *provenance(bad),
             )
         )
     return pl.concat(parts) if parts else pl.DataFrame()
@@ -375,7 +374,7 @@ def _hierarchy(d: pl.DataFrame, settings: DirectoryCheckSettings) -> dict[Rule, 
             pl.lit("parent_id").alias("field"),
             pl.format("上级主管单位 {} 不在名录库中", "parent_id").alias("message_zh"),
             pl.format("parent {} is not in the directory", "parent_id").alias("message_en"),
-            *_provenance(missing),
+            *provenance(missing),
         ),
         R_PARENT_INACTIVE: inactive.select(
             "institution_id",
@@ -386,7 +385,7 @@ def _hierarchy(d: pl.DataFrame, settings: DirectoryCheckSettings) -> dict[Rule, 
             pl.format("parent {} ({}) is {}", "parent_id", "parent_name", "parent_status").alias(
                 "message_en"
             ),
-            *_provenance(inactive),
+            *provenance(inactive),
         ),
         R_LEVEL_ABOVE_PARENT: above.select(
             "institution_id",
@@ -403,7 +402,7 @@ def _hierarchy(d: pl.DataFrame, settings: DirectoryCheckSettings) -> dict[Rule, 
                 "parent_id",
                 "parent_level",
             ).alias("message_en"),
-            *_provenance(above),
+            *provenance(above),
         ),
     }
     out[R_PARENT_CYCLE] = _cycles(first)
@@ -441,7 +440,7 @@ def _cycles(first: pl.DataFrame) -> pl.DataFrame:
         pl.format(
             "cycle in the parent chain: {}", pl.col("institution_id").replace_strict(chains)
         ).alias("message_en"),
-        *_provenance(rows),
+        *provenance(rows),
     )
 
 
@@ -469,7 +468,7 @@ def _codes_and_types(d: pl.DataFrame, settings: DirectoryCheckSettings) -> dict[
             pl.format("code {} is an enterprise code (prefix {})", "institution_id", prefix).alias(
                 "message_en"
             ),
-            *_provenance(enterprise),
+            *provenance(enterprise),
         ),
         R_TYPE_CODE_MISMATCH: mismatch.select(
             "institution_id",
@@ -486,7 +485,7 @@ def _codes_and_types(d: pl.DataFrame, settings: DirectoryCheckSettings) -> dict[
                 prefix,
                 "expected",
             ).alias("message_en"),
-            *_provenance(mismatch),
+            *provenance(mismatch),
         ),
     }
 
@@ -508,7 +507,7 @@ def _merges(d: pl.DataFrame) -> dict[Rule, pl.DataFrame]:
             pl.lit("merged_into_id").alias("field"),
             pl.lit("状态为合并，但未填写并入单位统一社会信用代码").alias("message_zh"),
             pl.lit("status is merged but merged_into_id is empty").alias("message_en"),
-            *_provenance(without),
+            *provenance(without),
         ),
         R_MERGE_TARGET_MISSING: bad_target.select(
             "institution_id",
@@ -517,7 +516,7 @@ def _merges(d: pl.DataFrame) -> dict[Rule, pl.DataFrame]:
             pl.format(
                 "merge target {} is not an active institution of the directory", "merged_into_id"
             ).alias("message_en"),
-            *_provenance(bad_target),
+            *provenance(bad_target),
         ),
     }
 

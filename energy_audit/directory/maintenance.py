@@ -14,7 +14,6 @@ make them in Jupyter too. Every call writes its outputs into a folder:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from energy_audit.directory.checks import check_directory
 from energy_audit.directory.diff import diff_directories, summarize_changes, write_change_report
 from energy_audit.directory.history import DirectoryStore, SnapshotInfo
 from energy_audit.errors import UnusableInputError
-from energy_audit.io.readers import ReadResult, read_directory
+from energy_audit.io.readers import ReadResult, file_sha256, read_directory
 from energy_audit.io.writers import write_excel
 
 
@@ -66,10 +65,6 @@ class UpdateResult:
     changes: pl.DataFrame
     snapshot: SnapshotInfo | None
     out_dir: Path
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_findings(findings: pl.DataFrame, out_dir: str | Path, *, title: str) -> Path:
@@ -214,7 +209,7 @@ def update_store(
         check.read.data,
         as_of,
         source_file=Path(path).name,
-        source_sha256=_sha256(Path(path)),
+        source_sha256=file_sha256(path),
         accepted_with_errors=bool(counts["error"]) and accept_errors,
         reason=reason if counts["error"] and accept_errors else None,
         findings_summary={"findings": counts, "changes": summarize_changes(changes)},

@@ -58,7 +58,7 @@ def normalized_text(raw: pl.Expr) -> pl.Expr:
 
 def matching_key(raw: pl.Expr) -> pl.Expr:
     """Key for matching labels: NFKC, no white space at all, lower case."""
-    return raw.str.normalize("NFKC").str.replace_all(r"\s+", "").str.to_lowercase()
+    return _key(raw.str.normalize("NFKC"))
 
 
 def is_blank(raw: pl.Expr) -> pl.Expr:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import itertools
 from collections.abc import Sequence
@@ -111,6 +112,15 @@ class _Sheet:
     row_numbers: list[int]
     header_row: int | None = None  # index into frame; None: headers are the column names
     headers: list[str | None] = field(default_factory=list)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Return the SHA-256 (hex) of a file, read in blocks: outputs record the inputs they used."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------- raw loading

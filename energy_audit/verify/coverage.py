@@ -14,7 +14,7 @@ import polars as pl
 
 from energy_audit import contract
 from energy_audit.directory.checks import normalized_name
-from energy_audit.findings import Rule, empty_findings, findings_from_hits
+from energy_audit.findings import Rule, empty_findings, findings_from_hits, provenance
 
 
 def _rule(rule_id: str, severity: str, zh: str, en: str) -> Rule:
@@ -97,13 +97,6 @@ class Coverage:
         }
 
 
-def _provenance(frame: pl.DataFrame) -> list[pl.Expr]:
-    return [
-        pl.col(c) if c in frame.columns else pl.lit(None).alias(c)
-        for c in ("source_file", "source_row")
-    ]
-
-
 def _row_key(frame: pl.DataFrame) -> pl.Expr:
     """Where a return came from (file:sheet:row), else its position in the input frame."""
     parts = [
@@ -171,7 +164,7 @@ def check_coverage(
         pl.format(
             "{} ({}) is not in the directory", "institution_id", pl.col("name").fill_null("no name")
         ).alias("message_en"),
-        *_provenance(unknown),
+        *provenance(unknown),
         _row_key(unknown).alias("key"),
     )
 
@@ -200,7 +193,7 @@ def check_coverage(
             .otherwise(pl.lit("")),
             pl.lit(year),
         ).alias("message_en"),
-        *_provenance(out),
+        *provenance(out),
         _row_key(out).alias("key"),
     )
 
@@ -225,7 +218,7 @@ def check_coverage(
             pl.format("{} copies of the {} return, identical", "copies", "year").alias(
                 "message_en"
             ),
-            *_provenance(identical),
+            *provenance(identical),
             _row_key(identical).alias("key"),
         )
         conflicting = multi.filter(pl.col("variants") > 1)
@@ -252,7 +245,7 @@ def check_coverage(
             pl.format("{} returns for {} that differ in {}", "copies", "year", "fields").alias(
                 "message_en"
             ),
-            *_provenance(conflicting),
+            *provenance(conflicting),
             _row_key(conflicting).alias("key"),
         )
 
@@ -273,7 +266,7 @@ def check_coverage(
         pl.format(
             "reported name '{}' differs from the directory's '{}'", "name", "directory_name"
         ).alias("message_en"),
-        *_provenance(named),
+        *provenance(named),
         _row_key(named).alias("key"),
     )
 

@@ -10,7 +10,6 @@ never stop the run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import polars as pl
 from energy_audit import contract
 from energy_audit.directory.history import DirectoryStore
 from energy_audit.findings import CATEGORY_ZH, sort_findings
-from energy_audit.io.readers import ReadResult
+from energy_audit.io.readers import ReadResult, file_sha256
 from energy_audit.io.writers import write_excel
 from energy_audit.verify.consistency import check_consistency
 from energy_audit.verify.coverage import Coverage, check_coverage
@@ -181,7 +180,7 @@ def write_verification(
         "coverage": result.coverage.to_dict(),
         "findings": {f"{c}/{s}": n for c, s, n in result.counts().iter_rows()},
         "settings": result.settings.to_dict(),
-        "inputs": {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in inputs},
+        "inputs": {str(p): file_sha256(p) for p in inputs},
     }
     (out / "verify.json").write_text(
         json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
