@@ -32,12 +32,16 @@ slip factor
     0.829-0.871). The suggested value is current / factor: the figure the return would have
     had in the column's unit.
 reverted slip
-    When the current ratio matches a factor f and the previous return's own change (on the
-    return before it) lies within the tolerance of 1/f, the current figure returns to the level
-    of two returns ago: most likely the previous return was wrong (its own row carries the
-    slip), so the current row gets no slip factor and ``reverts`` is true. Two slips of the
-    same kind two years apart look the same and are missed here; without a return two years
-    back the direction of a slip cannot be told from the change alone. Peer scores decide both.
+    A ratio near a factor f says that one of the two returns slipped, not which. The return
+    before the previous one decides: when the current figure is nearer (on the log scale) to
+    that return's level than to that level times f, the current figure is back where it was
+    and the previous return was wrong (its own row carries the slip), so the current row gets
+    no slip factor and ``reverts`` is true; otherwise the current return slipped and
+    ``reverts`` is false. Without a return two back, ``reverts`` is null (the direction cannot
+    be told from the institution's history: peers decide, as in
+    :mod:`energy_audit.verify.statistical`) and the slip factor is kept. Two slips of the same
+    kind two years apart look the same and are missed here. ``reverts`` is false where the
+    ratio matches no factor.
 robust z and p
     z = (log-ratio − median) / scale within the returns of the same year (and peer group, when
     ``groups`` is given and the group has at least ``min_group_size`` log-ratios; smaller groups
@@ -558,6 +562,7 @@ def year_over_year(
         - ``<prefix><c>_slip`` [-]: matched unit-slip factor, null if none;
         - ``<prefix><c>_suggested`` [unit of c]: current / slip factor, the corrected figure;
         - ``<prefix><c>_reverts`` (Boolean): the change undoes the previous return's own slip
+          (null: the ratio matches a factor but there is no return two back to tell)
           signature (no slip factor is given then);
         - ``<prefix><c>_z`` [-]: robust z of the log-ratio (signed);
         - ``<prefix><c>_p`` [-]: two-sided p-value 2 Φ(−|z|).
@@ -639,11 +644,15 @@ def year_over_year(
     stage = []
     for c in names:
         log_slip = pl.col(f"__ea_slip_{c}").log()
-        # the previous return's own change matches 1 / slip: this change undoes it
+        # the figure is nearer the level of two returns ago than that level times the
+        # factor: this change undoes the previous return's slip
+        two_back = pl.col(out(c, "log_ratio")) + pl.col(previous_lr(c))
         reverts = (
-            (pl.col(previous_lr(c)) + log_slip).abs() <= tolerance * log_slip.abs()
-        ).fill_null(False)
-        slip = pl.when(~reverts).then(pl.col(f"__ea_slip_{c}"))
+            pl.when(log_slip.is_null())
+            .then(pl.lit(False))
+            .otherwise(two_back.abs() < (two_back - log_slip).abs())
+        )
+        slip = pl.when(~reverts.fill_null(False)).then(pl.col(f"__ea_slip_{c}"))
         stage += [
             slip.alias(out(c, "slip")),
             (pl.col(c).cast(pl.Float64) / slip).alias(out(c, "suggested")),

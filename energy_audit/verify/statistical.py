@@ -54,6 +54,7 @@ References
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -479,9 +480,11 @@ def _last_year_slipped(r: pl.DataFrame, long: pl.DataFrame) -> pl.DataFrame:
     """Flag slip signatures where this year's figure fits the peers better than the correction.
 
     A ratio to last year near a unit factor says one of the two years slipped, not which. The
-    peers decide: per m², within the year and sector, the figure closer (on the log scale) to
-    the peer median is taken as right. When it is this year's, last year slipped, and this
-    year is not flagged.
+    institution's own return two back decides where there is one (``reverts``,
+    :func:`energy_audit.outliers.yoy.year_over_year`); where there is none (``reverts`` null),
+    the peers decide: per m², within the year and sector, the figure closer (on the log
+    scale) to the peer median is taken as right. When it is this year's, last year slipped,
+    and this year is not flagged.
     """
     per_m2 = (
         r.select("_row", "year", "sector", "building_area_m2", *_QUANTITIES)
@@ -491,7 +494,7 @@ def _last_year_slipped(r: pl.DataFrame, long: pl.DataFrame) -> pl.DataFrame:
         .with_columns(pl.col("log_per_m2").median().over("year", "sector", "column").alias("med"))
         .select("_row", "column", "building_area_m2", "med")
     )
-    slips = long.filter(pl.col("slip_factor").is_not_null()).join(
+    slips = long.filter(pl.col("slip_factor").is_not_null() & pl.col("reverts").is_null()).join(
         per_m2, on=["_row", "column"], how="inner"
     )
     now = ((pl.col("value") / pl.col("building_area_m2")).log() - pl.col("med")).abs()
@@ -505,7 +508,7 @@ def _yoy(
     items = long.filter(pl.col("column").is_in(list(_QUANTITIES)))
     items = items.join(
         _last_year_slipped(r, items), on=["_row", "column"], how="left"
-    ).with_columns(pl.col("reverts") | pl.col("last_slipped").fill_null(False))
+    ).with_columns(pl.col("reverts").fill_null(False) | pl.col("last_slipped").fill_null(False))
     name = pl.col("column").replace_strict(
         {k: v[0] for k, v in _NAMES.items()}, default=pl.col("column")
     )
@@ -747,9 +750,15 @@ def _analyse(
     directory: pl.DataFrame,
     history: pl.DataFrame | None,
     settings: VerifySettings,
+    timings: dict[str, float] | None = None,
 ) -> tuple[pl.DataFrame, _Hits, pl.DataFrame]:
-    """Score the returns: (rows, hits by rule, per-row p-value of each method that ran)."""
+    """Score the returns: (rows, hits by rule, per-row p-value of each method that ran).
+
+    ``timings``, if given, receives the wall-clock seconds of each step (preparation, each
+    method that ran, priorities are added by the caller).
+    """
     st = settings.statistical
+    clock = time.perf_counter()
     r = _with_indicators(_canonical(returns, "returns"), settings).with_row_index("_row")
     r = r.join(
         _directory_columns(directory), on="institution_id", how="left", maintain_order="left"
@@ -775,19 +784,23 @@ def _analyse(
     hits: _Hits = {}
     ps: list[pl.DataFrame] = []
     h_items = None if h is None else h.select(*_KEY, *copy_columns)
-    runs: list[tuple[bool, Callable[[], tuple[_Hits, pl.DataFrame]]]] = [
-        (st.peer, lambda: _peer(r, st, long)),
-        (st.model, lambda: _model(r, st, long)),
-        (st.yoy, lambda: _yoy(long, st, r)),
-        (st.copies, lambda: _copies(r, h_items, st, copy_columns)),
-        (st.siblings, lambda: _siblings(r, st, copy_columns)),
-        (st.round_numbers, lambda: _round(r, h_items, st, long)),
+    times = {} if timings is None else timings
+    times["preparation"] = time.perf_counter() - clock
+    runs: list[tuple[str, bool, Callable[[], tuple[_Hits, pl.DataFrame]]]] = [
+        ("peer", st.peer, lambda: _peer(r, st, long)),
+        ("model", st.model, lambda: _model(r, st, long)),
+        ("yoy", st.yoy, lambda: _yoy(long, st, r)),
+        ("copies", st.copies, lambda: _copies(r, h_items, st, copy_columns)),
+        ("siblings", st.siblings, lambda: _siblings(r, st, copy_columns)),
+        ("round_numbers", st.round_numbers, lambda: _round(r, h_items, st, long)),
     ]
-    for enabled, run in runs:
+    for method, enabled, run in runs:
         if enabled:
+            clock = time.perf_counter()
             method_hits, p = run()
             hits.update({rule: hit for rule, hit in method_hits.items() if hit.height})
             ps.append(p)
+            times[method] = time.perf_counter() - clock
     return r, hits, _p_table(r, ps)
 
 
@@ -840,6 +853,7 @@ def score_returns(
     directory: pl.DataFrame,
     history: pl.DataFrame | None = None,
     settings: VerifySettings | StatisticalSettings | None = None,
+    timings: dict[str, float] | None = None,
 ) -> pl.DataFrame:
     """Score every return with each method and rank the returns (no findings).
 
@@ -847,6 +861,10 @@ def score_returns(
     ----------
     returns, directory, history, settings
         As in :func:`check_statistical`.
+    timings : dict, optional
+        If given, filled with the wall-clock time of each step [s]: ``preparation``
+        (indicators, year-over-year table), each method that ran (:data:`METHODS`) and
+        ``priority`` (combination and q-values); ``benchmarks/detection.py`` prints them.
 
     Returns
     -------
@@ -858,8 +876,12 @@ def score_returns(
         ``q_value`` (Benjamini-Hochberg over the returns) and ``priority`` [0-1].
     """
     s = _settings(settings)
-    _, _, table = _analyse(returns, directory, history, s)
-    return _priorities(table, s.statistical).drop("_row")
+    times = {} if timings is None else timings
+    _, _, table = _analyse(returns, directory, history, s, times)
+    clock = time.perf_counter()
+    ranked = _priorities(table, s.statistical).drop("_row")
+    times["priority"] = time.perf_counter() - clock
+    return ranked
 
 
 def check_statistical(

@@ -58,7 +58,7 @@ def test_wan_kwh_typed_under_kwh_is_found_with_its_factor_and_correction() -> No
     assert row["yoy_electricity_kwh_log_ratio"] == pytest.approx(math.log(1e-4))
     assert row["yoy_electricity_kwh_slip"] == 1e-4
     assert row["yoy_electricity_kwh_suggested"] == pytest.approx(500_000.0)
-    assert row["yoy_electricity_kwh_reverts"] is False
+    assert row["yoy_electricity_kwh_reverts"] is None  # no return two back to tell the direction
     first = row_of(out, "A", 2022)
     assert first["yoy_previous_year"] is None
     assert all(first[f"yoy_electricity_kwh_{s}"] is None for s in PER_COLUMN if s != "reverts")
@@ -192,6 +192,31 @@ def test_a_change_that_undoes_last_years_slip_is_not_a_slip() -> None:
     # without a return two years back, the direction cannot be told: the change is flagged
     out = year_over_year(frame.filter(pl.col("year") > 2021), ["electricity_kwh"])
     assert row_of(out, "A", 2023)["yoy_electricity_kwh_slip"] == 1e4
+    assert row_of(out, "A", 2023)["yoy_electricity_kwh_reverts"] is None
+
+
+def test_the_return_two_back_tells_which_year_slipped_despite_ordinary_changes() -> None:
+    # gasoline in kg typed under litres (×0.73, domain.md §2) with ordinary changes around it
+    this_year = year_over_year(
+        returns([("A", 2021, 1_000.0), ("A", 2022, 1_040.0), ("A", 2023, 1_040.0 * 0.73 * 0.98)],
+                "gasoline_l"),
+        ["gasoline_l"],
+    )  # fmt: skip
+    row = row_of(this_year, "A", 2023)
+    assert row["yoy_gasoline_l_slip"] == pytest.approx(0.73)
+    assert row["yoy_gasoline_l_reverts"] is False
+    # 2022 slipped (×0.73 with a 3 % real rise); 2023 is back at the 2021 level, give or take 1 %
+    last_year = year_over_year(
+        returns([("A", 2021, 1_000.0), ("A", 2022, 730.0 * 1.03), ("A", 2023, 1_010.0)],
+                "gasoline_l"),
+        ["gasoline_l"],
+    )  # fmt: skip
+    assert row_of(last_year, "A", 2022)["yoy_gasoline_l_slip"] == pytest.approx(0.73)
+    row = row_of(last_year, "A", 2023)
+    assert row["yoy_gasoline_l_reverts"] is True
+    assert row["yoy_gasoline_l_slip"] is None
+    # no factor matched: nothing to revert
+    assert row_of(last_year, "A", 2021)["yoy_gasoline_l_reverts"] is False
 
 
 def test_previous_return_is_the_latest_earlier_year() -> None:
