@@ -33,7 +33,7 @@ from typing import Final, TypeVar
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from scipy import linalg, stats
+from scipy import linalg, special, stats
 
 from energy_audit.errors import SettingsError, UnusableInputError
 from energy_audit.outliers.peer import MAD_TO_SIGMA
@@ -72,6 +72,10 @@ NULL_LEVEL: Final = "(null)"
 MODEL_COLUMNS: Final = ("expected", "residual", "studentized", "low", "high", "p")
 """Columns :func:`expected_consumption` adds, after the prefix, in order."""
 
+SAMPLE_LEVEL_ROWS: Final = 200
+"""Rows of each categorical level a subsample fit keeps at least (all of a rarer level's)."""
+
+_SAMPLE_SEED: Final = 20_240_331  # fixed: the same input gives the same subsample and findings
 _START_TOL: Final = 1e-4  # convergence tolerance of the Huber start (only a starting point)
 
 
@@ -413,6 +417,27 @@ def _irls(
     return beta, max_iter, False
 
 
+def _fit_sample(design: _Design, max_rows: int | None) -> npt.NDArray[np.intp] | None:
+    """Rows the coefficients are estimated on when there are more than ``max_rows``.
+
+    Each row is kept with probability max(max_rows / n, SAMPLE_LEVEL_ROWS / rows of its level)
+    over its categoricals, so rare levels keep their rows. The sample depends on the
+    predictors only, not on the target, so the estimate stays unbiased.
+    """
+    if max_rows is not None and not (
+        isinstance(max_rows, int) and not isinstance(max_rows, bool) and max_rows >= 1
+    ):
+        raise SettingsError(f"max_fit_rows must be a positive integer or None, got {max_rows!r}")
+    n = design.dense.shape[0]
+    if max_rows is None or n <= max_rows:
+        return None
+    keep = np.full(n, max_rows / n)
+    for code, size in zip(design.codes, design.sizes, strict=True):
+        rows = np.bincount(code, minlength=size).astype(np.float64)
+        keep = np.maximum(keep, np.minimum(1.0, SAMPLE_LEVEL_ROWS / rows[code]))
+    return np.flatnonzero(np.random.default_rng(_SAMPLE_SEED).random(n) < keep)
+
+
 @dataclass
 class _Scored:
     fit: RobustFit
@@ -433,6 +458,7 @@ def _fit(
     tuning: float,
     tol: float,
     min_level_size: int,
+    max_fit_rows: int | None = None,
 ) -> _Scored:
     model = _model(data, target, numeric, categorical, log, min_level_size)
     fitted = np.flatnonzero(~np.isnan(model.y))
@@ -448,11 +474,13 @@ def _fit(
             f"only {n} row(s) have a valid {'positive ' if log else ''}{target} and predictors: "
             f"too few to fit {p} coefficient(s)"
         )
-    beta = sub.solve(ones, y)  # ordinary least squares
+    sample = _fit_sample(sub, max_fit_rows)
+    est, y_est = (sub, y) if sample is None else (sub.take(sample), y[sample])
+    beta = est.solve(np.ones(y_est.size), y_est)  # ordinary least squares
     beta, start_iterations, _ = _irls(
-        sub, y, beta, _huber_weights, DEFAULT_HUBER_TUNING, max_iter, max(tol, _START_TOL)
+        est, y_est, beta, _huber_weights, DEFAULT_HUBER_TUNING, max_iter, max(tol, _START_TOL)
     )
-    beta, iterations, converged = _irls(sub, y, beta, _bisquare_weights, tuning, max_iter, tol)
+    beta, iterations, converged = _irls(est, y_est, beta, _bisquare_weights, tuning, max_iter, tol)
     residuals = y - sub.linear(beta)
     scale = _mad_scale(residuals)
     w = (
@@ -504,6 +532,7 @@ def fit_expected_consumption(
     tuning: float = DEFAULT_TUNING,
     tol: float = 1e-6,
     min_level_size: int = DEFAULT_MIN_LEVEL_SIZE,
+    max_fit_rows: int | None = None,
 ) -> RobustFit:
     r"""Fit the robust expected-consumption regression and return its coefficients and diagnostics.
 
@@ -536,6 +565,8 @@ def fit_expected_consumption(
         Convergence: largest coefficient change ≤ tol × (1 + largest |coefficient|).
     min_level_size : int, default 5
         Fewest fitted rows of a level for its own coefficient [rows].
+    max_fit_rows : int, optional
+        Estimate on a subsample of about this many rows (see :func:`expected_consumption`).
 
     Returns
     -------
@@ -561,6 +592,7 @@ def fit_expected_consumption(
         tuning=tuning,
         tol=tol,
         min_level_size=min_level_size,
+        max_fit_rows=max_fit_rows,
     ).fit
 
 
@@ -600,6 +632,7 @@ def expected_consumption(
     level: float = 0.95,
     tol: float = 1e-6,
     min_level_size: int = DEFAULT_MIN_LEVEL_SIZE,
+    max_fit_rows: int | None = None,
 ) -> FrameT:
     """Give each return its expected consumption from a robust regression on size and kind.
 
@@ -632,6 +665,12 @@ def expected_consumption(
     min_level_size : int, default 5
         Fewest fitted rows a categorical level needs for its own coefficient [rows]; rarer
         levels are merged into ``"(other)"`` (into the reference if fewer than this together).
+    max_fit_rows : int, optional
+        Estimate the coefficients on a random subsample of about this many rows when more
+        rows are valid (every categorical level keeps at least :data:`SAMPLE_LEVEL_ROWS` rows,
+        all of a rarer level's); the scale, leverages, residuals and intervals are those of
+        all rows. The sample depends on the predictors only and is the same on every run.
+        ``None`` (default): all rows.
 
     Returns
     -------
@@ -734,6 +773,7 @@ def expected_consumption(
         tuning=tuning,
         tol=tol,
         min_level_size=min_level_size,
+        max_fit_rows=max_fit_rows,
     )
     fit, model = scored.fit, scored.model
     residual = model.y - scored.fitted_value
@@ -746,7 +786,7 @@ def expected_consumption(
     half_width = stats.t.ppf(0.5 + level / 2.0, fit.df_resid) * s * np.sqrt(1.0 + scored.q)
     low, high = scored.fitted_value - half_width, scored.fitted_value + half_width
     back = np.exp if log else (lambda values: values)
-    p = 2.0 * stats.t.sf(np.abs(studentized), fit.df_resid)
+    p = 2.0 * special.stdtr(fit.df_resid, -np.abs(studentized))
     n_rows = data.height
     values = {
         "expected": back(scored.fitted_value),

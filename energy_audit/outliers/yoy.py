@@ -737,6 +737,8 @@ coefficients
         coefficients=coefficients,
         prefix=prefix,
     )
+    if isinstance(frame, pl.DataFrame):  # computed once, not once per column
+        wide = wide.collect().lazy()
     parts = [
         wide.select(
             pl.col(key),

@@ -6,6 +6,13 @@ the same year), with the peer median and the plausible band of the finding shade
 panel shows the institution's own history with the year concerned highlighted and, where the
 finding has them, the suggested correction and the expected range.
 
+A finding of copied figures names no field (STA-007: every quantity identical to last year;
+STA-008: identical to another unit of the same parent). Its evidence is the return itself: a
+grouped bar chart of every quantity and cost of :data:`COPY_COLUMNS` in the frame, the
+institution's return of the year beside its return of the year before and beside the returns
+of other institutions of the same year with identical figures (:func:`plot_identical_returns`).
+Bars of exactly equal height make a copy obvious.
+
 The functions are generic: frames and column names in, a :class:`matplotlib.figure.Figure` out.
 They draw in :func:`energy_audit.plotting.chart_style` (Chinese labels with units from
 :func:`energy_audit.io.writers.chinese_header`), never call ``plt.show()``, never change their
@@ -56,6 +63,7 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
 
 from energy_audit import contract
@@ -89,6 +97,46 @@ MAX_BINS: Final[int] = 60
 TITLE_WRAP_CHARS: Final[int] = 60
 """Characters per line of a finding's title (the message wraps, CJK characters count as one)."""
 
+COPY_COLUMNS: Final[tuple[str, ...]] = (
+    "electricity_kwh",
+    "natural_gas_m3",
+    "coal_t",
+    "gasoline_l",
+    "diesel_l",
+    "lpg_kg",
+    "heat_gj",
+    "other_energy_tce",
+    "water_m3",
+    "electricity_cost_yuan",
+    "natural_gas_cost_yuan",
+    "water_cost_yuan",
+)
+"""Quantity and cost columns of a return, in their canonical units, that copies are judged on.
+
+The columns the copy rules compare (STA-007 with last year, STA-008 with siblings): a finding of
+theirs names no field, and :func:`plot_finding` draws those of these columns that the frame has
+with :func:`plot_identical_returns`.
+"""
+
+MAX_IDENTICAL_SHOWN: Final[int] = 6
+"""Most other institutions with identical figures drawn as bars [count]; the rest are counted.
+
+Six, with the institution's two returns eight bars per quantity: more could not be told apart.
+"""
+
+MAX_NARROW_GROUPS: Final[int] = 4
+"""Most quantities [count] a new grouped bar chart draws one panel wide; more: two panels.
+
+With the legend to its right, a panel leaves room for four groups of two-line tick labels.
+"""
+
+MIN_BAR_DECADES: Final[float] = 0.5
+"""Least height [decades of the log axis] of the smallest bar of a grouped bar chart.
+
+Bars on a log axis start at its lower limit: half a decade below the smallest value keeps the
+shortest bar visible.
+"""
+
 _COLORS: Final[Mapping[str, str]] = {
     "peers": "#95a5a6",
     "institution": "#c0392b",
@@ -97,7 +145,18 @@ _COLORS: Final[Mapping[str, str]] = {
     "suggested": "#1f5fa8",
     "current": "#f4d03f",
     "history": "#34495e",
+    "previous": "#7f8c8d",
 }
+
+_IDENTICAL_COLORS: Final[tuple[str, ...]] = (
+    "#1f5fa8",
+    "#e67e22",
+    "#8e44ad",
+    "#16a085",
+    "#b7950b",
+    "#d35490",
+)
+"""Colours of the other institutions' bars, in the order drawn (:data:`MAX_IDENTICAL_SHOWN`)."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -137,9 +196,14 @@ def _root_figure(ax: Axes) -> Figure:
     return fig
 
 
+def _names(data: pl.DataFrame | pl.LazyFrame) -> list[str]:
+    """Column names of a frame (a LazyFrame's from its schema, without collecting it)."""
+    return data.collect_schema().names() if isinstance(data, pl.LazyFrame) else data.columns
+
+
 def _frame(data: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], what: str) -> pl.DataFrame:
     """Select ``columns`` from a frame (collecting a LazyFrame); name what is missing."""
-    names = data.collect_schema().names() if isinstance(data, pl.LazyFrame) else data.columns
+    names = _names(data)
     missing = [c for c in columns if c not in names]
     if missing:
         raise UnusableInputError(
@@ -147,6 +211,12 @@ def _frame(data: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], what: str)
         )
     selected = data.select(list(dict.fromkeys(columns)))
     return selected.collect() if isinstance(selected, pl.LazyFrame) else selected
+
+
+def _check_year(frame: pl.DataFrame, year: str, what: str) -> None:
+    dtype = frame.schema[year]
+    if not dtype.is_integer():
+        raise UnusableInputError(f"{what}: column {year!r} is {dtype}, not a year")
 
 
 def _values(frame: pl.DataFrame, column: str, what: str) -> pl.Series:
@@ -523,9 +593,7 @@ def plot_history(
     )
     if frame.is_empty():
         raise UnusableInputError(f"history has no row of institution {institution_id!r}")
-    years_col = frame.get_column(year)
-    if not years_col.dtype.is_integer():
-        raise UnusableInputError(f"history: column {year!r} is {years_col.dtype}, not a year")
+    _check_year(frame, year, "history")
     frame = frame.with_columns(_values(frame, value, "history").alias(value)).sort(year)
     years = frame.get_column(year).to_numpy().astype(np.float64)
     values = frame.get_column(value).fill_null(float("nan")).to_numpy().astype(np.float64)
@@ -627,6 +695,272 @@ def plot_history(
     return fig
 
 
+def _returns_frame(
+    data: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], year: str, id_column: str, what: str
+) -> pl.DataFrame:
+    """Key and ``columns`` of a frame of returns, the quantities as Float64."""
+    frame = _frame(data, [id_column, year, *columns], what)
+    _check_year(frame, year, what)
+    return frame.with_columns([_values(frame, c, what).alias(c) for c in columns])
+
+
+def _row_values(row: Mapping[str, Any], columns: Sequence[str]) -> list[float | None]:
+    return [_as_float(row[c]) for c in columns]
+
+
+def _tick_label(column: str) -> str:
+    """Chinese header of a column on two lines, the unit on the second."""
+    name, bracket, unit = chinese_header(column).partition("(")
+    return f"{name}\n({unit}" if bracket and name else name
+
+
+def _bar_limits(values: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Limits of a log value axis of bars: the shortest bar stays visible, room above the tallest.
+
+    The lower limit is at least :data:`MIN_BAR_DECADES` below the smallest value; above the
+    largest a fifth of the axis is left for the value labels.
+    """
+    lo, hi = float(values.min()), float(values.max())
+    span = math.log10(hi / lo)
+    below = max(MIN_BAR_DECADES, 0.1 * span)
+    above = max(0.25 * (span + below), 0.3)
+    return lo / 10**below, hi * 10**above
+
+
+def plot_identical_returns(
+    returns: pl.DataFrame | pl.LazyFrame,
+    institution_id: str,
+    current_year: int,
+    columns: Sequence[str],
+    *,
+    history: pl.DataFrame | pl.LazyFrame | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    year: str = "year",
+    id_column: str = "institution_id",
+) -> Figure:
+    """Draw an institution's return beside its last return and the identical returns of others.
+
+    A grouped bar chart on a log value axis, one group per quantity of ``columns``, one bar per
+    return compared:
+
+    - the institution's return of ``current_year`` (red, ``本单位 2023年``), its value written
+      above the group;
+    - its latest earlier return (grey, ``本单位 2022年（上年）``; ``（上次填报）`` when a year
+      lies between), if it has one;
+    - the return of ``current_year`` of every other institution whose figures are identical
+      (``<id>（同年）``), at most :data:`MAX_IDENTICAL_SHOWN` of them in the order of their id;
+      the legend counts the rest (``及另 N 家同年数值相同``).
+
+    Copied figures show as bars of exactly equal height. A value ≤ 0 cannot be a bar on the log
+    axis: its slot shows ``0`` (or the negative value) at the bottom of the axes, a null
+    ``—``. Quantities no return compared has a non-zero value of are left out and counted in
+    the legend.
+
+    Parameters
+    ----------
+    returns : polars.DataFrame or polars.LazyFrame
+        Returns with ``id_column``, ``year`` and ``columns``: the institution's return of
+        ``current_year`` and those of the other institutions of that year.
+    institution_id : str
+        The institution drawn; it must have a return of ``current_year`` in ``returns`` (of
+        several rows, the first is drawn).
+    current_year : int
+        The year concerned.
+    columns : sequence of str
+        Numeric quantity and cost columns compared, in their canonical units (e.g.
+        :data:`COPY_COLUMNS`); the tick labels are their Chinese headers with the unit.
+    history : polars.DataFrame or polars.LazyFrame, optional
+        Earlier returns with the same columns (default: ``returns``); the institution's latest
+        return before ``current_year`` is drawn.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on (default: a new figure, two panels wide for more than
+        :data:`MAX_NARROW_GROUPS` quantities). The legend is drawn to the right of the axes;
+        the tick labels need about 0.6 inch per quantity.
+    title : str, optional
+        Axes title (default ``填报值对比（2023年）``).
+    year : str, default ``"year"``
+        Column of the reporting year.
+    id_column : str, default ``"institution_id"``
+        Column identifying institutions.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on (the one of ``ax`` when given).
+
+    Raises
+    ------
+    UnusableInputError
+        If a column is missing or not numeric, ``year`` is not an integer, the institution has
+        no return of ``current_year``, or no return compared has a value > 0 to draw.
+    EnergyAuditError
+        If ``columns`` is empty, or no font with Chinese characters is installed.
+
+    Notes
+    -----
+    Another institution's return is identical when it equals the institution's in every column
+    where the institution's value is not null (a null of the other return there does not match)
+    and at least one of those values is non-zero: returns of zeros only are not copies. The
+    comparison is exact, as in :func:`energy_audit.outliers.copies.identical_within_groups`;
+    unlike that detector it looks at every institution of the year, not only the siblings of
+    one parent.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from energy_audit.panel.evidence import plot_identical_returns
+    >>> returns = pl.DataFrame(
+    ...     {
+    ...         "institution_id": ["A", "A", "B", "C"],
+    ...         "year": [2022, 2023, 2023, 2023],
+    ...         "electricity_kwh": [81_234.0, 81_234.0, 81_234.0, 95_871.0],
+    ...         "water_m3": [2_345.0, 2_345.0, 2_345.0, 2_345.0],
+    ...     }
+    ... )
+    >>> fig = plot_identical_returns(returns, "A", 2023, ["electricity_kwh", "water_m3"])
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['本单位 2023年', '本单位 2022年（上年）', 'B（同年）']
+    """
+    columns = list(dict.fromkeys(columns))
+    if not columns:
+        raise EnergyAuditError("plot_identical_returns: no column to compare")
+    frame = _returns_frame(returns, columns, year, id_column, "returns")
+    of_year = frame.filter(pl.col(year) == current_year)
+    own_rows = of_year.filter(pl.col(id_column) == institution_id)
+    if own_rows.is_empty():
+        raise UnusableInputError(
+            f"returns has no row of institution {institution_id!r} in {current_year}"
+        )
+    own = _row_values(own_rows.row(0, named=True), columns)
+    series: list[tuple[str, list[float | None], str, str]] = [
+        (f"本单位 {current_year}年", own, _COLORS["institution"], "own")
+    ]
+
+    past = (
+        frame if history is None else _returns_frame(history, columns, year, id_column, "history")
+    )
+    earlier = past.filter(pl.col(id_column) == institution_id, pl.col(year) < current_year)
+    if not earlier.is_empty():
+        last = earlier.sort(year, descending=True, maintain_order=True).row(0, named=True)
+        which = "上年" if last[year] == current_year - 1 else "上次填报"
+        series.append(
+            (
+                f"本单位 {last[year]}年（{which}）",
+                _row_values(last, columns),
+                _COLORS["previous"],
+                "previous",
+            )
+        )
+
+    compared = {c: v for c, v in zip(columns, own, strict=True) if v is not None}
+    identical = of_year.clear()
+    if any(v != 0 for v in compared.values()):
+        identical = (
+            of_year.filter(
+                pl.col(id_column) != institution_id,
+                *(pl.col(c) == v for c, v in compared.items()),
+            )
+            .sort(id_column, maintain_order=True)
+            .unique(id_column, keep="first", maintain_order=True)
+        )
+    for k, other in enumerate(identical.head(MAX_IDENTICAL_SHOWN).iter_rows(named=True)):
+        series.append(
+            (
+                f"{other[id_column]}（同年）",
+                _row_values(other, columns),
+                _IDENTICAL_COLORS[k % len(_IDENTICAL_COLORS)],
+                "identical",
+            )
+        )
+    not_shown = identical.height - min(identical.height, MAX_IDENTICAL_SHOWN)
+
+    drawn = [
+        j
+        for j in range(len(columns))
+        if any(values[j] not in (None, 0.0) for _, values, *_ in series)
+    ]
+    positive = np.asarray(
+        [v for _, values, *_ in series for j in drawn if (v := values[j]) is not None and v > 0],
+        dtype=np.float64,
+    )
+    if positive.size == 0:
+        raise UnusableInputError(
+            f"no return compared with institution {institution_id!r} in {current_year} has a "
+            f"value > 0 of {', '.join(map(repr, columns))}: nothing to draw on a log axis"
+        )
+
+    with chart_style():
+        if ax is None:
+            ax = new_figure(1 if len(drawn) <= MAX_NARROW_GROUPS else 2).subplots()
+        fig = _root_figure(ax)
+        ax.set_yscale("log")
+        ax.set_ylim(*_bar_limits(positive))
+        ax.set_xlim(-0.5, len(drawn) - 0.5)
+        width = 0.8 / len(series)
+        handles: list[Any] = []
+        labels: list[str] = []
+        for k, (label, values, color, gid) in enumerate(series):
+            offset = (k - (len(series) - 1) / 2) * width
+            xs: list[float] = []
+            heights: list[float] = []
+            for i, j in enumerate(drawn):
+                v = values[j]
+                if v is not None and v > 0:
+                    xs.append(i + offset)
+                    heights.append(v)
+                    continue
+                ax.text(
+                    i + offset,
+                    0.02,
+                    "—" if v is None else "0" if v == 0 else _fmt(v),
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    va="bottom",
+                    fontsize="x-small",
+                    color=color,
+                    gid="no_bar",
+                )
+            ax.bar(xs, heights, width=width, color=color, label=label, gid=gid, zorder=2)
+            handles.append(Patch(facecolor=color))
+            labels.append(label)
+        for i, j in enumerate(drawn):
+            v = own[j]
+            if v is None or v <= 0:
+                continue
+            top = max(w for _, values, *_ in series if (w := values[j]) is not None)
+            ax.annotate(
+                _fmt(v),
+                xy=(i, top),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                rotation=90,
+                fontsize="x-small",
+                color=_COLORS["institution"],
+                gid="value_label",
+            )
+        for note in (
+            f"及另 {not_shown} 家同年数值相同" if not_shown else "",
+            f"另有 {len(columns) - len(drawn)} 项均为 0 或未填报，未画出"
+            if len(drawn) < len(columns)
+            else "",
+        ):
+            if note:
+                handles.append(Line2D([], [], linestyle="none"))
+                labels.append(note)
+        ax.set_xticks(np.arange(len(drawn)), [_tick_label(columns[j]) for j in drawn])
+        ax.xaxis.grid(False)
+        ax.yaxis.set_major_formatter(FuncFormatter(_fmt_tick))
+        ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_ylabel("填报值\n(单位见横轴，对数坐标)")
+        ax.set_title(title if title is not None else f"填报值对比（{current_year}年）")
+        apply_fonts(ax)
+    return fig
+
+
 def _finding_row(finding: Mapping[str, Any] | pl.DataFrame) -> dict[str, Any]:
     if isinstance(finding, pl.DataFrame):
         if finding.height != 1:
@@ -669,19 +1003,28 @@ def plot_finding(
 ) -> Figure:
     """Draw the evidence of one finding: the institution among its peers, and its history.
 
+    A finding without a field (copied figures, STA-007 and STA-008) is drawn as its return
+    beside the institution's return of the year before and the identical returns of other
+    institutions of the same year (:func:`plot_identical_returns`, the :data:`COPY_COLUMNS`
+    the frame has).
+
     Parameters
     ----------
     finding : Mapping or one-row polars.DataFrame
         A row of the findings table (data contract §5). Read: ``institution_id``, ``year``,
-        ``field`` (the column drawn), ``expected_low`` and ``expected_high`` (the band),
-        ``suggested_value``, ``rule_id`` and ``message_zh`` (the title).
+        ``field`` (the column drawn; none: the return is compared), ``expected_low`` and
+        ``expected_high`` (the band), ``suggested_value``, ``rule_id`` and ``message_zh`` (the
+        title).
     returns_with_peers : polars.DataFrame or polars.LazyFrame
         Returns (or indicators) of the finding's year with the ``field`` column and the
         ``peer_groups`` columns (e.g. returns joined with the directory's ``sector`` and
-        ``subsector``); rows of other years are ignored for the peer panel.
+        ``subsector``); rows of other years are ignored for the peer panel. For a finding
+        without a field: returns of the year with some of the :data:`COPY_COLUMNS`, compared
+        across institutions.
     history : polars.DataFrame or polars.LazyFrame, optional
         The institution's returns of several years with the ``field`` column (default:
-        ``returns_with_peers``, which may hold several years).
+        ``returns_with_peers``, which may hold several years); for a finding without a field,
+        with the same :data:`COPY_COLUMNS` as ``returns_with_peers``.
     peer_groups : sequence of str, default ``("sector", "subsector")``
         Columns defining the peer group, coarse to fine; empty: all institutions of the year.
     min_group_size : int, default :data:`DEFAULT_MIN_GROUP_SIZE`
@@ -698,25 +1041,33 @@ def plot_finding(
     -------
     matplotlib.figure.Figure
         Two panels side by side — :func:`plot_peer_distribution` and :func:`plot_history` —
-        under the finding's Chinese message as title.
+        under the finding's Chinese message as title (with the rule id). A finding without a
+        field: one panel, :func:`plot_identical_returns`, under the same title.
 
     Raises
     ------
     EnergyAuditError
-        If the finding names no field (nothing to draw), a frame has more than one row, or no
-        font with Chinese characters is installed.
+        If the finding names no institution, or neither a field nor a year (nothing to draw),
+        a frame has more than one row, or no font with Chinese characters is installed.
     UnusableInputError
-        If a frame lacks a column, or the institution has no value in the finding's year.
+        If a frame lacks a column (for a finding without a field: has none of
+        :data:`COPY_COLUMNS`), or the institution has no value in the finding's year.
     """
     row = _finding_row(finding)
     field = row.get("field")
     institution_id = row.get("institution_id")
-    if not field or institution_id is None:
-        raise EnergyAuditError(
-            f"finding {row.get('finding_id')!r} ({row.get('rule_id')}) names no field or no "
-            "institution: there is no value to draw"
-        )
     finding_year = row.get("year")
+    if institution_id is None or (not field and finding_year is None):
+        raise EnergyAuditError(
+            f"finding {row.get('finding_id')!r} ({row.get('rule_id')}) names "
+            + ("no institution" if institution_id is None else "no field and no year")
+            + ": there is no value to draw"
+        )
+    rule_id = row.get("rule_id")
+    if not field:
+        return _plot_copied_finding(
+            row, returns_with_peers, history=history, year=year, id_column=id_column
+        )
     frame = _frame(
         returns_with_peers,
         [id_column, field, *peer_groups, *([year] if finding_year is not None else [])],
@@ -762,7 +1113,44 @@ def plot_finding(
             id_column=id_column,
         )
         message = row.get("message_zh") or f"{institution_id} {chinese_header(field)}"
-        rule_id = row.get("rule_id")
-        heading = f"{rule_id}：{message}" if rule_id else message
-        fig.suptitle(_wrap_zh(heading, TITLE_WRAP_CHARS))
+        fig.suptitle(_heading(rule_id, message))
+    return fig
+
+
+def _heading(rule_id: Any, message: str) -> str:
+    """Title of a finding's figure: the rule id and the Chinese message, wrapped."""
+    return _wrap_zh(f"{rule_id}：{message}" if rule_id else message, TITLE_WRAP_CHARS)
+
+
+def _plot_copied_finding(
+    row: Mapping[str, Any],
+    returns: pl.DataFrame | pl.LazyFrame,
+    *,
+    history: pl.DataFrame | pl.LazyFrame | None,
+    year: str,
+    id_column: str,
+) -> Figure:
+    """Evidence of a finding without a field (STA-007, STA-008): the return compared."""
+    names = set(_names(returns))
+    columns = [c for c in COPY_COLUMNS if c in names]
+    if not columns:
+        raise UnusableInputError(
+            f"returns_with_peers has none of the columns {', '.join(COPY_COLUMNS)} to compare "
+            f"for finding {row.get('finding_id')!r} ({row.get('rule_id')}) without a field"
+        )
+    institution_id, finding_year = row["institution_id"], row["year"]
+    with chart_style():
+        fig = new_figure(2)  # the title wraps at TITLE_WRAP_CHARS: two panels wide
+        plot_identical_returns(
+            returns,
+            institution_id,
+            finding_year,
+            columns,
+            history=history,
+            ax=fig.subplots(),
+            year=year,
+            id_column=id_column,
+        )
+        message = row.get("message_zh") or f"{institution_id} {finding_year}年填报值"
+        fig.suptitle(_heading(row.get("rule_id"), message))
     return fig

@@ -41,6 +41,13 @@ class StatisticalSettings:
         |studentized residual| from which a model finding is made [robust σ].
     model_level : float
         Coverage of the prediction interval shown as expected range.
+    model_max_fit_rows : int or None
+        Coefficients of a model fit are estimated on a subsample of about this many returns
+        when a year has more (rare levels keep their rows; residuals, scale and intervals
+        use all returns; :func:`energy_audit.outliers.regression.expected_consumption`).
+        200,000 returns estimate the few dozen coefficients to within a small fraction of
+        the residual scale and make the model about four times faster at 1 million returns
+        (``benchmarks/detection.py``). ``None``: all returns.
     yoy_tolerance : float
         Tolerance of the unit-slip match, relative to |ln factor| (outliers.yoy).
     yoy_z : float
@@ -105,6 +112,7 @@ class StatisticalSettings:
     )
     model_z: float = 4.0
     model_level: float = 0.99
+    model_max_fit_rows: int | None = 200_000
     yoy_tolerance: float = 0.15
     yoy_z: float = 4.0
     yoy_band_pct: float = 30.0

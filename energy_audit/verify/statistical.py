@@ -60,7 +60,7 @@ from typing import Final
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy import special
 
 from energy_audit.errors import UnusableInputError
 from energy_audit.factors import ITEM_COLUMNS
@@ -128,6 +128,7 @@ R_MODEL = _rule(
     _S + "model_categorical",
     _S + "model_z",
     _S + "model_level",
+    _S + "model_max_fit_rows",
 )
 R_UNIT_SLIP = _rule(
     "STA-005",
@@ -310,7 +311,7 @@ def _directory_columns(directory: pl.DataFrame) -> pl.DataFrame:
 def _tail_p(frame: pl.DataFrame, score: str, df: float, name: str = "p") -> pl.DataFrame:
     """Add the two-sided Student-t (``df`` degrees of freedom) p-value of a robust score."""
     z = frame[score].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    p = 2.0 * stats.t.sf(np.abs(z), df)
+    p = 2.0 * special.stdtr(df, -np.abs(z))  # Student t lower tail, whole column at once
     return frame.with_columns(pl.Series(name, p, dtype=pl.Float64).fill_nan(None))
 
 
@@ -323,6 +324,48 @@ def _bonferroni_min(frame: pl.DataFrame, p: str, name: str) -> pl.DataFrame:
     )
 
 
+_Blocks = dict[str, pl.DataFrame]
+"""Year-over-year table split by column: one frame per column, its rows in the order of the
+returns (row i is the return with ``_row`` i)."""
+
+
+def _blocks(long: pl.DataFrame, columns: list[str], n: int) -> _Blocks:
+    """Split the year-over-year table into its per-column blocks, without copying.
+
+    :func:`year_over_year_long` gives one block of ``n`` rows per column, in the order of
+    ``columns``, each in the order of the returns.
+    """
+    return {c: long.slice(i * n, n) for i, c in enumerate(columns)}
+
+
+def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFrame:
+    """Add ``previous`` and ``previous_year`` of each hit's ``field`` column to the hits.
+
+    Gathered by ``_row`` from the column's block: no join over the whole year-over-year table.
+    """
+    parts = []
+    for (column,), part in hit.group_by(field, maintain_order=True):
+        block = blocks.get(str(column))
+        if block is None:
+            parts.append(
+                part.with_columns(
+                    pl.lit(None, pl.Float64).alias("previous"),
+                    pl.lit(None, pl.String).alias("previous_year"),
+                )
+            )
+            continue
+        rows = part["_row"]
+        parts.append(
+            part.with_columns(block["previous"].gather(rows), block["previous_year"].gather(rows))
+        )
+    if not parts:
+        return hit.with_columns(
+            pl.lit(None, pl.Float64).alias("previous"),
+            pl.lit(None, pl.String).alias("previous_year"),
+        )
+    return pl.concat(parts, how="vertical")
+
+
 # --------------------------------------------------------------------------------------------
 # Methods: each returns (hits by rule, p per row)
 # --------------------------------------------------------------------------------------------
@@ -330,9 +373,7 @@ def _bonferroni_min(frame: pl.DataFrame, p: str, name: str) -> pl.DataFrame:
 _Hits = dict[Rule, pl.DataFrame]
 
 
-def _peer(
-    r: pl.DataFrame, st: StatisticalSettings, prev: pl.DataFrame
-) -> tuple[_Hits, pl.DataFrame]:
+def _peer(r: pl.DataFrame, st: StatisticalSettings, blocks: _Blocks) -> tuple[_Hits, pl.DataFrame]:
     levels = [["year", "sector", "subsector"], ["year", "sector"], ["year"]]
     hits: _Hits = {}
     ps = []
@@ -345,10 +386,12 @@ def _peer(
             k=st.peer_k,
         )
         ps.append(_tail_p(scored, "peer_score", st.tail_df).select("_row", "p"))
-        hit = scored.filter(pl.col("peer_score").abs() > st.peer_k).join(
-            prev.filter(pl.col("column") == column).select("_row", "previous", "previous_year"),
-            on="_row",
-            how="left",
+        hit = _with_last_year(
+            scored.filter(pl.col("peer_score").abs() > st.peer_k).with_columns(
+                pl.lit(column).alias("_column")
+            ),
+            blocks,
+            "_column",
         )
         last_zh, last_en = _last_year("previous", "previous_year")
         hits[rule] = hit.select(
@@ -389,9 +432,7 @@ def _peer(
     return hits, _bonferroni_min(pl.concat(ps), "p", "peer")
 
 
-def _model(
-    r: pl.DataFrame, st: StatisticalSettings, prev: pl.DataFrame
-) -> tuple[_Hits, pl.DataFrame]:
+def _model(r: pl.DataFrame, st: StatisticalSettings, blocks: _Blocks) -> tuple[_Hits, pl.DataFrame]:
     parts = []
     categorical = [c for c in st.model_categorical if c in r.columns]
     for target in st.model_targets:
@@ -405,6 +446,7 @@ def _model(
                     numeric=["building_area_m2", "occupants"],
                     categorical=categorical,
                     level=st.model_level,
+                    max_fit_rows=st.model_max_fit_rows,
                 )
             except UnusableInputError:  # too few valid rows this year: no model
                 continue
@@ -423,10 +465,8 @@ def _model(
     if not parts:
         return {}, pl.DataFrame(schema={"_row": pl.UInt32, "model": pl.Float64})
     scored = pl.concat(parts)
-    hit = scored.filter(pl.col("model_studentized").abs() >= st.model_z).join(
-        prev.select("_row", pl.col("column").alias("field"), "previous", "previous_year"),
-        on=["_row", "field"],
-        how="left",
+    hit = _with_last_year(
+        scored.filter(pl.col("model_studentized").abs() >= st.model_z), blocks, "field"
     )
     name = pl.col("field").replace_strict(
         {k: v[0] for k, v in _NAMES.items()}, default=pl.col("field")
@@ -676,7 +716,7 @@ def _siblings(
 
 
 def _round(
-    r: pl.DataFrame, h: pl.DataFrame | None, st: StatisticalSettings, prev: pl.DataFrame
+    r: pl.DataFrame, h: pl.DataFrame | None, st: StatisticalSettings, blocks: _Blocks
 ) -> tuple[_Hits, pl.DataFrame]:
     columns = list(_METERED)
     out = round_numbers(
@@ -694,16 +734,12 @@ def _round(
             .then(pl.col(f"round_{c}_roundness"))
             .otherwise(roundness)
         )
-    hit = (
-        out.filter(pl.col("round_p") <= st.round_p_max)
-        .with_columns(value.alias("value"), roundness.alias("t"))
-        .join(
-            prev.select(
-                "_row", pl.col("column").alias("round_column"), "previous", "previous_year"
-            ),
-            on=["_row", "round_column"],
-            how="left",
-        )
+    hit = _with_last_year(
+        out.filter(pl.col("round_p") <= st.round_p_max).with_columns(
+            value.alias("value"), roundness.alias("t")
+        ),
+        blocks,
+        "round_column",
     )
     last_zh, last_en = _last_year("previous", "previous_year")
     name = pl.col("round_column").replace_strict({k: v[0] for k, v in _NAMES.items()}, default="")
@@ -781,18 +817,19 @@ def _analyse(
     long = long.rename({"row_index": "_row"}).select(
         *prev_cols[:4], pl.col("previous_year").cast(pl.String), *prev_cols[5:]
     )
+    blocks = _blocks(long, yoy_columns, r.height)
     hits: _Hits = {}
     ps: list[pl.DataFrame] = []
     h_items = None if h is None else h.select(*_KEY, *copy_columns)
     times = {} if timings is None else timings
     times["preparation"] = time.perf_counter() - clock
     runs: list[tuple[str, bool, Callable[[], tuple[_Hits, pl.DataFrame]]]] = [
-        ("peer", st.peer, lambda: _peer(r, st, long)),
-        ("model", st.model, lambda: _model(r, st, long)),
+        ("peer", st.peer, lambda: _peer(r, st, blocks)),
+        ("model", st.model, lambda: _model(r, st, blocks)),
         ("yoy", st.yoy, lambda: _yoy(long, st, r)),
         ("copies", st.copies, lambda: _copies(r, h_items, st, copy_columns)),
         ("siblings", st.siblings, lambda: _siblings(r, st, copy_columns)),
-        ("round_numbers", st.round_numbers, lambda: _round(r, h_items, st, long)),
+        ("round_numbers", st.round_numbers, lambda: _round(r, h_items, st, blocks)),
     ]
     for method, enabled, run in runs:
         if enabled:

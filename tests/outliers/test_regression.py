@@ -326,3 +326,34 @@ def test_city_without_defects_has_no_gross_residuals() -> None:
         categorical=CITY_CATEGORICAL,
     )
     assert out["model_studentized"].abs().max() < 6
+
+
+def test_subsample_fit_agrees_with_the_full_fit_and_keeps_rare_levels() -> None:
+    frame, _ = known_model(n=20_000)
+    # a rare sector of 60 rows: a 10 % subsample would keep about 6 of them
+    rare = np.zeros(frame.height, dtype=bool)
+    rare[:60] = True
+    frame = frame.with_columns(
+        pl.when(pl.Series(rare)).then(pl.lit("museum")).otherwise(pl.col("sector")).alias("sector"),
+        pl.when(pl.Series(rare))
+        .then(pl.col("energy_kgce") * math.exp(0.6))
+        .otherwise(pl.col("energy_kgce")),
+    )
+    before = frame.clone()
+    kwargs = {"numeric": ["area_m2", "occupants"], "categorical": ["sector"]}
+    full = fit_expected_consumption(frame, "energy_kgce", **kwargs)
+    sub = fit_expected_consumption(frame, "energy_kgce", max_fit_rows=2_000, **kwargs)
+    assert set(sub.coefficients) == set(full.coefficients)
+    for name, value in full.coefficients.items():
+        # 2,000 rows (0.2 robust σ noise): sampling error of a coefficient ≈ 0.2 / √2000 ≈ 0.005
+        assert sub.coefficients[name] == pytest.approx(value, abs=0.05), name
+    assert "sector[museum]" in sub.coefficients  # the rare level kept all its rows
+    assert sub.n == full.n == frame.height  # scale and diagnostics from all rows
+    assert sub.scale == pytest.approx(full.scale, rel=0.05)
+    again = expected_consumption(frame, "energy_kgce", max_fit_rows=2_000, **kwargs)
+    assert_frame_equal(
+        again, expected_consumption(frame, "energy_kgce", max_fit_rows=2_000, **kwargs)
+    )
+    assert frame.equals(before)
+    with pytest.raises(SettingsError, match="max_fit_rows must be a positive integer"):
+        fit_expected_consumption(frame, "energy_kgce", max_fit_rows=0, **kwargs)

@@ -13,9 +13,12 @@ from matplotlib.figure import Figure
 from energy_audit.errors import EnergyAuditError, UnusableInputError
 from energy_audit.findings import Rule, findings_from_hits
 from energy_audit.panel.evidence import (
+    COPY_COLUMNS,
+    MAX_IDENTICAL_SHOWN,
     TITLE_WRAP_CHARS,
     plot_finding,
     plot_history,
+    plot_identical_returns,
     plot_peer_distribution,
 )
 
@@ -325,11 +328,227 @@ def test_finding_with_separate_history_and_without_band_or_suggestion():
 
 
 def test_finding_errors_name_the_problem():
-    with pytest.raises(EnergyAuditError, match=r"names no field"):
-        plot_finding({**FINDING, "field": None}, _returns())
+    with pytest.raises(EnergyAuditError, match=r"names no field and no year"):
+        plot_finding({**FINDING, "field": None, "year": None}, _returns())
+    with pytest.raises(EnergyAuditError, match=r"names no institution"):
+        plot_finding({**FINDING, "institution_id": None}, _returns())
     with pytest.raises(UnusableInputError, match=r"no column 'water_m3'"):
         plot_finding({**FINDING, "field": "water_m3"}, _returns())
     with pytest.raises(UnusableInputError, match=r"no row of institution 'X' in 2024"):
         plot_finding({**FINDING, "year": 2024}, _returns())
     with pytest.raises(UnusableInputError, match=r"no column 'district_code'"):
         plot_finding(FINDING, _returns(), peer_groups=("district_code",))
+
+
+# --------------------------------------------------------------------------- identical returns
+
+# Columns of the copy rules in the test frame; coal_t is null in every return.
+COPY = (
+    "electricity_kwh",
+    "natural_gas_m3",
+    "coal_t",
+    "heat_gj",
+    "water_m3",
+    "electricity_cost_yuan",
+    "water_cost_yuan",
+)
+# A copied 2022 into 2023 (STA-007); B and C, units of parent P, reported identical figures in
+# 2023 (STA-008); D differs from them by one cubic metre of water; E has zeros and nulls.
+A_RETURN = (81_234.0, 12_345.0, None, 0.0, 2_345.0, 65_432.1, 9_876.5)
+B_RETURN = (95_871.0, 3_210.0, None, 456.7, 1_876.0, 76_543.2, 7_890.0)
+D_RETURN = (95_871.0, 3_210.0, None, 456.7, 1_877.0, 76_543.2, 7_890.0)
+E_2023 = (50_321.0, 0.0, None, 300.0, None, None, None)
+E_2022 = (48_000.0, 1_500.0, None, None, 900.0, None, None)
+IDENTICAL_RETURNS = [
+    ("A", 2022, "P0", A_RETURN),
+    ("A", 2023, "P0", A_RETURN),
+    ("B", 2022, "P", (93_000.0, 3_100.0, None, 0.0, 1_800.0, 74_000.0, 7_600.0)),
+    ("B", 2023, "P", B_RETURN),
+    ("C", 2022, "P", (97_500.0, 3_300.0, None, 470.0, 1_900.0, 78_000.0, 8_000.0)),
+    ("C", 2023, "P", B_RETURN),
+    ("D", 2022, "P", (90_000.0, 3_000.0, None, 440.0, 1_850.0, 72_000.0, 7_700.0)),
+    ("D", 2023, "P", D_RETURN),
+    ("E", 2022, "P0", E_2022),
+    ("E", 2023, "P0", E_2023),
+]
+
+COPIED_FINDING = {
+    **FINDING,
+    "finding_id": "STA-007-0123456789ab",
+    "rule_id": "STA-007",
+    "institution_id": "A",
+    "field": None,
+    "value": 81_234.0,
+    "expected_low": None,
+    "expected_high": None,
+    "suggested_value": None,
+    "message_zh": "各项数量与费用与上年（2022）完全相同，如电力 81,234 kWh、水 2,345 m³",
+}
+
+
+def _identical_returns() -> pl.DataFrame:
+    return pl.DataFrame(
+        [(iid, yr, parent, *values) for iid, yr, parent, values in IDENTICAL_RETURNS],
+        schema={
+            "institution_id": pl.String,
+            "year": pl.Int32,
+            "parent_id": pl.String,
+            **dict.fromkeys(COPY, pl.Float64),
+        },
+        orient="row",
+    )
+
+
+def _bars(ax) -> dict[str, list[float]]:
+    """Bar heights of each return drawn, by legend label."""
+    return {c.get_label(): [p.get_height() for p in c.patches] for c in ax.containers}
+
+
+def _legend(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def _drawn(values) -> list[float]:
+    """The values of a return drawn as bars: those > 0 of the columns some return has."""
+    return [v for v in values if v is not None and v > 0]
+
+
+def test_identical_returns_show_a_copy_of_last_year(tmp_path):
+    returns = _identical_returns()
+    before = returns.clone()
+    fig = plot_identical_returns(returns, "A", 2023, COPY)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    bars = _bars(ax)
+    assert list(bars) == ["本单位 2023年", "本单位 2022年（上年）"]
+    assert bars["本单位 2023年"] == bars["本单位 2022年（上年）"] == _drawn(A_RETURN)
+    assert _legend(ax) == [*bars, "另有 2 项均为 0 或未填报，未画出"]  # coal null, heat zero
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["电\n(千瓦时)", "天然气\n(立方米)", "水\n(立方米)", "电费\n(元)", "水费\n(元)"]
+    # each pair of bars sits over its quantity, the own return left of last year's
+    own, last = ax.containers
+    for i, (p, q) in enumerate(zip(own.patches, last.patches, strict=True)):
+        assert p.get_x() < i < q.get_x() + q.get_width()
+    labels = [t.get_text() for t in ax.texts if t.get_gid() == "value_label"]
+    assert labels == ["81,234", "12,345", "2,345", "65,432", "9,876"]
+    assert ax.get_ylim()[0] < 2_345.0 and ax.get_ylim()[1] > 81_234.0
+    assert ax.yaxis.get_major_formatter()(100_000.0, 0) == "100,000"
+    assert ax.get_title() == "填报值对比（2023年）"
+    assert ax.get_ylabel() == "填报值\n(单位见横轴，对数坐标)"
+    _assert_png(fig, tmp_path / "copy.png")
+    assert returns.equals(before)
+
+
+def test_identical_returns_show_siblings_of_the_same_year_only(tmp_path):
+    returns = _identical_returns()
+    history = returns.filter(pl.col("year") == 2022).lazy()
+    before = returns.clone()
+    fig, (left, right) = plt.subplots(1, 2)
+    out = plot_identical_returns(
+        returns.lazy(), "B", 2023, COPY, history=history, ax=right, title="同一上级单位"
+    )
+    assert out is fig and not left.has_data()
+    bars = _bars(right)
+    assert list(bars) == ["本单位 2023年", "本单位 2022年（上年）", "C（同年）"]
+    assert bars["C（同年）"] == bars["本单位 2023年"] == _drawn(B_RETURN)
+    assert not any(label.startswith("D") for label in _legend(right))  # one m³ of water apart
+    # last year's heat was 0: no bar, a "0" in its slot
+    assert [t.get_text() for t in right.texts if t.get_gid() == "no_bar"] == ["0"]
+    assert right.get_title() == "同一上级单位"
+    _assert_png(fig, tmp_path / "sibling.png")
+    assert returns.equals(before)
+    # D is compared too, but B and C are not identical to it
+    assert list(_bars(plot_identical_returns(returns, "D", 2023, COPY).axes[0])) == [
+        "本单位 2023年",
+        "本单位 2022年（上年）",
+    ]
+
+
+def test_identical_returns_zeros_and_nulls_are_not_bars():
+    returns = _identical_returns()
+    ax = plot_identical_returns(returns, "E", 2023, COPY).axes[0]
+    # electricity, gas (0 in 2023), heat (null in 2022), water (null in 2023) are drawn
+    ticks = [t.get_text().split("\n")[0] for t in ax.get_xticklabels()]
+    assert ticks == ["电", "天然气", "热力", "水"]
+    bars = _bars(ax)
+    assert bars == {
+        "本单位 2023年": [50_321.0, 300.0],
+        "本单位 2022年（上年）": [48_000.0, 1_500.0, 900.0],
+    }
+    assert all(p.get_height() > 0 for c in ax.containers for p in c.patches)
+    assert sorted(t.get_text() for t in ax.texts if t.get_gid() == "no_bar") == ["0", "—", "—"]
+    assert "另有 3 项均为 0 或未填报，未画出" in _legend(ax)
+    # returns of zeros only are not identical to each other; a last return two years back
+    zeros = pl.DataFrame(
+        {
+            "institution_id": ["F", "F", "G"],
+            "year": [2021, 2023, 2023],
+            "electricity_kwh": [7_000.0, 0.0, 0.0],
+            "water_m3": [None, 0.0, 0.0],
+        }
+    )
+    ax = plot_identical_returns(zeros, "F", 2023, ["electricity_kwh", "water_m3"]).axes[0]
+    assert _bars(ax) == {"本单位 2023年": [], "本单位 2021年（上次填报）": [7_000.0]}
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "no_bar"] == ["0"]
+    with pytest.raises(UnusableInputError, match=r"no return compared .* value > 0"):
+        plot_identical_returns(zeros, "G", 2023, ["electricity_kwh", "water_m3"])
+
+
+def test_identical_returns_beyond_the_most_shown_are_counted():
+    n = MAX_IDENTICAL_SHOWN + 2
+    ids = [f"U{i}" for i in range(n + 1)]
+    returns = pl.DataFrame(
+        {
+            "institution_id": ids,
+            "year": [2023] * (n + 1),
+            "electricity_kwh": [12_345.0] * (n + 1),
+            "water_m3": [678.0] * (n + 1),
+        }
+    )
+    ax = plot_identical_returns(returns, "U0", 2023, ["electricity_kwh", "water_m3"]).axes[0]
+    assert list(_bars(ax))[1:] == [f"{iid}（同年）" for iid in ids[1 : MAX_IDENTICAL_SHOWN + 1]]
+    assert _legend(ax)[-1] == "及另 2 家同年数值相同"
+
+
+def test_identical_returns_errors_name_the_problem():
+    returns = _identical_returns()
+    with pytest.raises(UnusableInputError, match=r"no row of institution 'A' in 2024"):
+        plot_identical_returns(returns, "A", 2024, COPY)
+    with pytest.raises(UnusableInputError, match=r"returns has no column 'lpg_kg'"):
+        plot_identical_returns(returns, "A", 2023, [*COPY, "lpg_kg"])
+    with pytest.raises(UnusableInputError, match=r"'parent_id' is String, not numeric"):
+        plot_identical_returns(returns, "A", 2023, ["parent_id"])
+    with pytest.raises(UnusableInputError, match=r"history has no column 'water_m3'"):
+        plot_identical_returns(returns, "A", 2023, COPY, history=returns.drop("water_m3"))
+    with pytest.raises(EnergyAuditError, match=r"no column to compare"):
+        plot_identical_returns(returns, "A", 2023, [])
+
+
+def test_finding_without_a_field_compares_the_return(tmp_path):
+    returns = _identical_returns()
+    before_returns, before_finding = returns.clone(), copy.deepcopy(COPIED_FINDING)
+    fig = plot_finding(COPIED_FINDING, returns.lazy())
+    assert len(fig.axes) == 1
+    assert fig.get_suptitle() == "STA-007：" + COPIED_FINDING["message_zh"]
+    bars = _bars(fig.axes[0])
+    assert bars["本单位 2023年"] == bars["本单位 2022年（上年）"] == _drawn(A_RETURN)
+    _assert_png(fig, tmp_path / "copied.png")
+    assert returns.equals(before_returns)
+    assert before_finding == COPIED_FINDING
+    # a sibling finding from the findings table, with a separate history
+    sibling = {**COPIED_FINDING, "rule_id": "STA-008", "institution_id": "C"}
+    findings = pl.DataFrame([sibling])
+    history = returns.filter(pl.col("year") == 2022)
+    fig = plot_finding(findings, returns.filter(pl.col("year") == 2023), history=history)
+    assert fig.get_suptitle().startswith("STA-008：")
+    assert list(_bars(fig.axes[0])) == ["本单位 2023年", "本单位 2022年（上年）", "B（同年）"]
+
+
+def test_finding_without_a_field_needs_the_quantities():
+    assert set(COPY) <= set(COPY_COLUMNS)
+    returns = _identical_returns().drop(COPY)
+    with pytest.raises(UnusableInputError, match=r"none of the columns electricity_kwh"):
+        plot_finding(COPIED_FINDING, returns)
+    with pytest.raises(UnusableInputError, match=r"no row of institution 'A' in 2024"):
+        plot_finding({**COPIED_FINDING, "year": 2024}, _identical_returns())
