@@ -204,14 +204,25 @@ def verify_command(
         Path | None,
         typer.Option("--settings", help="JSON file of thresholds overriding the defaults."),
     ] = None,
+    evidence: Annotated[
+        int,
+        typer.Option(
+            "--evidence",
+            min=0,
+            help="Draw the statistical findings of this many returns of highest priority "
+            "to OUT/evidence (0: none).",
+        ),
+    ] = 20,
 ) -> None:
-    """Verify a year's returns: coverage, validity, consistency → findings for the panel.
+    """Verify a year's returns: coverage, validity, consistency, statistics → findings.
 
-    Writes OUT/findings.parquet, OUT/findings.xlsx (a sheet per category, by priority) and
-    OUT/verify.json. Findings never fail the run: exit 0 with findings, 1 for unusable input.
+    Writes OUT/findings.parquet, OUT/findings.xlsx (a sheet per category, by priority),
+    OUT/verify.json and the evidence charts of the top statistical findings (OUT/evidence/*.png
+    with index.csv). Findings never fail the run: exit 0 with findings, 1 for unusable input.
     """
     from energy_audit.directory.history import DirectoryStore
     from energy_audit.io.readers import read_directory, read_returns
+    from energy_audit.panel.evidence import write_evidence
     from energy_audit.verify.run import verify, write_verification
     from energy_audit.verify.settings import VerifySettings
 
@@ -224,6 +235,12 @@ def verify_command(
         with console.status("verifying…"):
             result = verify(source, read, year, history=previous, settings=settings)
         write_verification(result, out, inputs=[*returns, *(history or [])])
+        drawn = None
+        if evidence:
+            with console.status("drawing evidence…"):
+                drawn = write_evidence(
+                    result.findings, result.evidence_data(), out / "evidence", returns=evidence
+                )
     except EnergyAuditError as exc:
         raise _fail(exc) from None
     c = result.coverage
@@ -239,6 +256,16 @@ def verify_command(
         table.add_row(category, severity, f"{n:,}")
     console.print(table)
     console.print(f"wrote findings.parquet, findings.xlsx and verify.json to {out}")
+    if drawn is not None:
+        console.print(
+            f"drew {drawn['file'].drop_nulls().len():,} evidence chart(s) of "
+            f"{drawn['rank'].n_unique():,} return(s) to {out / 'evidence'}"
+            + (
+                f" ({drawn['file'].null_count():,} could not be drawn: see index.csv)"
+                if drawn["file"].null_count()
+                else ""
+            )
+        )
 
 
 @app.command()

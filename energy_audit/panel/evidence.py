@@ -52,9 +52,11 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -1154,3 +1156,99 @@ def _plot_copied_finding(
         message = row.get("message_zh") or f"{institution_id} {finding_year}年填报值"
         fig.suptitle(_heading(row.get("rule_id"), message))
     return fig
+
+
+EVIDENCE_DPI: Final[int] = 110
+"""Resolution of the evidence files written by :func:`write_evidence` [dots per inch]."""
+
+_UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
+
+
+def write_evidence(
+    findings: pl.DataFrame,
+    data: pl.DataFrame | pl.LazyFrame,
+    out_dir: str | os.PathLike[str],
+    *,
+    returns: int = 20,
+    **plot_options: Any,
+) -> pl.DataFrame:
+    """Draw the evidence of the statistical findings the panel reviews first, one PNG each.
+
+    Parameters
+    ----------
+    findings : polars.DataFrame
+        Findings (data contract §5), e.g. :attr:`energy_audit.verify.run.VerifyResult.findings`;
+        the statistical findings of the ``returns`` returns of highest priority are drawn
+        (:func:`energy_audit.verify.statistical.top_findings`).
+    data : polars.DataFrame or polars.LazyFrame
+        The returns of the year and earlier years with the fields and peer-group columns the
+        findings name (:func:`energy_audit.verify.statistical.evidence_data`).
+    out_dir : str or os.PathLike
+        Folder written (created): ``NNN_<rule>_<institution>_<field>.png`` (NNN the return's
+        rank, from 001) and ``index.csv``.
+    returns : int, default 20
+        Number of returns (institution and year) whose findings are drawn.
+    **plot_options
+        Passed to :func:`plot_finding` (``peer_groups``, ``min_group_size``, ``log`` …).
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per finding drawn, also written to ``index.csv`` (UTF-8): ``rank``,
+        ``finding_id``, ``rule_id``, ``institution_id``, ``year``, ``field``, ``file`` (the
+        PNG's name, null where nothing could be drawn) and ``note`` (why not: the message of
+        the error, e.g. no value of the field in ``data``). A finding that cannot be drawn
+        never stops the others.
+    """
+    from energy_audit.verify.statistical import top_findings  # panel builds on verify
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = data.collect() if isinstance(data, pl.LazyFrame) else data
+    chosen = top_findings(findings, returns)
+    ranks = (
+        chosen.select("institution_id", "year")
+        .unique(maintain_order=True)
+        .with_row_index("rank", offset=1)
+    )
+    chosen = chosen.join(ranks, on=["institution_id", "year"], how="left", nulls_equal=True)
+    rows = []
+    for row in chosen.iter_rows(named=True):
+        name = "_".join(
+            _UNSAFE.sub("-", str(part))
+            for part in (row["rule_id"], row["institution_id"], row["field"] or "return")
+        )
+        file: str | None = f"{row['rank']:03d}_{name}.png"
+        note = None
+        try:
+            fig = plot_finding(row, frame, **plot_options)
+            fig.savefig(out / str(file), dpi=EVIDENCE_DPI)
+        except EnergyAuditError as exc:
+            file, note = None, str(exc)
+        rows.append(
+            {
+                "rank": row["rank"],
+                "finding_id": row["finding_id"],
+                "rule_id": row["rule_id"],
+                "institution_id": row["institution_id"],
+                "year": row["year"],
+                "field": row["field"],
+                "file": file,
+                "note": note,
+            }
+        )
+    index = pl.DataFrame(
+        rows,
+        schema={
+            "rank": pl.UInt32,
+            "finding_id": pl.String,
+            "rule_id": pl.String,
+            "institution_id": pl.String,
+            "year": pl.Int64,
+            "field": pl.String,
+            "file": pl.String,
+            "note": pl.String,
+        },
+    )
+    index.write_csv(out / "index.csv")
+    return index

@@ -26,7 +26,7 @@ from energy_audit.io.writers import write_excel
 from energy_audit.verify.consistency import check_consistency
 from energy_audit.verify.coverage import Coverage, check_coverage
 from energy_audit.verify.settings import VerifySettings
-from energy_audit.verify.statistical import check_statistical
+from energy_audit.verify.statistical import check_statistical, evidence_data
 from energy_audit.verify.validity import check_validity
 
 
@@ -46,6 +46,10 @@ class VerifyResult:
         The thresholds used.
     year : int
         The year verified.
+    returns : polars.DataFrame
+        The returns verified, as read (all files together).
+    history : polars.DataFrame or None
+        The returns of earlier years given, as read.
     """
 
     findings: pl.DataFrame
@@ -53,6 +57,19 @@ class VerifyResult:
     scope: pl.DataFrame
     settings: VerifySettings
     year: int
+    returns: pl.DataFrame
+    history: pl.DataFrame | None = None
+
+    def evidence_data(self) -> pl.DataFrame:
+        """Return the figures behind the statistical findings, for the evidence charts.
+
+        :func:`energy_audit.verify.statistical.evidence_data` of the returns and history
+        verified, with the scope's directory columns (peer groups);
+        :func:`energy_audit.panel.evidence.write_evidence` draws from it.
+        """
+        return evidence_data(
+            self.returns, directory=self.scope, history=self.history, settings=self.settings
+        )
 
     def counts(self) -> pl.DataFrame:
         """Count findings by category and severity (category, severity, findings)."""
@@ -140,7 +157,7 @@ def verify(
         ),
         how="vertical",
     )
-    return VerifyResult(sort_findings(findings), coverage, scope, settings, year)
+    return VerifyResult(sort_findings(findings), coverage, scope, settings, year, data, previous)
 
 
 def write_verification(

@@ -83,6 +83,7 @@ __all__ = [
     "STATISTICAL_RULES",
     "TIE_BREAK",
     "check_statistical",
+    "evidence_data",
     "findings_at_fdr",
     "q_value",
     "score_returns",
@@ -988,6 +989,42 @@ def check_statistical(
         )
         parts.append(findings_from_hits(rule, hit))
     return sort_findings(pl.concat(parts, how="vertical"))
+
+
+def evidence_data(
+    returns: pl.DataFrame,
+    *,
+    directory: pl.DataFrame,
+    history: pl.DataFrame | None = None,
+    settings: VerifySettings | StatisticalSettings | None = None,
+) -> pl.DataFrame:
+    """Return the figures behind the statistical findings, as the evidence charts draw them.
+
+    Parameters
+    ----------
+    returns, directory, history, settings
+        As in :func:`check_statistical`.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per return of ``returns`` and ``history`` (institution and year present):
+        the quantities, costs, building area and occupants in canonical units, the indicators
+        (:func:`energy_audit.indicators.indicators`: ``total_energy_tce``,
+        ``energy_per_m2_kgce`` …) and the directory's ``sector``, ``subsector``,
+        ``admin_level``, ``district_code``, ``heat_billing`` and ``parent_id``: every
+        ``field`` a statistical finding names, with the peer-group columns
+        (:func:`energy_audit.panel.evidence.plot_finding`).
+    """
+    s = _settings(settings)
+    frames = [returns] if history is None else [history, returns]
+    rows = pl.concat(
+        [_canonical(f, "returns" if f is returns else "history") for f in frames],
+        how="vertical",
+    )
+    return _with_indicators(rows, s).join(
+        _directory_columns(directory), on="institution_id", how="left", maintain_order="left"
+    )
 
 
 def q_value(findings: pl.DataFrame) -> pl.Series:

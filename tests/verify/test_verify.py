@@ -10,6 +10,7 @@ from energy_audit.cli import EXIT_OK, app
 from energy_audit.io.cells import NULL_TOKENS
 from energy_audit.synthetic import write_city
 from energy_audit.verify.run import verify
+from energy_audit.verify.statistical import top_findings
 
 YEAR = 2024
 
@@ -106,6 +107,8 @@ def test_verify_cli_writes_the_panel_workbook(tmp_path_factory, tmp_path):
             str(YEAR),
             "--out",
             str(tmp_path),
+            "--evidence",
+            "3",
         ],
     )
     assert cli.exit_code == EXIT_OK, cli.output
@@ -115,6 +118,15 @@ def test_verify_cli_writes_the_panel_workbook(tmp_path_factory, tmp_path):
     sheets = pl.read_excel(tmp_path / "findings.xlsx", sheet_id=0, has_header=False)
     assert {"完整性", "有效性", "匹配性"} <= set(sheets)
     assert (tmp_path / "verify.json").exists()
+    # the evidence of the statistical findings of the 3 returns of highest priority
+    index = pl.read_csv(tmp_path / "evidence" / "index.csv")
+    top = top_findings(result.findings, 3)
+    assert sorted(index["finding_id"].to_list()) == sorted(top["finding_id"].to_list())
+    assert set(index["rank"].to_list()) == {1, 2, 3}
+    assert index["file"].null_count() == 0, index.filter(pl.col("file").is_null())["note"]
+    for name in index["file"]:
+        assert (tmp_path / "evidence" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "evidence chart(s) of 3 return(s)" in cli.output
 
 
 def test_same_input_same_finding_ids(tmp_path_factory):
