@@ -13,8 +13,10 @@ Output folder::
     directory/                 the quarterly directory run: store/ (snapshots + manifest), for
                                each quarter findings and change report; next quarter's workbook
     read/                      directory.parquet, returns.parquet, quarantine.parquet/.xlsx, notes
-    verify/                    findings of the last year (coverage, validity, consistency):
-                               findings.parquet, findings.xlsx (a sheet per category), verify.json
+    verify/                    findings of the last year (coverage, validity, consistency,
+                               statistics): findings.parquet, findings.xlsx (a sheet per
+                               category), verify.json; evidence/ (charts of the statistical
+                               findings of the returns of highest priority, index.csv)
     indicators/                institutions.parquet, by_district/sector/level/city .parquet,
                                indicators.xlsx (one sheet per grouping), factors_used.csv
     manifest.json
@@ -41,6 +43,7 @@ from energy_audit.factors import factors_used
 from energy_audit.indicators import aggregate, indicators
 from energy_audit.io.readers import ReadResult, file_sha256, read_directory, read_returns
 from energy_audit.io.writers import write_excel
+from energy_audit.panel.evidence import write_evidence
 from energy_audit.synthetic import evolve_directory, write_city
 from energy_audit.verify.run import verify, write_verification
 from energy_audit.verify.settings import VerifySettings
@@ -71,6 +74,8 @@ class DemoSettings:
         Random seed of the synthetic city.
     region_code : str
         Region whose emission factors apply (GB/T 2260; Tianjin 120000).
+    evidence_returns : int
+        Number of returns of highest priority whose statistical findings are drawn.
     """
 
     institutions: int = 2000
@@ -78,6 +83,7 @@ class DemoSettings:
     last_year: int = 2024
     seed: int = 2026
     region_code: str = "120000"
+    evidence_returns: int = 10
 
     @property
     def years(self) -> list[int]:
@@ -199,6 +205,12 @@ def run_demo(
         settings=VerifySettings(region_code=settings.region_code),
     )
     write_verification(verification, out / "verify", inputs=inputs)
+    evidence = write_evidence(
+        verification.findings,
+        verification.evidence_data(),
+        out / "verify" / "evidence",
+        returns=settings.evidence_returns,
+    )
 
     say("computing indicators")
     attributes = directory.data.select(
@@ -242,6 +254,7 @@ def run_demo(
             "year": settings.last_year,
             "coverage": verification.coverage.to_dict(),
             "findings": {f"{c}/{sev}": n for c, sev, n in verification.counts().iter_rows()},
+            "evidence_charts": evidence["file"].drop_nulls().len(),
         },
         "rows": {
             "returns_rows_in": returns.rows_in,

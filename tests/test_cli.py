@@ -50,6 +50,9 @@ def test_demo_writes_every_stage(tmp_path):
     assert (out / "directory" / "store" / "manifest.json").exists()
     assert manifest["verify"]["coverage"]["expected"] > 0
     assert (out / "verify" / "findings.xlsx").exists()
+    assert "verify/evidence/index.csv" in manifest["outputs"]
+    charts = [name for name in manifest["outputs"] if name.endswith(".png")]
+    assert len(charts) == manifest["verify"]["evidence_charts"] > 0
     rows = manifest["rows"]
     assert (
         rows["returns_rows_in"] == rows["returns_in_data"] + rows["returns_whole_rows_quarantined"]
