@@ -25,10 +25,11 @@ class StatisticalSettings:
     ----------
     enabled : bool
         Run the statistical stage at all.
-    peer, model, yoy, copies, siblings, round_numbers : bool
+    peer, model, yoy, copies, siblings, round_numbers, digits : bool
         Switch of each method: peer scores of intensities (STA-001…003), expected-consumption
         model (STA-004), year-over-year change and unit slips (STA-005, STA-006), copied
-        figures (STA-007), identical to a sibling (STA-008), round numbers (STA-009).
+        figures (STA-007), identical to a sibling (STA-008), round numbers (STA-009), digit
+        test of the batches of a district or parent body (STA-010).
     peer_k : float
         Robust-z cut-off of a peer outlier [robust σ] (Iglewicz & Hoaglin 1993: 3.5).
     peer_min_group_size : int
@@ -80,6 +81,17 @@ class StatisticalSettings:
         Largest round-number p-value (outliers.copies.round_numbers) that makes a finding.
     round_prior_weight : float
         Prior weight κ of the chance rate in the round-number history and peer rates.
+    digit_groups : tuple of str
+        Directory columns whose batches (per year) the first-two digits test checks.
+    benford_min_count : int
+        Fewest figures of a batch for a verdict [figures] (Nigrini: about 1,000 or more;
+        :data:`energy_audit.outliers.digits.BENFORD_MIN_COUNT`).
+    benford_q : float
+        STA-010 fires for a batch whose MAD is in Nigrini's "nonconformity" class *and* whose
+        chi-square p-value has a Benjamini-Hochberg q-value (over the batches tested) at most
+        this. The MAD alone is "nonconformity" by chance for batches of a few thousand
+        figures, the chi-square alone rejects trivial deviations of large batches: both
+        together flag batches that are far from Benford's law and not by chance.
     combine_p_max : float
         p-values above this are truncated to it before the Cauchy combination (p near 1 has
         an unbounded negative Cauchy term; 0.5 makes them count 0).
@@ -94,6 +106,7 @@ class StatisticalSettings:
     copies: bool = True
     siblings: bool = True
     round_numbers: bool = True
+    digits: bool = True
     peer_k: float = 3.5
     peer_min_group_size: int = 10
     model_targets: tuple[str, ...] = (
@@ -122,6 +135,9 @@ class StatisticalSettings:
     copy_min_nonzero: int = 2
     round_p_max: float = 1e-3
     round_prior_weight: float = 1.0
+    digit_groups: tuple[str, ...] = ("district_code", "parent_id")
+    benford_min_count: int = 1000
+    benford_q: float = 0.01
     combine_p_max: float = 0.5
     fdr_q: float = 0.05
 

@@ -25,6 +25,17 @@ return one priority, so that the panel sees the likely errors first:
   (:func:`energy_audit.outliers.copies.identical_within_groups`, group ``parent_id``).
 - ``STA-009`` (info): a metered figure rounder than chance, the institution's history and its
   peers make likely (:func:`energy_audit.outliers.copies.round_numbers`).
+- ``STA-010``: a batch — a year's returns of one district or one parent body — whose pooled
+  quantities' first-two digits are far from Benford's law
+  (:func:`energy_audit.outliers.digits.benford_by_group`): Nigrini's MAD in "nonconformity"
+  *and* a chi-square q-value (Benjamini-Hochberg over the batches) ≤ ``benford_q``. A finding
+  of the batch: ``institution_id`` is the parent body (null for a district, named in the
+  message), ``value`` the MAD, ``expected_high`` the nonconformity bound 0.0022, priority
+  1 − q of the batch. The test is scale invariant, so canonical units serve as well as the
+  units reported. The last-digit test
+  (:func:`energy_audit.outliers.digits.last_digit_by_group`) is not wired in: canonical
+  figures converted from 万千瓦时 or 万立方米 end in zeros by the conversion, which would
+  condemn every district whose institutions report in 万 units; use it on figures as reported.
 
 Priority
 --------
@@ -62,11 +73,13 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from energy_audit.districts import load_districts
 from energy_audit.errors import UnusableInputError
 from energy_audit.factors import ITEM_COLUMNS
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
 from energy_audit.indicators import indicators
 from energy_audit.outliers.copies import copied_figures, identical_within_groups, round_numbers
+from energy_audit.outliers.digits import NIGRINI_FIRST_TWO_MAD, benford_by_group
 from energy_audit.outliers.peer import robust_peer_scores
 from energy_audit.outliers.priority import (
     benjamini_hochberg,
@@ -169,6 +182,17 @@ R_ROUND = _rule(
     _S + "round_prior_weight",
 )
 
+R_DIGITS = _rule(
+    "STA-010",
+    "warning",
+    "区或上级单位的填报数据前两位数字不符合本福特定律（疑似成批编造）",
+    "first-two digits of a district's or parent body's figures far from Benford's law "
+    "(batch of made-up figures?)",
+    _S + "digit_groups",
+    _S + "benford_min_count",
+    _S + "benford_q",
+)
+
 STATISTICAL_RULES: Final = (
     R_PEER_ENERGY_M2,
     R_PEER_ENERGY_CAPITA,
@@ -179,11 +203,14 @@ STATISTICAL_RULES: Final = (
     R_COPIED,
     R_SIBLING,
     R_ROUND,
+    R_DIGITS,
 )
 """Rules of the statistical stage, in id order."""
 
 METHODS: Final = ("peer", "model", "yoy", "copies", "siblings", "round_numbers")
-"""Methods of the stage (the switches of :class:`StatisticalSettings`), in order."""
+"""Methods that score every return (switches of :class:`StatisticalSettings`), in order. The
+digit test (switch ``digits``, STA-010) judges batches of returns, not returns: its findings
+name a district or parent body and carry the batch's own priority."""
 
 EVIDENCE: Final = ("peer", "model", "yoy", "slip", "copies", "siblings", "round_numbers")
 """p-value columns combined per return: the methods', with the unit-slip signature (from the
@@ -777,6 +804,90 @@ def _round(
     return {R_ROUND: hits}, out.select("_row", pl.col("round_p").alias("round_numbers"))
 
 
+def _digits(r: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
+    """STA-010: batches whose first-two digits are far from Benford's law.
+
+    A batch is a year's returns of one district or parent body; its finding names the batch,
+    not a return (module docstring).
+    """
+    columns = list(_QUANTITIES)  # scale invariant: canonical units are as good as reported
+    districts = dict(load_districts().select("district_code", "name_zh").iter_rows())
+    tables = []
+    for group in st.digit_groups:
+        if group not in r.columns:
+            continue
+        table = benford_by_group(
+            r.filter(pl.col(group).is_not_null()).select("year", group, *columns),
+            columns,
+            ["year", group],
+            min_count=st.benford_min_count,
+        )
+        tables.append(
+            table.with_columns(pl.lit(group).alias("group"), pl.col(group).alias("code")).drop(
+                group
+            )
+        )
+    if not tables:
+        return empty_findings()
+    table = pl.concat(tables, how="vertical").filter(pl.col("p_value").is_not_null())
+    if table.is_empty():
+        return empty_findings()
+    q = benjamini_hochberg(table["p_value"].to_numpy())
+    table = table.with_columns(pl.Series("q", q, dtype=pl.Float64))
+    hit = table.filter((pl.col("conformity") == "nonconformity") & (pl.col("q") <= st.benford_q))
+    if hit.is_empty():
+        return empty_findings()
+    nonconformity = NIGRINI_FIRST_TWO_MAD[-1].mad_above  # Nigrini's last class
+    is_district = pl.col("group") == "district_code"
+    who_zh = (
+        pl.when(is_district)
+        .then(
+            pl.concat_str(
+                pl.col("code").replace_strict(districts, default=pl.lit("")), pl.lit("（"),
+                pl.col("code"), pl.lit("）"),
+            )
+        )
+        .otherwise(pl.concat_str(pl.lit("上级单位 "), pl.col("code"), pl.lit(" 所属单位")))
+    )  # fmt: skip
+    who_en = (
+        pl.when(is_district)
+        .then(pl.concat_str(pl.lit("district "), pl.col("code")))
+        .otherwise(pl.concat_str(pl.lit("units of parent "), pl.col("code")))
+    )
+    pairs = pl.col("top_digit_pairs").cast(pl.List(pl.String)).list.join("、")
+    pairs_en = pl.col("top_digit_pairs").cast(pl.List(pl.String)).list.join(", ")
+    mad = pl.col("mean_abs_deviation").round(4).cast(pl.String)
+    chance = pl.col("expected_mean_abs_deviation").round(4).cast(pl.String)
+    p = pl.col("p_value").map_elements(
+        lambda v: f"{v:.1e}" if v > 0 else "< 1e-300", return_dtype=pl.String
+    )
+    hits = hit.select(
+        pl.when(is_district).then(pl.lit(None, pl.String)).otherwise(pl.col("code"))
+        .alias("institution_id"),
+        "year",
+        pl.lit(None, pl.String).alias("field"),
+        pl.col("mean_abs_deviation").alias("value"),
+        pl.lit(nonconformity).alias("expected_high"),
+        (1.0 - pl.col("q")).alias("priority"),
+        pl.concat_str(pl.col("group"), pl.lit(":"), pl.col("code")).alias("key"),
+        pl.concat_str(
+            who_zh, pl.col("year").cast(pl.String), pl.lit("年 "),
+            pl.col("n_values").cast(pl.String),
+            pl.lit(" 个填报数的前两位数字不符合本福特定律：MAD "), mad,
+            pl.lit(f"（> {nonconformity} 即不符合；同样本量下偶然约 "), chance,
+            pl.lit("），卡方检验 p = "), p, pl.lit("；偏多的前两位："), pairs,
+        ).alias("message_zh"),
+        pl.concat_str(
+            pl.lit("first-two digits of the "), pl.col("n_values").cast(pl.String),
+            pl.lit(" figures of "), who_en, pl.lit(" in "), pl.col("year").cast(pl.String),
+            pl.lit(" do not conform to Benford's law: MAD "), mad,
+            pl.lit(f" (nonconformity above {nonconformity}; by chance about "), chance,
+            pl.lit("), chi-square p = "), p, pl.lit("; over-represented: "), pairs_en,
+        ).alias("message_en"),
+    )  # fmt: skip
+    return findings_from_hits(R_DIGITS, hits)
+
+
 # --------------------------------------------------------------------------------------------
 # The stage
 # --------------------------------------------------------------------------------------------
@@ -967,8 +1078,9 @@ def check_statistical(
     if not s.statistical.enabled:
         return empty_findings()
     r, hits, table = _analyse(returns, directory, history, s)
+    batches = _digits(r, s.statistical) if s.statistical.digits else empty_findings()
     if not hits:
-        return empty_findings()
+        return batches
     ranked = _priorities(table, s.statistical).select("_row", "priority")
     duplicated = r.select("_row", pl.struct(*_KEY).is_duplicated().alias("_dup"))
     rows = r.select("_row", *_KEY, "source_file", "source_row").join(duplicated, on="_row")
@@ -988,7 +1100,7 @@ def check_statistical(
             )
         )
         parts.append(findings_from_hits(rule, hit))
-    return sort_findings(pl.concat(parts, how="vertical"))
+    return sort_findings(pl.concat([*parts, batches], how="vertical"))
 
 
 def evidence_data(

@@ -310,3 +310,34 @@ def test_verify_includes_statistical_findings():
     off = VerifySettings(statistical=StatisticalSettings(enabled=False))
     result = verify(directory, current, 2024, history=history, settings=off)
     assert result.findings.filter(pl.col("category") == "statistical").is_empty()
+
+
+def test_a_district_of_made_up_figures_fails_the_digit_test_and_clean_ones_pass():
+    directory = make_directory(6000, 4)
+    returns, _ = make_returns(directory, range(2023, 2025), 4, defects=False)
+    current = returns.filter(pl.col("year") == 2024)
+    history = returns.filter(pl.col("year") < 2024)
+    clean = check_statistical(current, directory=directory, history=history)
+    assert "STA-010" not in set(clean["rule_id"])  # 16 districts of ~2,000 figures each
+    # a person inventing 南开区's figures favours some first two digits (Nigrini 2012 ch. 5)
+    rng = np.random.default_rng(0)
+    ids = directory.filter(pl.col("district_code") == "120104")["institution_id"].implode()
+    invented = current.filter(pl.col("institution_id").is_in(ids))
+    for column in ("electricity_kwh", "water_m3", "natural_gas_m3"):
+        figure = invented[column].to_numpy()
+        magnitude = np.floor(np.log10(np.maximum(figure, 10.0))) - 1.0
+        favourite = rng.choice([10, 12, 15, 20, 25, 30, 40, 50, 60, 80], figure.size)
+        made_up = favourite * 10.0**magnitude + rng.integers(0, 10, figure.size)
+        invented = invented.with_columns(pl.Series(column, np.where(figure > 0, made_up, 0.0)))
+    batch = pl.concat([current.filter(~pl.col("institution_id").is_in(ids)), invented])
+    findings = check_statistical(batch, directory=directory, history=history)
+    digits = findings.filter(pl.col("rule_id") == "STA-010")
+    assert digits.height == 1
+    row = digits.row(0, named=True)
+    assert row["institution_id"] is None and row["year"] == 2024 and row["field"] is None
+    assert row["value"] > 0.0022 == row["expected_high"]  # Nigrini's nonconformity
+    assert "南开区（120104）" in row["message_zh"] and "district 120104" in row["message_en"]
+    assert row["priority"] > 0.99
+    off = dataclasses.replace(StatisticalSettings(), digits=False)
+    quiet = check_statistical(batch, directory=directory, history=history, settings=off)
+    assert "STA-010" not in set(quiet["rule_id"])
