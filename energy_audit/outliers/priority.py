@@ -27,11 +27,14 @@ References
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 from scipy import stats
+
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
 _P_FLOOR = 1e-300
 """Smallest p-value used: tan((0.5 − p)π) overflows at p = 0."""
@@ -75,13 +78,13 @@ def cauchy_combination(
     return float(0.5 - np.arctan(t) / np.pi)
 
 
-def cauchy_combination_by(frame: pl.DataFrame, p: str, by: Sequence[str]) -> pl.DataFrame:
+def cauchy_combination_by(frame: FrameT, p: str, by: Sequence[str]) -> FrameT:
     """Combine the p-values of column ``p`` within each group of ``by`` (vectorised).
 
     Parameters
     ----------
-    frame : polars.DataFrame
-        One row per method and return (long format).
+    frame : polars.DataFrame or polars.LazyFrame
+        One row per method and return (long format); not changed.
     p : str
         Column of p-values.
     by : sequence of str
@@ -89,9 +92,9 @@ def cauchy_combination_by(frame: pl.DataFrame, p: str, by: Sequence[str]) -> pl.
 
     Returns
     -------
-    polars.DataFrame
-        One row per group: the ``by`` columns, ``methods`` (p-values combined) and
-        ``p_combined``.
+    polars.DataFrame or polars.LazyFrame
+        The kind of frame given, one row per group with a p-value (in order of first
+        appearance): the ``by`` columns, ``methods`` (p-values combined) and ``p_combined``.
     """
     clipped = pl.col(p).clip(_P_FLOOR, 1.0)
     return (

@@ -45,7 +45,11 @@ def test_vectorised_combination_matches_the_function():
             "p": [0.01, 0.5, 0.2, 0.3, None, 0.04],
         }
     )
+    before = frame.clone()
     out = cauchy_combination_by(frame, "p", ["institution_id", "year"])
+    lazy = cauchy_combination_by(frame.lazy(), "p", ["institution_id", "year"])
+    assert isinstance(lazy, pl.LazyFrame) and lazy.collect().equals(out)
+    assert frame.equals(before)
     assert out["methods"].to_list() == [2, 2, 1]
     assert out["p_combined"].to_list() == pytest.approx(
         [cauchy_combination([0.01, 0.5]), cauchy_combination([0.2, 0.3]), 0.04]
