@@ -371,25 +371,20 @@ def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFr
 
     Gathered by ``_row`` from the column's block: no join over the whole year-over-year table.
     """
-    parts = []
+    none = (
+        pl.lit(None, pl.Float64).alias("previous"),
+        pl.lit(None, pl.String).alias("previous_year"),
+    )
+    parts = [hit.clear().with_columns(none)]  # the schema, also when there is no hit
     for (column,), part in hit.group_by(field, maintain_order=True):
         block = blocks.get(str(column))
-        if block is None:
-            parts.append(
-                part.with_columns(
-                    pl.lit(None, pl.Float64).alias("previous"),
-                    pl.lit(None, pl.String).alias("previous_year"),
-                )
-            )
-            continue
         rows = part["_row"]
         parts.append(
-            part.with_columns(block["previous"].gather(rows), block["previous_year"].gather(rows))
-        )
-    if not parts:
-        return hit.with_columns(
-            pl.lit(None, pl.Float64).alias("previous"),
-            pl.lit(None, pl.String).alias("previous_year"),
+            part.with_columns(none)
+            if block is None
+            else part.with_columns(
+                block["previous"].gather(rows), block["previous_year"].gather(rows)
+            )
         )
     return pl.concat(parts, how="vertical")
 
