@@ -1220,11 +1220,19 @@ def write_evidence(
         )
         file: str | None = f"{row['rank']:03d}_{name}.png"
         note = None
-        try:
-            fig = plot_finding(row, frame, **plot_options)
-            fig.savefig(out / str(file), dpi=EVIDENCE_DPI)
-        except EnergyAuditError as exc:
-            file, note = None, str(exc)
+        field = row["field"]
+        if field in frame.columns and not frame.schema[field].is_numeric():
+            file = None
+            note = (
+                f"{row['rule_id']} judges a batch of returns (one {field}), not a figure: "
+                "no chart, the numbers are in the message"
+            )
+        else:
+            try:
+                fig = plot_finding(row, frame, **plot_options)
+                fig.savefig(out / str(file), dpi=EVIDENCE_DPI)
+            except EnergyAuditError as exc:
+                file, note = None, str(exc)
         rows.append(
             {
                 "rank": row["rank"],

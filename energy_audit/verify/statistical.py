@@ -29,10 +29,12 @@ return one priority, so that the panel sees the likely errors first:
   quantities' first-two digits are far from Benford's law
   (:func:`energy_audit.outliers.digits.benford_by_group`): Nigrini's MAD in "nonconformity"
   *and* a chi-square q-value (Benjamini-Hochberg over the batches) ≤ ``benford_q``. A finding
-  of the batch: ``institution_id`` is the parent body (null for a district, named in the
-  message), ``value`` the MAD, ``expected_high`` the nonconformity bound 0.0022, priority
-  1 − q of the batch. The test is scale invariant, so canonical units serve as well as the
-  units reported. The last-digit test
+  of the batch: ``field`` is the column forming it (``district_code``, ``parent_id``),
+  ``institution_id`` the parent body (null for a district, named in the message), ``value``
+  the MAD, ``expected_high`` the nonconformity bound 0.0022, priority 1 − q of the batch.
+  The test is scale invariant, so canonical units serve as well as the units reported. No
+  chart draws a batch yet (:func:`energy_audit.panel.evidence.write_evidence` records why in
+  its index); the numbers are in the message. The last-digit test
   (:func:`energy_audit.outliers.digits.last_digit_by_group`) is not wired in: canonical
   figures converted from 万千瓦时 or 万立方米 end in zeros by the conversion, which would
   condemn every district whose institutions report in 万 units; use it on figures as reported.
@@ -860,7 +862,7 @@ def _digits(r: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
         pl.when(is_district).then(pl.lit(None, pl.String)).otherwise(pl.col("code"))
         .alias("institution_id"),
         "year",
-        pl.lit(None, pl.String).alias("field"),
+        pl.col("group").alias("field"),  # the directory column that forms the batch
         pl.col("mean_abs_deviation").alias("value"),
         pl.lit(nonconformity).alias("expected_high"),
         (1.0 - pl.col("q")).alias("priority"),

@@ -20,6 +20,7 @@ from energy_audit.panel.evidence import (
     plot_history,
     plot_identical_returns,
     plot_peer_distribution,
+    write_evidence,
 )
 
 VALUE = "energy_per_m2_kgce"
@@ -552,3 +553,61 @@ def test_finding_without_a_field_needs_the_quantities():
         plot_finding(COPIED_FINDING, returns)
     with pytest.raises(UnusableInputError, match=r"no row of institution 'A' in 2024"):
         plot_finding({**COPIED_FINDING, "year": 2024}, _identical_returns())
+
+
+def test_write_evidence_draws_the_top_returns_and_says_why_not(tmp_path):
+    data = pl.DataFrame(
+        {
+            "institution_id": ["A", "B", "C", "D", "E", "A"],
+            "year": [2024, 2024, 2024, 2024, 2024, 2023],
+            "sector": ["school"] * 6,
+            "subsector": [None] * 6,
+            "district_code": ["120104"] * 6,
+            VALUE: [180.0, 17.5, 21.0, 19.0, 20.0, 18.2],
+        }
+    )
+    rule = Rule("STA-001", "statistical", "warning", "同类比较异常", "peer outlier")
+    batch = Rule("STA-010", "statistical", "warning", "前两位数字异常", "digits")
+    findings = pl.concat(
+        [
+            findings_from_hits(
+                rule,
+                pl.DataFrame(
+                    {
+                        "institution_id": ["A", "B"],
+                        "year": [2024, 2024],
+                        "field": [VALUE, "water_m3"],  # B's field is not in the data
+                        "priority": [0.99, 0.98],
+                        "message_zh": ["单位面积能耗偏高", "用水偏高"],
+                        "message_en": ["high", "high"],
+                    }
+                ),
+            ),
+            findings_from_hits(
+                batch,
+                pl.DataFrame(
+                    {
+                        "institution_id": [None],
+                        "year": [2024],
+                        "field": ["district_code"],
+                        "priority": [0.97],
+                        "message_zh": ["南开区前两位数字不符合本福特定律"],
+                        "message_en": ["digits"],
+                    },
+                    schema_overrides={"institution_id": pl.String},
+                ),
+            ),
+        ]
+    )
+    before = data.clone()
+    index = write_evidence(findings, data, tmp_path / "evidence", returns=2, min_group_size=3)
+    assert index["rule_id"].to_list() == ["STA-001", "STA-001"]  # the 2 returns first in line
+    drawn, missing = index.row(0, named=True), index.row(1, named=True)
+    assert drawn["file"] == "001_STA-001_A_energy_per_m2_kgce.png" and drawn["note"] is None
+    assert (tmp_path / "evidence" / drawn["file"]).read_bytes()[:8] == PNG_MAGIC
+    assert missing["file"] is None and "water_m3" in missing["note"]
+    assert pl.read_csv(tmp_path / "evidence" / "index.csv").height == 2
+    everything = write_evidence(findings, data, tmp_path / "all", returns=3, min_group_size=3)
+    row = everything.filter(pl.col("rule_id") == "STA-010").row(0, named=True)
+    assert row["file"] is None and "batch of returns (one district_code)" in row["note"]
+    assert data.equals(before)
