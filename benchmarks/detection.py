@@ -19,21 +19,8 @@ import time
 
 import polars as pl
 
-from energy_audit.synthetic import make_directory, make_returns
+from energy_audit.synthetic import STATISTICAL_DEFECT_KINDS, make_directory, make_returns
 from energy_audit.verify.statistical import score_returns
-
-STATISTICAL_KINDS = (
-    "unit_slip_10k",
-    "unit_slip_kg_for_t",
-    "unit_slip_mj_for_gj",
-    "unit_slip_kg_for_l",
-    "typo_x10",
-    "yoy_jump",
-    "copied_figures",
-    "identical_siblings",
-    "round_number",
-)
-"""Defect kinds the statistical stage is meant to find (the others are rule defects)."""
 
 YEARS = range(2020, 2025)
 
@@ -75,7 +62,7 @@ def evaluate(
         top.with_columns(pl.lit(True).alias("found")), on=["institution_id", "year"], how="left"
     )
     per_kind = (
-        flagged.filter(pl.col("defect").is_in(STATISTICAL_KINDS))
+        flagged.filter(pl.col("defect").is_in(STATISTICAL_DEFECT_KINDS))
         .group_by("defect")
         .agg(pl.len().alias("injected"), pl.col("found").fill_null(False).sum().alias("found"))
         .with_columns((pl.col("found") / pl.col("injected")).alias("recall"))
@@ -83,7 +70,7 @@ def evaluate(
     )
     any_defect = top.join(t, on=["institution_id", "year"], how="semi")
     stat_defect = top.join(
-        t.filter(pl.col("defect").is_in(STATISTICAL_KINDS)),
+        t.filter(pl.col("defect").is_in(STATISTICAL_DEFECT_KINDS)),
         on=["institution_id", "year"],
         how="semi",
     )

@@ -74,6 +74,7 @@ __all__ = [
     "MESSY_CELL_VARIANTS",
     "RETURNS_COLUMNS",
     "RETURNS_HEADERS_ZH",
+    "STATISTICAL_DEFECT_KINDS",
     "TRUTH_SCHEMA",
     "XLSX_MAX_ROWS",
     "district_trends",
@@ -229,6 +230,20 @@ DEFECT_KINDS: Final[Mapping[str, str]] = MappingProxyType(
         "messy_cell": "a file cell typed as text (1,234, １２３, 500 千瓦时, —, 约3000)",
     }
 )
+
+STATISTICAL_DEFECT_KINDS: Final = (
+    "unit_slip_10k",
+    "unit_slip_kg_for_t",
+    "unit_slip_mj_for_gj",
+    "unit_slip_kg_for_l",
+    "typo_x10",
+    "yoy_jump",
+    "copied_figures",
+    "identical_siblings",
+    "round_number",
+)
+"""Kinds of :data:`DEFECT_KINDS` that only the statistical stage can find (no rule proves them
+wrong); the detection benchmark and tests measure recall on these."""
 
 #: Default rate of each defect kind, as a share of the in-scope institution-years (for
 #: ``messy_cell``: of the numeric cells of each xlsx/CSV returns file and of the directory codes).

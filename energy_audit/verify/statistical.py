@@ -271,6 +271,15 @@ def _num(expr: pl.Expr) -> pl.Expr:
     return text.fill_null("—")
 
 
+def _item_names(column: str) -> tuple[pl.Expr, pl.Expr]:
+    """Chinese and English name of the quantity named in ``column`` (the name itself if unknown)."""
+    zh, en = (
+        pl.col(column).replace_strict({k: v[i] for k, v in _NAMES.items()}, default=pl.col(column))
+        for i in (0, 1)
+    )
+    return zh, en
+
+
 def _last_year(prev: str, prev_year: str) -> tuple[pl.Expr, pl.Expr]:
     """Chinese and English clause naming last year's value (or saying there is none)."""
     has = pl.col(prev).is_not_null()
@@ -324,6 +333,13 @@ def _canonical(frame: pl.DataFrame, what: str) -> pl.DataFrame:
 
 def _with_indicators(r: pl.DataFrame, s: VerifySettings) -> pl.DataFrame:
     return indicators(r, coefficients=s.coefficient_table, region_code=s.region_code)
+
+
+def _with_directory(rows: pl.DataFrame, directory: pl.DataFrame) -> pl.DataFrame:
+    """Add the directory's peer-group, predictor and parent columns to each row (in order)."""
+    return rows.join(
+        _directory_columns(directory), on="institution_id", how="left", maintain_order="left"
+    )
 
 
 def _directory_columns(directory: pl.DataFrame) -> pl.DataFrame:
@@ -493,12 +509,7 @@ def _model(r: pl.DataFrame, st: StatisticalSettings, blocks: _Blocks) -> tuple[_
     hit = _with_last_year(
         scored.filter(pl.col("model_studentized").abs() >= st.model_z), blocks, "field"
     )
-    name = pl.col("field").replace_strict(
-        {k: v[0] for k, v in _NAMES.items()}, default=pl.col("field")
-    )
-    name_en = pl.col("field").replace_strict(
-        {k: v[1] for k, v in _NAMES.items()}, default=pl.col("field")
-    )
+    name, name_en = _item_names("field")
     last_zh, last_en = _last_year("previous", "previous_year")
     hits = hit.select(
         "_row",
@@ -574,12 +585,26 @@ def _yoy(
     items = items.join(
         _last_year_slipped(r, items), on=["_row", "column"], how="left"
     ).with_columns(pl.col("reverts").fill_null(False) | pl.col("last_slipped").fill_null(False))
-    name = pl.col("column").replace_strict(
-        {k: v[0] for k, v in _NAMES.items()}, default=pl.col("column")
-    )
-    name_en = pl.col("column").replace_strict(
-        {k: v[1] for k, v in _NAMES.items()}, default=pl.col("column")
-    )
+    name, name_en = _item_names("column")
+    # "<item> <value>, last year (<year>) <previous>": the start of every message
+    against_zh = [
+        name,
+        pl.lit(" "),
+        _num(pl.col("value")),
+        pl.lit("，上年（"),
+        pl.col("previous_year").cast(pl.String),
+        pl.lit("）"),
+        _num(pl.col("previous")),
+    ]
+    against_en = [
+        name_en,
+        pl.lit(" "),
+        _num(pl.col("value")),
+        pl.lit(", last year ("),
+        pl.col("previous_year").cast(pl.String),
+        pl.lit(") "),
+        _num(pl.col("previous")),
+    ]
     band = 1.0 + st.yoy_band_pct / 100.0
     common = [
         "_row",
@@ -589,17 +614,12 @@ def _yoy(
         (pl.col("previous") * band).alias("expected_high"),
     ]
     ratio = pl.col("ratio").round(4).cast(pl.String)
-    slip = items.filter(pl.col("slip_factor").is_not_null() & ~pl.col("reverts")).select(
+    is_slip = pl.col("slip_factor").is_not_null() & ~pl.col("reverts")
+    slip = items.filter(is_slip).select(
         *common,
         "suggested_value",
         pl.concat_str(
-            name,
-            pl.lit(" "),
-            _num(pl.col("value")),
-            pl.lit("，上年（"),
-            pl.col("previous_year").cast(pl.String),
-            pl.lit("）"),
-            _num(pl.col("previous")),
+            *against_zh,
             pl.lit("，之比 "),
             ratio,
             pl.lit(" 接近单位换算倍数 "),
@@ -608,13 +628,7 @@ def _yoy(
             _num(pl.col("suggested_value")),
         ).alias("message_zh"),
         pl.concat_str(
-            name_en,
-            pl.lit(" "),
-            _num(pl.col("value")),
-            pl.lit(", last year ("),
-            pl.col("previous_year").cast(pl.String),
-            pl.lit(") "),
-            _num(pl.col("previous")),
+            *against_en,
             pl.lit(", ratio "),
             ratio,
             pl.lit(" near the unit factor "),
@@ -628,13 +642,7 @@ def _yoy(
     ).select(
         *common,
         pl.concat_str(
-            name,
-            pl.lit(" "),
-            _num(pl.col("value")),
-            pl.lit("，上年（"),
-            pl.col("previous_year").cast(pl.String),
-            pl.lit("）"),
-            _num(pl.col("previous")),
+            *against_zh,
             pl.lit("，变化 "),
             ((pl.col("ratio") - 1.0) * 100.0).round(1).cast(pl.String),
             pl.lit("%（稳健z = "),
@@ -642,13 +650,7 @@ def _yoy(
             pl.lit("）"),
         ).alias("message_zh"),
         pl.concat_str(
-            name_en,
-            pl.lit(" "),
-            _num(pl.col("value")),
-            pl.lit(", last year ("),
-            pl.col("previous_year").cast(pl.String),
-            pl.lit(") "),
-            _num(pl.col("previous")),
+            *against_en,
             pl.lit(", change "),
             ((pl.col("ratio") - 1.0) * 100.0).round(1).cast(pl.String),
             pl.lit(" % (robust z = "),
@@ -662,11 +664,7 @@ def _yoy(
     )
     # a slip signature is evidence of its own (a narrow window around a known factor), not
     # one more of the many item changes the Bonferroni step discounts
-    slipped = (
-        items.filter(pl.col("slip_factor").is_not_null() & ~pl.col("reverts"))
-        .select("_row", pl.lit(st.slip_p).alias("slip"))
-        .unique("_row")
-    )
+    slipped = items.filter(is_slip).select("_row", pl.lit(st.slip_p).alias("slip")).unique("_row")
     p = _bonferroni_min(usable, "p", "yoy").join(slipped, on="_row", how="full", coalesce=True)
     return {R_UNIT_SLIP: slip, R_YOY_CHANGE: change}, p
 
@@ -767,10 +765,7 @@ def _round(
         "round_column",
     )
     last_zh, last_en = _last_year("previous", "previous_year")
-    name = pl.col("round_column").replace_strict({k: v[0] for k, v in _NAMES.items()}, default="")
-    name_en = pl.col("round_column").replace_strict(
-        {k: v[1] for k, v in _NAMES.items()}, default=""
-    )
+    name, name_en = _item_names("round_column")
     hits = hit.select(
         "_row",
         pl.col("round_column").alias("field"),
@@ -905,15 +900,13 @@ def _analyse(
     st = settings.statistical
     clock = time.perf_counter()
     r = _with_indicators(_canonical(returns, "returns"), settings).with_row_index("_row")
-    r = r.join(
-        _directory_columns(directory), on="institution_id", how="left", maintain_order="left"
-    )
+    r = _with_directory(r, directory)
     h = None
     if history is not None:
         h = _with_indicators(_canonical(history, "history"), settings).drop(
             "source_file", "source_row"
         )
-    copy_columns = [c for c in (*_QUANTITIES, *_COSTS)]
+    copy_columns = [*_QUANTITIES, *_COSTS]
     yoy_columns = [*_QUANTITIES, "total_energy_tce", *(p[1] for p in _PEER)]
     prev_cols = ["_row", "column", "value", "previous", "previous_year", "ratio", "slip_factor",
                  "suggested_value", "reverts", "z", "p"]  # fmt: skip
@@ -1131,9 +1124,7 @@ def evidence_data(
         [_canonical(f, "returns" if f is returns else "history") for f in frames],
         how="vertical",
     )
-    return _with_indicators(rows, s).join(
-        _directory_columns(directory), on="institution_id", how="left", maintain_order="left"
-    )
+    return _with_directory(_with_indicators(rows, s), directory)
 
 
 def q_value(findings: pl.DataFrame) -> pl.Series:

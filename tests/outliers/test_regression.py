@@ -344,6 +344,7 @@ def test_subsample_fit_agrees_with_the_full_fit_and_keeps_rare_levels() -> None:
     full = fit_expected_consumption(frame, "energy_kgce", **kwargs)
     sub = fit_expected_consumption(frame, "energy_kgce", max_fit_rows=2_000, **kwargs)
     assert set(sub.coefficients) == set(full.coefficients)
+    assert sub.coefficients != full.coefficients  # estimated on the subsample, not all rows
     for name, value in full.coefficients.items():
         # 2,000 rows (0.2 robust σ noise): sampling error of a coefficient ≈ 0.2 / √2000 ≈ 0.005
         assert sub.coefficients[name] == pytest.approx(value, abs=0.05), name

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from energy_audit.catalogue import all_rules
-from energy_audit.synthetic import make_directory, make_returns
+from energy_audit.synthetic import STATISTICAL_DEFECT_KINDS, make_directory, make_returns
 from energy_audit.verify.run import verify
 from energy_audit.verify.settings import StatisticalSettings, VerifySettings
 from energy_audit.verify.statistical import (
@@ -233,19 +233,6 @@ def test_settings_round_trip_with_statistical():
         VerifySettings.from_dict({"statistical": {"peer_kk": 1}})
 
 
-STATISTICAL_KINDS = (
-    "unit_slip_10k",
-    "unit_slip_kg_for_t",
-    "unit_slip_mj_for_gj",
-    "unit_slip_kg_for_l",
-    "typo_x10",
-    "yoy_jump",
-    "copied_figures",
-    "identical_siblings",
-    "round_number",
-)
-
-
 def _recall(seed: int) -> tuple[dict[str, float], float]:
     """Recall per statistical defect kind, and overall, within 5 % of the returns of 2024."""
     directory = make_directory(8000, seed)  # ≈ 260 statistical defects in 2024
@@ -256,7 +243,7 @@ def _recall(seed: int) -> tuple[dict[str, float], float]:
     budget = round(0.05 * ranked.height)
     top = ranked.sort("priority", descending=True).head(budget).select("institution_id")
     t = (
-        truth.filter((pl.col("year") == 2024) & pl.col("defect").is_in(STATISTICAL_KINDS))
+        truth.filter((pl.col("year") == 2024) & pl.col("defect").is_in(STATISTICAL_DEFECT_KINDS))
         .select("institution_id", "defect")
         .unique()
     )
