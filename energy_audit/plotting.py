@@ -11,19 +11,27 @@ through :mod:`matplotlib.pyplot`: they are not registered with pyplot, so a loop
 of findings keeps no figures alive, a notebook shows a returned figure once, and saving to PNG
 picks matplotlib's Agg renderer by itself, whatever backend the user runs.
 
+Where the font comes from, in order: a font of :data:`CJK_FONT_FALLBACK` that matplotlib already
+knows; the Noto Sans SC font of the ``fonts`` extra (``pip install 'energy_audit[fonts]'``, the
+PyPI package ``pylopdf-fonts-zh-cn``, SIL Open Font License), registered with
+:meth:`~matplotlib.font_manager.FontManager.addfont` without touching matplotlib's cache; a CJK
+font installed on the system after matplotlib wrote its font cache (found on disk and registered
+the same way, so ``apt-get install fonts-wqy-microhei`` works without deleting the cache).
+
 Notes
 -----
 The font names are written into each text's font properties while the figure is drawn inside
 :func:`chart_style`, so Chinese text still renders when the figure is drawn later, outside the
-context (as Jupyter does after the cell has run). matplotlib caches its list of fonts: a font
-installed after that cache was written is seen only once the cache is removed (or with a fresh
-``MPLCONFIGDIR``) and Python restarted.
+context (as Jupyter does after the cell has run).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Final
 
 from matplotlib import font_manager, rc_context
@@ -65,12 +73,46 @@ FIGURE_DPI: Final[float] = 100.0
 FONT_SIZE_PT: Final[float] = 10.0
 """Base font size [pt]; titles are one step larger, tick labels one step smaller."""
 
-_INSTALL_HINT: Final = (
-    "Install one: on Debian/Ubuntu `apt-get install fonts-wqy-microhei` (5 MB) or "
-    "`apt-get install fonts-noto-cjk`; Windows ships Microsoft YaHei and SimHei; macOS ships "
-    "PingFang SC. matplotlib caches its font list: after installing, delete the fontlist-*.json "
-    "files in {cachedir} (or set a fresh MPLCONFIGDIR) and restart Python."
+INSTALL_HINT_ZH: Final = (
+    "安装方法：pip install 'energy_audit[fonts]'（随包提供思源黑体 Noto Sans SC）；"
+    "或在 Debian/Ubuntu 上 apt-get install fonts-wqy-microhei；"
+    "Windows 自带微软雅黑，macOS 自带苹方。"
 )
+INSTALL_HINT_EN: Final = (
+    "Install one: pip install 'energy_audit[fonts]' (ships Noto Sans SC), or on Debian/Ubuntu "
+    "apt-get install fonts-wqy-microhei; Windows ships Microsoft YaHei, macOS PingFang SC."
+)
+"""How to get a CJK font, in the messages of :class:`MissingFontError` and the CLI warning."""
+
+# File names of CJK fonts looked for on disk when matplotlib's cached font list misses them.
+_CJK_FILE_NAME: Final = re.compile(
+    r"wqy|wenquanyi|notosanscjk|notosanssc|sourcehansans|msyh|simhei|pingfang|hiragino|heiti",
+    re.IGNORECASE,
+)
+
+
+class MissingFontError(EnergyAuditError):
+    """No font with Chinese characters is available for charts."""
+
+
+@functools.cache
+def _register_fonts() -> None:
+    """Make CJK fonts that matplotlib's cached font list misses known to it (once a process)."""
+    known = {entry.name for entry in font_manager.fontManager.ttflist}
+    if any(name in known for name in CJK_FONT_FALLBACK):
+        return
+    try:  # the ``fonts`` extra
+        import pylopdf_fonts_zh_cn
+
+        font_manager.fontManager.addfont(str(pylopdf_fonts_zh_cn.sans_path()))
+        return
+    except (ImportError, OSError, RuntimeError):
+        pass
+    cached = {entry.fname for entry in font_manager.fontManager.ttflist}
+    for path in font_manager.findSystemFonts():
+        if path not in cached and _CJK_FILE_NAME.search(Path(path).name.replace("-", "")):
+            with contextlib.suppress(OSError, RuntimeError, ValueError):
+                font_manager.fontManager.addfont(path)
 
 
 def installed_cjk_fonts() -> list[str]:
@@ -81,8 +123,14 @@ def installed_cjk_fonts() -> list[str]:
     list of str
         Font family names known to :data:`matplotlib.font_manager.fontManager`.
     """
+    _register_fonts()
     known = {entry.name for entry in font_manager.fontManager.ttflist}
     return [name for name in CJK_FONT_FALLBACK if name in known]
+
+
+def has_cjk_font() -> bool:
+    """Tell whether a font with Chinese characters is available for charts."""
+    return bool(installed_cjk_fonts())
 
 
 def cjk_font() -> str:
@@ -95,20 +143,18 @@ def cjk_font() -> str:
 
     Raises
     ------
-    EnergyAuditError
-        If none of the fonts is installed; the message lists the fonts looked for and how to
-        install one on Debian, Windows or macOS.
+    MissingFontError
+        If none of the fonts is available; the message lists the fonts looked for and how to
+        install one (the ``fonts`` extra, Debian, Windows, macOS).
     """
     found = installed_cjk_fonts()
     if found:
         return found[0]
-    import matplotlib
-
-    raise EnergyAuditError(
-        "no font with Chinese characters found for charts; looked for "
-        + ", ".join(CJK_FONT_FALLBACK)
-        + ". "
-        + _INSTALL_HINT.format(cachedir=matplotlib.get_cachedir())
+    looked_for = ", ".join(CJK_FONT_FALLBACK)
+    raise MissingFontError(
+        f"没有可用于图表的中文字体（已查找：{looked_for}）。{INSTALL_HINT_ZH}",
+        f"no font with Chinese characters found for charts; looked for {looked_for}. "
+        + INSTALL_HINT_EN,
     )
 
 
@@ -124,8 +170,8 @@ def style_rc() -> dict[str, Any]:
 
     Raises
     ------
-    EnergyAuditError
-        If no CJK font is installed (see :func:`cjk_font`).
+    MissingFontError
+        If no CJK font is available (see :func:`cjk_font`).
     """
     fonts = [cjk_font(), *installed_cjk_fonts()[1:], LATIN_FALLBACK]
     return {
@@ -166,8 +212,8 @@ def chart_style() -> Iterator[None]:
 
     Raises
     ------
-    EnergyAuditError
-        If no CJK font is installed (see :func:`cjk_font`).
+    MissingFontError
+        If no CJK font is available (see :func:`cjk_font`).
 
     Examples
     --------
@@ -222,8 +268,8 @@ def apply_fonts(ax: Axes) -> None:
 
     Raises
     ------
-    EnergyAuditError
-        If no CJK font is installed (see :func:`cjk_font`).
+    MissingFontError
+        If no CJK font is available (see :func:`cjk_font`).
     """
     family = style_rc()["font.family"]
     for text in (ax.title, ax.xaxis.label, ax.yaxis.label):

@@ -105,8 +105,25 @@ def test_no_cjk_font_is_a_clear_error(monkeypatch):
     with pytest.raises(EnergyAuditError, match=r"No Such Font SC, Another Missing") as info:
         cjk_font()
     message = str(info.value)
+    assert "pip install 'energy_audit[fonts]'" in message
     assert "apt-get install fonts-wqy-microhei" in message
-    assert "Microsoft YaHei" in message and "PingFang SC" in message
-    assert matplotlib.get_cachedir() in message
-    with pytest.raises(EnergyAuditError), chart_style():
+    assert "微软雅黑" in message and "苹方" in message
+    english = info.value.message("en")
+    assert "no font with Chinese characters" in english and "energy_audit[fonts]" in english
+    with pytest.raises(plotting.MissingFontError), chart_style():
         pass
+
+
+def test_the_fonts_extra_serves_when_matplotlib_knows_no_cjk_font():
+    # A machine without system CJK fonts: matplotlib's list holds none, the extra's font is
+    # registered without touching the cache. Run apart: the font list is process-wide.
+    code = (
+        "from matplotlib import font_manager as fm\n"
+        "from energy_audit import plotting\n"
+        "fm.fontManager.ttflist = [e for e in fm.fontManager.ttflist\n"
+        "    if e.name not in plotting.CJK_FONT_FALLBACK]\n"
+        "assert not [e for e in fm.fontManager.ttflist if e.name in plotting.CJK_FONT_FALLBACK]\n"
+        "print(plotting.cjk_font())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "Noto Sans SC"
