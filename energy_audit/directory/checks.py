@@ -184,8 +184,9 @@ def _invalid_codes(d: pl.DataFrame) -> pl.DataFrame:
     ).iter_rows():
         check = validate_credit_code(code)
         problems = "; ".join(check.problems)
+        problems_zh = "；".join(check.problems_zh)
         expected = check.expected_check_char
-        zh = f"统一社会信用代码 {code} 无效：{problems}"
+        zh = f"统一社会信用代码 {code} 无效：{problems_zh}"
         if expected is not None and check.code[-1:] != expected:
             zh = f"统一社会信用代码 {code} 校验位为 {check.code[-1]}，应为 {expected}"
         rows.append(

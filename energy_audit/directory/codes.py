@@ -81,6 +81,8 @@ class CreditCodeCheck:
     problems : tuple of str
         One English sentence per problem found, naming the expected character where there is
         one; empty when the code is valid.
+    problems_zh : tuple of str
+        The same sentences in Chinese, in the same order.
     expected_check_char : str or None
         The GB 32100 check character (position 18) computed from positions 1-17, or None when
         it cannot be computed (wrong length or characters).
@@ -92,6 +94,7 @@ class CreditCodeCheck:
     code: str
     is_valid: bool
     problems: tuple[str, ...] = ()
+    problems_zh: tuple[str, ...] = ()
     expected_check_char: str | None = None
     expected_organization_check_char: str | None = None
 
@@ -224,23 +227,36 @@ def validate_credit_code(code: str | None) -> CreditCodeCheck:
     True
     >>> validate_credit_code("11100000000013338Y").problems
     ("check character is 'Y', expected 'W'",)
+    >>> validate_credit_code("11100000000013338Y").problems_zh
+    ('校验码为“Y”，应为“W”',)
     """
+    empty = {"problems": ("code is empty",), "problems_zh": ("代码为空",)}
     if code is None:
-        return CreditCodeCheck(code="", is_valid=False, problems=("code is empty",))
+        return CreditCodeCheck(code="", is_valid=False, **empty)
     normalized = normalize_credit_code(code)
     if not normalized:
-        return CreditCodeCheck(code="", is_valid=False, problems=("code is empty",))
+        return CreditCodeCheck(code="", is_valid=False, **empty)
     problems: list[str] = []
+    problems_zh: list[str] = []
     if len(normalized) != CREDIT_CODE_LENGTH:
         problems.append(f"length is {len(normalized)}, expected {CREDIT_CODE_LENGTH}")
+        problems_zh.append(f"长度为 {len(normalized)} 位，应为 {CREDIT_CODE_LENGTH} 位")
     bad = [(i + 1, c) for i, c in enumerate(normalized) if c not in _CREDIT_VALUE]
     for position, char in bad:
         problems.append(
             f"character {char!r} at position {position} is not allowed "
             f"(allowed: {CREDIT_CODE_ALPHABET})"
         )
+        problems_zh.append(
+            f"第 {position} 位字符“{char}”不允许使用（允许的字符：{CREDIT_CODE_ALPHABET}）"
+        )
     if problems:
-        return CreditCodeCheck(code=normalized, is_valid=False, problems=tuple(problems))
+        return CreditCodeCheck(
+            code=normalized,
+            is_valid=False,
+            problems=tuple(problems),
+            problems_zh=tuple(problems_zh),
+        )
 
     expected_org = organization_code_check_char(normalized[8:16])
     if normalized[16] != expected_org:
@@ -248,13 +264,18 @@ def validate_credit_code(code: str | None) -> CreditCodeCheck:
             f"organization code check character (position 17) is {normalized[16]!r}, "
             f"expected {expected_org!r}"
         )
+        problems_zh.append(
+            f"组织机构代码校验码（第 17 位）为“{normalized[16]}”，应为“{expected_org}”"
+        )
     expected = credit_code_check_char(normalized[:17])
     if normalized[17] != expected:
         problems.append(f"check character is {normalized[17]!r}, expected {expected!r}")
+        problems_zh.append(f"校验码为“{normalized[17]}”，应为“{expected}”")
     return CreditCodeCheck(
         code=normalized,
         is_valid=not problems,
         problems=tuple(problems),
+        problems_zh=tuple(problems_zh),
         expected_check_char=expected,
         expected_organization_check_char=expected_org,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -193,3 +195,19 @@ def test_make_credit_codes_is_vectorised() -> None:
     assert codes.shape == (n,)
     assert credit_codes_valid(codes).all()
     assert len(set(codes.tolist())) == n
+
+
+def test_problems_are_also_written_in_chinese_one_for_one():
+    # DIR-001 quotes these in message_zh: no English inside a Chinese message.
+    bad_char = validate_credit_code("1110000000001333OW")
+    assert bad_char.problems_zh == (
+        f"第 17 位字符“O”不允许使用（允许的字符：{CREDIT_CODE_ALPHABET}）",
+    )
+    assert len(validate_credit_code("1234").problems_zh) == 1
+    assert validate_credit_code("1234").problems_zh[0] == "长度为 4 位，应为 18 位"
+    assert validate_credit_code(None).problems_zh == ("代码为空",)
+    for code in ("11100000000013338Y", "1110000000001333OW", "12", ""):
+        check = validate_credit_code(code)
+        assert len(check.problems_zh) == len(check.problems)
+        assert all(re.search(r"[\u4e00-\u9fff]", p) for p in check.problems_zh)
+        assert not any(word in p for p in check.problems_zh for word in ("character", "expected"))
