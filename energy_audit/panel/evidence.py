@@ -71,7 +71,13 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
 from energy_audit import contract
 from energy_audit.errors import EnergyAuditError, UnusableInputError
 from energy_audit.io.writers import chinese_header
-from energy_audit.plotting import apply_fonts, chart_style, new_figure
+from energy_audit.plotting import (
+    MissingFontError,
+    apply_fonts,
+    chart_style,
+    cjk_font,
+    new_figure,
+)
 
 DEFAULT_PEER_GROUPS: Final[tuple[str, ...]] = ("sector", "subsector")
 """Columns that define a peer group, coarse to fine (data contract §1)."""
@@ -1212,6 +1218,11 @@ def write_evidence(
         .with_row_index("rank", offset=1)
     )
     chosen = chosen.join(ranks, on=["institution_id", "year"], how="left", nulls_equal=True)
+    try:  # without a CJK font nothing can be drawn: say so once per finding, try none
+        cjk_font()
+        no_font = None
+    except MissingFontError as exc:
+        no_font = str(exc)
     rows = []
     for row in chosen.iter_rows(named=True):
         name = "_".join(
@@ -1227,6 +1238,8 @@ def write_evidence(
                 f"{row['rule_id']} judges a batch of returns (one {field}), not a figure: "
                 "no chart, the numbers are in the message"
             )
+        elif no_font is not None:
+            file, note = None, no_font
         else:
             try:
                 fig = plot_finding(row, frame, **plot_options)

@@ -611,3 +611,34 @@ def test_write_evidence_draws_the_top_returns_and_says_why_not(tmp_path):
     row = everything.filter(pl.col("rule_id") == "STA-010").row(0, named=True)
     assert row["file"] is None and "batch of returns (one district_code)" in row["note"]
     assert data.equals(before)
+
+
+def test_write_evidence_without_a_cjk_font_says_so_for_every_finding(tmp_path, monkeypatch):
+    from energy_audit import plotting
+
+    monkeypatch.setattr(plotting, "CJK_FONT_FALLBACK", ["No Such Font SC"])
+    data = pl.DataFrame(
+        {
+            "institution_id": ["A", "B", "C", "D"],
+            "year": [2024] * 4,
+            "sector": ["school"] * 4,
+            "subsector": [None] * 4,
+            "district_code": ["120104"] * 4,
+            VALUE: [180.0, 17.5, 21.0, 19.0],
+        }
+    )
+    rule = Rule("STA-001", "statistical", "warning", "同类比较异常", "peer outlier")
+    hits = pl.DataFrame(
+        {
+            "institution_id": ["A", "B"],
+            "year": [2024, 2024],
+            "field": [VALUE, VALUE],
+            "priority": [0.99, 0.98],
+            "message_zh": ["单位面积能耗偏高", "偏低"],
+            "message_en": ["high", "low"],
+        }
+    )
+    index = write_evidence(findings_from_hits(rule, hits), data, tmp_path, min_group_size=3)
+    assert index.height == 2 and index["file"].null_count() == 2
+    assert all("没有可用于图表的中文字体" in note for note in index["note"])
+    assert not list(tmp_path.glob("*.png"))
