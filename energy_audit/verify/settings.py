@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,34 +156,122 @@ class StatisticalSettings:
         Raises
         ------
         SettingsError
-            If a key is unknown or a value has the wrong shape.
+            If a key is unknown or a value is not of the field's type (the message names the
+            setting, the value and the type expected).
         """
         return _from_dict(cls, values, where)
 
 
+_TYPE_NAMES: dict[type, tuple[str, str, str]] = {
+    bool: ("true 或 false", "true or false", "true or false values"),
+    int: ("整数", "a whole number", "whole numbers"),
+    float: ("数字", "a number", "numbers"),
+    str: ("文本", "text", "texts"),
+    type(None): ("null", "null", "nulls"),
+}
+"""Chinese, English and English plural name of each value type a setting may have."""
+
+
+def _expected(hint: Any) -> tuple[str, str]:
+    """Describe a field's type hint in Chinese and English (for messages)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        parts = [_expected(a) for a in args]
+        return "或".join(p[0] for p in parts), " or ".join(p[1] for p in parts)
+    if origin is tuple:
+        zh, _, plural = _TYPE_NAMES[args[0]]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"{zh}的列表", f"a list of {plural}"
+        return f"含 {len(args)} 个{zh}的列表", f"a list of {len(args)} {plural}"
+    if dataclasses.is_dataclass(hint):
+        return "JSON 对象", "a JSON object"
+    zh, en, _ = _TYPE_NAMES[hint]
+    return zh, en
+
+
+def _shown(value: Any) -> str:
+    """Show a value as JSON text where it can be (as the user wrote it), else as its repr."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """Return ``value`` as the type ``hint`` names; raise TypeError if it is not of that type.
+
+    JSON has no tuples and no float/int distinction: a list becomes a tuple, an integer given
+    for a float becomes a float. ``bool`` is never taken for a number, nor a number for a bool.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        for arg in args:
+            try:
+                return _convert(value, arg)
+            except TypeError:
+                continue
+        raise TypeError(hint)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise TypeError(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise TypeError(hint)
+        return tuple(_convert(v, a) for v, a in zip(value, args, strict=True))
+    if hint is type(None):
+        if value is not None:
+            raise TypeError(hint)
+        return None
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise TypeError(hint)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(hint)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(hint)
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError(hint)
+        return value
+    raise TypeError(hint)  # pragma: no cover - every field type is handled above
+
+
 def _from_dict(cls: Any, values: dict[str, Any], where: str) -> Any:
+    """Build the frozen settings ``cls`` from ``values``, checking every key and value type."""
     if not isinstance(values, dict):
-        raise SettingsError(f"{where}: settings must be an object, got {values!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+        raise SettingsError(
+            f"{where}：设置须为 JSON 对象，实为 {values!r}",
+            f"{where}: settings must be an object, got {values!r}",
+        )
+    fields = {f.name for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - fields)
     if unknown:
-        raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+        known = ", ".join(sorted(fields))
+        raise SettingsError(
+            f"{where}：未知的设置项 {', '.join(unknown)}（已有：{known}）",
+            f"{where}: unknown setting(s) {', '.join(unknown)} (known: {known})",
+        )
     converted: dict[str, Any] = {}
-    defaults = cls()
     for name, value in values.items():
-        default = getattr(defaults, name)
-        if isinstance(default, StatisticalSettings):
-            value = StatisticalSettings.from_dict(value, f"{where}: {name}")
-        elif isinstance(default, tuple):
-            if not isinstance(value, list | tuple):
-                raise SettingsError(f"{where}: {name} must be a list, got {value!r}")
-            value = tuple(value)
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise SettingsError(f"{where}: {name} must be true or false, got {value!r}")
-        elif isinstance(default, float) and isinstance(value, int | float):
-            value = float(value)
-        converted[name] = value
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            converted[name] = hint.from_dict(value, f"{where}: {name}")
+            continue
+        try:
+            converted[name] = _convert(value, hint)
+        except TypeError:
+            zh, en = _expected(hint)
+            raise SettingsError(
+                f"{where}：设置项 {name} 的值 {_shown(value)} 类型不对，应为{zh}",
+                f"{where}: setting {name} is {_shown(value)}, expected {en}",
+            ) from None
     return cls(**converted)
 
 
@@ -256,7 +346,8 @@ class VerifySettings:
         Raises
         ------
         SettingsError
-            If a key is unknown or a value has the wrong shape.
+            If a key is unknown or a value is not of the field's type (the message names the
+            setting, the value and the type expected).
         """
         return _from_dict(cls, values, where)
 
@@ -267,12 +358,25 @@ class VerifySettings:
         Raises
         ------
         SettingsError
-            If the file cannot be read or holds unknown settings.
+            If the file cannot be read, is not valid JSON (the message names the line and
+            column), is not an object, or holds an unknown setting or a value of the wrong type.
         """
         try:
-            values = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise SettingsError(f"{path}: cannot read settings: {exc}") from exc
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(
+                f"{path}：无法读取设置文件：{exc}", f"{path}: cannot read settings: {exc}"
+            ) from exc
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(
+                f"{path}：第 {exc.lineno} 行第 {exc.colno} 列不是有效的 JSON：{exc.msg}",
+                f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}",
+            ) from exc
         if not isinstance(values, dict):
-            raise SettingsError(f"{path}: settings must be a JSON object")
+            raise SettingsError(
+                f'{path}：设置须为 JSON 对象（{{"设置项": 值}}）',
+                f'{path}: settings must be a JSON object ({{"setting": value}})',
+            )
         return cls.from_dict(values, str(path))
