@@ -76,7 +76,6 @@ from typing import Any, Final
 import polars as pl
 
 from energy_audit import contract
-from energy_audit.directory.codes import normalize_credit_code
 from energy_audit.directory.diff import (
     CHANGE_KINDS,
     COMPARED_FIELDS,
@@ -85,6 +84,7 @@ from energy_audit.directory.diff import (
     normalize_directory,
 )
 from energy_audit.errors import UnusableInputError
+from energy_audit.io.cells import credit_code
 
 __all__ = ["STORE_FORMAT", "STORE_FORMAT_VERSION", "DirectoryStore", "SnapshotInfo"]
 
@@ -279,36 +279,48 @@ class DirectoryStore:
     # ------------------------------------------------------------------------ creation, manifest
 
     @classmethod
-    def create(cls, path: str | Path) -> DirectoryStore:
-        """Create an empty store.
+    def create(cls, path: str | Path, *, exist_ok: bool = False) -> DirectoryStore:
+        """Create an empty store (or, with ``exist_ok``, open the store already there).
 
         Parameters
         ----------
         path : str or Path
             Folder to create (parents included); it may exist if it is empty.
+        exist_ok : bool, default False
+            If ``path`` already holds a valid store, open and return it unchanged instead of
+            raising (so a notebook cell that creates the store can be run again).
 
         Returns
         -------
         DirectoryStore
-            The new, empty store.
+            The new, empty store (or the existing one, with ``exist_ok``).
 
         Raises
         ------
         UnusableInputError
-            If ``path`` is a file, already a store, or a folder that is not empty.
+            If ``path`` is a file, a folder that is not empty and not a store, already a store
+            (unless ``exist_ok``), or a corrupt store.
         """
         path = Path(path)
         if path.exists():
             if not path.is_dir():
-                raise UnusableInputError(f"{path}: cannot create a directory store: it is a file")
-            if (path / _MANIFEST).exists():
                 raise UnusableInputError(
+                    f"{path}：无法建立名录库存储：这是一个文件",
+                    f"{path}: cannot create a directory store: it is a file",
+                )
+            if (path / _MANIFEST).exists():
+                if exist_ok:
+                    return cls(path)
+                raise UnusableInputError(
+                    f"{path}：此处已有名录库存储；请用 DirectoryStore(path) 打开，"
+                    "或用 DirectoryStore.create(path, exist_ok=True)",
                     f"{path}: a directory store already exists there; open it with "
-                    "DirectoryStore(path)"
+                    "DirectoryStore(path) or DirectoryStore.create(path, exist_ok=True)",
                 )
             if any(path.iterdir()):
                 raise UnusableInputError(
-                    f"{path}: cannot create a directory store in a folder that is not empty"
+                    f"{path}：文件夹不为空，无法在此建立名录库存储",
+                    f"{path}: cannot create a directory store in a folder that is not empty",
                 )
         (path / _SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
         manifest = {
@@ -397,7 +409,8 @@ class DirectoryStore:
             other columns (provenance) are dropped; an absent optional column takes its contract
             default (``status``: ``active``) or null.
         as_of : datetime.date
-            The date the snapshot is as of; later than every stored snapshot's.
+            The date the snapshot is as of; later than every stored snapshot's (or the latest
+            one's date with the same content: nothing is stored again).
         source_file : str, optional
             The file it was read from (recorded in the manifest).
         source_sha256 : str, optional
@@ -418,10 +431,11 @@ class DirectoryStore:
         Raises
         ------
         UnusableInputError
-            If ``as_of`` is not after the latest stored snapshot's date (the message names both
-            dates), the table has no rows, lacks a required column, has rows without an
-            ``institution_id`` or a column that cannot take its contract dtype. The store is
-            then unchanged.
+            If ``as_of`` is before the latest stored snapshot's date (the message names both
+            dates) or equal to it with other content (the same snapshot again returns its
+            entry and changes nothing), the table has no rows, lacks a required column, has
+            rows without an ``institution_id`` or a column that cannot take its contract
+            dtype. The store is then unchanged.
         TypeError
             If ``as_of`` is not a ``datetime.date`` (a ``datetime`` is refused too) or
             ``findings_summary`` is not JSON-serialisable.
@@ -436,7 +450,7 @@ class DirectoryStore:
         json.dumps(summary, ensure_ascii=False)  # TypeError now rather than after writing
         manifest = self._manifest()
         infos: list[SnapshotInfo] = manifest["snapshots"]
-        if infos and as_of <= infos[-1].as_of:
+        if infos and as_of < infos[-1].as_of:
             raise UnusableInputError(
                 f"{self.path}: cannot add the snapshot as of {as_of}: the latest stored snapshot "
                 f"is as of {infos[-1].as_of}; snapshots are added in date order, each after the "
@@ -448,6 +462,15 @@ class DirectoryStore:
         buffer = io.BytesIO()
         frame.write_parquet(buffer)
         data = buffer.getvalue()
+        if infos and as_of == infos[-1].as_of:
+            if hashlib.sha256(data).hexdigest() == infos[-1].sha256:
+                return infos[-1]  # the same snapshot again (a re-run cell): nothing to do
+            raise UnusableInputError(
+                f"{self.path}：{as_of} 的快照已存储，且内容与本次不同；快照按日期顺序添加，"
+                "每个须晚于最新一个",
+                f"{self.path}: a different snapshot as of {as_of} is already stored; snapshots "
+                "are added in date order, each after the last",
+            )
         file = f"{_SNAPSHOT_DIR}/directory_{as_of.isoformat()}.parquet"
         (self.path / _SNAPSHOT_DIR).mkdir(exist_ok=True)
         _write_atomic(self.path / file, data)
@@ -681,8 +704,9 @@ class DirectoryStore:
         Parameters
         ----------
         institution_id : str
-            Its unified social credit code (normalised first: spaces, hyphens, full width,
-            lower case).
+            Its unified social credit code, normalised first as the readers normalise a
+            credit-code cell (:func:`energy_audit.io.cells.credit_code`: full width to half
+            width, spaces and hyphens removed, upper case).
 
         Returns
         -------
@@ -695,7 +719,9 @@ class DirectoryStore:
             contract order), then the directory columns. Empty (same columns) if the store
             never held the institution.
         """
-        code = normalize_credit_code(institution_id)
+        code = pl.select(credit_code(pl.lit(institution_id, pl.String))).item()
+        if code is None:  # a blank id names no institution
+            return pl.DataFrame(schema=_HISTORY_SCHEMA)
         v = (
             self.versions()
             .filter(pl.col(_ID) == code)

@@ -149,19 +149,34 @@ def test_accepted_with_errors_is_recorded(tmp_path: Path, base: pl.DataFrame) ->
     assert row_["reason"] == "区里确认编码待更正"
 
 
-@pytest.mark.parametrize("as_of", [S2, D(2023, 1, 1)])
 def test_out_of_order_snapshot_refused_and_store_unchanged(
-    tmp_path: Path, base: pl.DataFrame, as_of: dt.date
+    tmp_path: Path, base: pl.DataFrame
 ) -> None:
     path = tmp_path / "store"
     store = DirectoryStore.create(path)
     store.add(base, S2)
     manifest = (path / "manifest.json").read_bytes()
     files = sorted(p.name for p in (path / "snapshots").iterdir())
+    as_of = D(2023, 1, 1)
     with pytest.raises(UnusableInputError, match=rf"as of {as_of}.*latest.*as of 2023-12-31"):
         store.add(base, as_of)
+    changed = base.with_columns(pl.lit("天津市某中心").alias("name"))
+    with pytest.raises(UnusableInputError, match=r"2023-12-31 的快照已存储，且内容与本次不同") as e:
+        store.add(changed, S2)
+    assert "a different snapshot as of 2023-12-31 is already stored" in e.value.message("en")
     assert (path / "manifest.json").read_bytes() == manifest
     assert sorted(p.name for p in (path / "snapshots").iterdir()) == files
+    assert DirectoryStore(path).snapshots().height == 1
+
+
+def test_the_same_snapshot_again_is_harmless(tmp_path: Path, base: pl.DataFrame) -> None:
+    """A notebook cell that creates the store and adds a snapshot can be run twice."""
+    path = tmp_path / "store"
+    first = DirectoryStore.create(path, exist_ok=True).add(base, S2, source_file="a.xlsx")
+    manifest = (path / "manifest.json").read_bytes()
+    again = DirectoryStore.create(path, exist_ok=True).add(base, S2, source_file="a.xlsx")
+    assert again == first
+    assert (path / "manifest.json").read_bytes() == manifest
     assert DirectoryStore(path).snapshots().height == 1
 
 
@@ -249,11 +264,21 @@ def test_not_a_store(tmp_path: Path) -> None:
     with pytest.raises(UnusableInputError, match="folder missing"):
         DirectoryStore(tmp_path / "nowhere")
     (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
-    with pytest.raises(UnusableInputError, match="not empty"):
+    with pytest.raises(UnusableInputError, match="文件夹不为空"):
         DirectoryStore.create(tmp_path)
+    with pytest.raises(UnusableInputError, match="文件夹不为空") as e:
+        DirectoryStore.create(tmp_path, exist_ok=True)  # not a store: exist_ok does not help
+    assert "not empty" in e.value.message("en")
+    with pytest.raises(UnusableInputError, match="这是一个文件"):
+        DirectoryStore.create(tmp_path / "notes.txt")
     DirectoryStore.create(tmp_path / "s")
-    with pytest.raises(UnusableInputError, match="already exists"):
+    with pytest.raises(UnusableInputError, match="此处已有名录库存储") as e:
         DirectoryStore.create(tmp_path / "s")
+    assert "already exists" in e.value.message("en")
+    assert DirectoryStore.create(tmp_path / "s", exist_ok=True).snapshots().is_empty()
+    (tmp_path / "s" / "manifest.json").write_text("{", encoding="utf-8")
+    with pytest.raises(UnusableInputError, match="corrupt manifest"):
+        DirectoryStore.create(tmp_path / "s", exist_ok=True)
 
 
 def test_unknown_snapshot_date(store: DirectoryStore) -> None:
@@ -415,6 +440,23 @@ def test_history_of_dissolution_and_gap(store: DirectoryStore, ids: dict[str, st
     assert g["changes"].to_list() == [["added"], ["added"]]  # back after a gap, same content
     assert g["changed_fields"].to_list() == [[], []]
     assert store.history("11100000000013338W").is_empty()
+    assert store.history("").is_empty()
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        lambda code: code.lower(),
+        lambda code: f" {code[:4]} {code[4:10]}-{code[10:]} ",
+        lambda code: code.translate({i: i + 0xFEE0 for i in range(0x21, 0x7F)}),  # full width
+        lambda code: f"{code[:8]}\u3000{code[8:].lower()}\t",
+    ],
+)
+def test_history_normalises_the_id_as_the_reader_does(
+    store: DirectoryStore, ids: dict[str, str], typed
+) -> None:
+    assert store.history(typed(ids["R"])).equals(store.history(ids["R"]))
+    assert store.history(ids["R"]).height == 4
 
 
 def test_history_of_a_merger(store: DirectoryStore, ids: dict[str, str]) -> None:
