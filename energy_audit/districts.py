@@ -27,20 +27,31 @@ def _packaged() -> pl.DataFrame:
     )
 
 
-def _check(frame: pl.DataFrame, where: str) -> pl.DataFrame:
+def _check(frame: pl.DataFrame, where: str, where_zh: str | None = None) -> pl.DataFrame:
+    """Validate a district table; ``where`` (and ``where_zh``, default ``where``) name it."""
+    zh = where if where_zh is None else where_zh
     missing = [c for c in DISTRICT_COLUMNS if c not in frame.columns]
     if missing:
-        raise SettingsError(f"{where}: district table lacks column(s) {', '.join(missing)}")
+        raise SettingsError(
+            f"{zh}：区县表缺少列 {'、'.join(missing)}",
+            f"{where}: district table lacks column(s) {', '.join(missing)}",
+        )
     frame = frame.select(pl.col(c).cast(pl.String) for c in DISTRICT_COLUMNS)
     bad = frame.filter(~pl.col("district_code").str.contains(r"^\d{6}$"))
     if bad.height:
         raise SettingsError(
+            f"{zh}：district_code（区划代码）应为 6 位数字（GB/T 2260），"
+            f"实际为 {bad['district_code'].to_list()[:5]}",
             f"{where}: district_code must be 6 digits (GB/T 2260); "
-            f"got {bad['district_code'].to_list()[:5]}"
+            f"got {bad['district_code'].to_list()[:5]}",
         )
     dup = frame.filter(pl.col("district_code").is_duplicated())
     if dup.height:
-        raise SettingsError(f"{where}: district_code repeated: {sorted(set(dup['district_code']))}")
+        repeated = sorted(set(dup["district_code"]))
+        raise SettingsError(
+            f"{zh}：district_code（区划代码）重复：{repeated}",
+            f"{where}: district_code repeated: {repeated}",
+        )
     return frame
 
 
@@ -66,12 +77,14 @@ def load_districts(source: str | Path | pl.DataFrame | None = None) -> pl.DataFr
     if source is None:
         return _packaged()
     if isinstance(source, pl.DataFrame):
-        return _check(source, "district table")
+        return _check(source, "district table", "区县表（DataFrame）")
     path = Path(source)
     try:
         frame = pl.read_csv(path, infer_schema_length=0)
     except (OSError, pl.exceptions.PolarsError) as exc:
-        raise SettingsError(f"{path}: cannot read the district table: {exc}") from exc
+        raise SettingsError(
+            f"{path}：无法读取区县表：{exc}", f"{path}: cannot read the district table: {exc}"
+        ) from exc
     return _check(frame, str(path))
 
 

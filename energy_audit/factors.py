@@ -124,7 +124,13 @@ USED_COLUMNS: Final = (
 """Columns of the frame returned by :func:`factors_used`."""
 
 _PACKAGED = {"coefficients": "coefficients.csv", "emission factors": "emission_factors.csv"}
+_TABLE_ZH = {"coefficients": "折标系数表", "emission factors": "排放因子表"}
 _MAX_LISTED_PROBLEMS = 20
+
+_Text: TypeAlias = tuple[str, str]
+"""A text in Chinese and in English (a table's label, a problem of a row)."""
+
+_COEFFICIENTS_TABLE: Final[_Text] = ("折标系数表", "coefficients table")
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,24 +145,42 @@ class _Ratio:
     denominator: contract.Unit
 
 
+class _BadUnit(ValueError):
+    """A unit text that is no ratio of registry units; ``args[0]`` English, ``zh`` Chinese."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.zh = zh
+
+
 def _parse_ratio(unit: str, *, co2: bool = False) -> _Ratio:
     """Split ``"kgce/kWh"`` (or ``"kg CO2/kWh"`` with ``co2``) into two registry units.
 
-    Raises ``ValueError`` with a short reason when the text is not such a ratio.
+    Raises ``_BadUnit`` (a ``ValueError``) with a short reason in Chinese and English when the
+    text is not such a ratio.
     """
     parts = unit.split("/")
     if len(parts) != 2:
-        raise ValueError(f"unit {unit!r} is not of the form numerator/denominator")
+        raise _BadUnit(
+            f"单位 {unit!r} 不是“分子/分母”的形式",
+            f"unit {unit!r} is not of the form numerator/denominator",
+        )
     num_text, den_text = (contract.normalize_label(p) for p in parts)
     if co2:
         if not num_text.endswith("co2"):
-            raise ValueError(f"unit {unit!r} must be mass of CO2 per unit, e.g. 'kg CO2/kWh'")
+            raise _BadUnit(
+                f"单位 {unit!r} 应为每单位能源的二氧化碳质量，例如 'kg CO2/kWh'",
+                f"unit {unit!r} must be mass of CO2 per unit, e.g. 'kg CO2/kWh'",
+            )
         num_text = num_text.removesuffix("co2")
     registry = contract.units()
     num, den = registry.get(num_text), registry.get(den_text)
     if num is None or den is None:
         unknown = num_text if num is None else den_text
-        raise ValueError(f"unit {unit!r}: {unknown!r} is not a unit of schemas/units.toml")
+        raise _BadUnit(
+            f"单位 {unit!r}：{unknown!r} 不是 schemas/units.toml 中的单位",
+            f"unit {unit!r}: {unknown!r} is not a unit of schemas/units.toml",
+        )
     return _Ratio(num, den)
 
 
@@ -168,7 +192,9 @@ def _column_unit(item: str) -> contract.Unit:
 def _unit(label: str) -> contract.Unit:
     unit = contract.units().get(label)
     if unit is None:  # pragma: no cover - schemas/units.toml defines kg and kgce
-        raise ContractError(f"schemas/units.toml has no unit {label!r}")
+        raise ContractError(
+            f"schemas/units.toml 中没有单位 {label!r}", f"schemas/units.toml has no unit {label!r}"
+        )
     return unit
 
 
@@ -183,7 +209,10 @@ def _per_column_unit(
     if den.dimension == col.dimension:
         return value * (col.factor / den.factor)  # ratio first: exactly 1.0 for equal units
     if density is None:  # pragma: no cover - callers pass one when _needs_density
-        raise SettingsError(f"a density is needed to convert per {den.label} to per {col.label}")
+        raise SettingsError(
+            f"将“每 {den.label}”换算为“每 {col.label}”需要密度",
+            f"a density is needed to convert per {den.label} to per {col.label}",
+        )
     if den.dimension == "mass" and col.dimension == "volume":
         return value * density * col.factor / den.factor
     return value * col.factor / (density * den.factor)
@@ -206,8 +235,11 @@ def _density_kg_per_l(row: Mapping[str, Any]) -> float:
 # loading and validation
 
 
-def _row_name(index: int, is_csv: bool) -> str:
-    return f"line {index + 2}" if is_csv else f"row {index + 1}"
+def _row_name(index: int, is_csv: bool) -> _Text:
+    """Where a row is: the line of the CSV file, else the 1-based data row (header excluded)."""
+    if is_csv:
+        return f"第 {index + 2} 行", f"line {index + 2}"
+    return f"数据第 {index + 1} 行", f"row {index + 1}"
 
 
 def _read_csv_text(data: bytes) -> pl.DataFrame:
@@ -218,36 +250,48 @@ def _read_csv_text(data: bytes) -> pl.DataFrame:
     return pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False)
 
 
-def _read(source: TableSource | None, what: str) -> tuple[pl.DataFrame, str, bool]:
+def _read(source: TableSource | None, what: str) -> tuple[pl.DataFrame, _Text, bool]:
     """Read a table; return the raw frame, a label naming it, and whether it came from a CSV."""
+    zh = _TABLE_ZH[what]
     if source is None:
         name = _PACKAGED[what]
         data = resources.files("energy_audit").joinpath("data", name).read_bytes()
-        return _read_csv_text(data), f"packaged {what} table energy_audit/data/{name}", True
+        label = (
+            f"内置{zh} energy_audit/data/{name}",
+            f"packaged {what} table energy_audit/data/{name}",
+        )
+        return _read_csv_text(data), label, True
     if isinstance(source, pl.LazyFrame):
         source = source.collect()
     if isinstance(source, pl.DataFrame):
-        return source, f"{what} table (DataFrame)", False
+        return source, (f"{zh}（DataFrame）", f"{what} table (DataFrame)"), False
     path = Path(source)
-    label = f"{what} table {path}"
+    label = (f"{zh} {path}", f"{what} table {path}")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pl.read_parquet(path), label, False
         if path.suffix.lower() in (".csv", ".txt"):
             return _read_csv_text(path.read_bytes()), label, True
     except (OSError, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
-        raise SettingsError(f"{label}: cannot read the file: {exc}") from exc
-    raise SettingsError(f"{label}: unknown file type {path.suffix!r}; use .csv or .parquet")
+        raise SettingsError(
+            f"{label[0]}：无法读取文件：{exc}", f"{label[1]}: cannot read the file: {exc}"
+        ) from exc
+    raise SettingsError(
+        f"{label[0]}：未知的文件类型 {path.suffix!r}，请使用 .csv 或 .parquet",
+        f"{label[1]}: unknown file type {path.suffix!r}; use .csv or .parquet",
+    )
 
 
 def _typed(
-    raw: pl.DataFrame, columns: Mapping[str, pl.DataType], label: str, is_csv: bool
-) -> tuple[pl.DataFrame, list[str]]:
+    raw: pl.DataFrame, columns: Mapping[str, pl.DataType], label: _Text, is_csv: bool
+) -> tuple[pl.DataFrame, list[_Text]]:
     """Select and type the table's columns; list the cells that are not of their type."""
     missing = [c for c in columns if c not in raw.columns]
     if missing:
         raise SettingsError(
-            f"{label}: missing column(s) {', '.join(missing)}; the table needs {', '.join(columns)}"
+            f"{label[0]}：缺少列 {'、'.join(missing)}；该表应有列 {'、'.join(columns)}",
+            f"{label[1]}: missing column(s) {', '.join(missing)}; "
+            f"the table needs {', '.join(columns)}",
         )
     text = raw.select(
         pl.col(c).cast(pl.String).str.strip_chars().replace("", None)
@@ -255,7 +299,7 @@ def _typed(
         else pl.col(c)
         for c in columns
     )
-    problems: list[str] = []
+    problems: list[_Text] = []
     exprs = []
     for name, dtype in columns.items():
         col = pl.col(name)
@@ -264,92 +308,143 @@ def _typed(
             continue
         as_float = col.cast(pl.Float64, strict=False)
         unreadable = as_float.is_null()
-        kind = "a number"
+        kind = ("数字", "a number")
         if dtype == pl.Int64():
             unreadable = unreadable | (as_float.floor() != as_float)
-            kind = "an integer"
+            kind = ("整数", "an integer")
         bad = col.is_not_null() & unreadable
         for i, value in text.with_row_index().filter(bad).select("index", name).iter_rows():
-            problems.append(f"{_row_name(i, is_csv)}: {name} {value!r} is not {kind}")
+            where = _row_name(i, is_csv)
+            problems.append(
+                (
+                    f"{where[0]}：{name} 的值 {value!r} 不是{kind[0]}",
+                    f"{where[1]}: {name} {value!r} is not {kind[1]}",
+                )
+            )
         exprs.append(pl.when(~bad).then(as_float).cast(dtype))
     return text.select(exprs), problems
 
 
 def _check_rows(
-    table: pl.DataFrame, label: str, is_csv: bool, problems: list[str], *, co2: bool
+    table: pl.DataFrame, label: _Text, is_csv: bool, problems: list[_Text], *, co2: bool
 ) -> None:
     """Append the problems of each row (nulls, unknown names, bad values and units)."""
     for i, row in enumerate(table.iter_rows(named=True)):
-        where = _row_name(i, is_csv)
+        zh, en = _row_name(i, is_csv)
         empty = [k for k, v in row.items() if v is None]
         if empty:
-            problems.append(f"{where}: empty {', '.join(empty)}")
+            problems.append((f"{zh}：{'、'.join(empty)} 为空", f"{en}: empty {', '.join(empty)}"))
             continue
         item = row["item"]
         if item not in ITEM_COLUMNS:
             problems.append(
-                f"{where}: unknown item {item!r}; known items: {', '.join(ITEM_COLUMNS)}"
+                (
+                    f"{zh}：未知的能源品种 item {item!r}；已知品种：{'、'.join(ITEM_COLUMNS)}",
+                    f"{en}: unknown item {item!r}; known items: {', '.join(ITEM_COLUMNS)}",
+                )
             )
             continue
         if row["tag"] not in TAGS:
-            problems.append(f"{where}: tag {row['tag']!r} is not one of {', '.join(TAGS)}")
+            problems.append(
+                (
+                    f"{zh}：tag {row['tag']!r} 不是 {'、'.join(TAGS)} 之一",
+                    f"{en}: tag {row['tag']!r} is not one of {', '.join(TAGS)}",
+                )
+            )
         kind = "co2_kg_per_unit" if co2 else row["kind"]
         if not co2 and kind not in COEFFICIENT_KINDS:
-            problems.append(f"{where}: kind {kind!r} is not one of {', '.join(COEFFICIENT_KINDS)}")
+            problems.append(
+                (
+                    f"{zh}：kind {kind!r} 不是 {'、'.join(COEFFICIENT_KINDS)} 之一",
+                    f"{en}: kind {kind!r} is not one of {', '.join(COEFFICIENT_KINDS)}",
+                )
+            )
             continue
         value = row["value"]
         if not math.isfinite(value) or value < 0 or (value == 0 and not co2):
             need = "≥ 0" if co2 else "> 0"
-            problems.append(f"{where}: value {value!r} of {item} must be finite and {need}")
+            problems.append(
+                (
+                    f"{zh}：{item} 的 value {value!r} 应为有限数且 {need}",
+                    f"{en}: value {value!r} of {item} must be finite and {need}",
+                )
+            )
         if co2 and not (len(row["region_code"]) == 6 and row["region_code"].isdigit()):
             problems.append(
-                f"{where}: region_code {row['region_code']!r} must be 6 digits (GB/T 2260)"
+                (
+                    f"{zh}：region_code {row['region_code']!r} 应为 6 位数字区划代码（GB/T 2260）",
+                    f"{en}: region_code {row['region_code']!r} must be 6 digits (GB/T 2260)",
+                )
             )
         try:
             ratio = _parse_ratio(row["unit"], co2=co2)
-        except ValueError as exc:
-            problems.append(f"{where}: {exc}")
+        except _BadUnit as exc:
+            problems.append((f"{zh}：{exc.zh}", f"{en}: {exc}"))
             continue
         num, den, col = ratio.numerator, ratio.denominator, _column_unit(item)
         if kind == "density_kg_per_l":
             if (num.dimension, den.dimension) != ("mass", "volume"):
-                problems.append(f"{where}: density unit {row['unit']!r} is not mass/volume")
+                problems.append(
+                    (
+                        f"{zh}：密度单位 {row['unit']!r} 不是“质量/体积”",
+                        f"{en}: density unit {row['unit']!r} is not mass/volume",
+                    )
+                )
             continue
         want = "mass" if co2 else "coal_equivalent"
         if num.dimension != want:
             problems.append(
-                f"{where}: unit {row['unit']!r} of {item} must count {want.replace('_', ' ')}"
-                " in its numerator"
+                (
+                    f"{zh}：{item} 的单位 {row['unit']!r} 的分子应为"
+                    + ("质量" if co2 else "标准煤量"),
+                    f"{en}: unit {row['unit']!r} of {item} must count {want.replace('_', ' ')}"
+                    " in its numerator",
+                )
             )
         elif not _compatible(den, col):
             problems.append(
-                f"{where}: unit {row['unit']!r} cannot apply to {item}, whose returns column "
-                f"{ITEM_COLUMNS[item]} is in {col.label}"
+                (
+                    f"{zh}：单位 {row['unit']!r} 不能用于 {item}：其填报列 "
+                    f"{ITEM_COLUMNS[item]} 的单位是 {col.label}",
+                    f"{en}: unit {row['unit']!r} cannot apply to {item}, whose returns column "
+                    f"{ITEM_COLUMNS[item]} is in {col.label}",
+                )
             )
 
 
-def _check_keys(table: pl.DataFrame, key: list[str], problems: list[str]) -> None:
+def _check_keys(table: pl.DataFrame, key: list[str], problems: list[_Text]) -> None:
     """Append a problem for each repeated key and for each item without a row."""
     dup = table.filter(pl.struct(key).is_duplicated()).select(key).unique(maintain_order=True)
     for values in dup.iter_rows():
-        problems.append(
-            f"{', '.join(f'{k}={v!r}' for k, v in zip(key, values, strict=True))} repeats"
-        )
+        named = ", ".join(f"{k}={v!r}" for k, v in zip(key, values, strict=True))
+        problems.append((f"{named} 重复出现", f"{named} repeats"))
     kinds = table.filter(pl.col("kind") == "kgce_per_unit") if "kind" in table.columns else table
     missing = [item for item in ITEM_COLUMNS if item not in set(kinds["item"])]
     if missing:
-        what = "kgce_per_unit row" if "kind" in table.columns else "row"
-        problems.append(f"no {what} for item(s) {', '.join(missing)}")
+        has_kind = "kind" in table.columns
+        problems.append(
+            (
+                f"能源品种 {'、'.join(missing)} 没有"
+                + ("kgce_per_unit 行" if has_kind else "任何行"),
+                f"no {'kgce_per_unit row' if has_kind else 'row'} for item(s) {', '.join(missing)}",
+            )
+        )
 
 
-def _raise(label: str, problems: list[str]) -> None:
+def _raise(label: _Text, problems: list[_Text]) -> None:
     if not problems:
         return
     listed = problems[:_MAX_LISTED_PROBLEMS]
     more = len(problems) - len(listed)
-    tail = f"\n  … and {more} more" if more else ""
+    tail_zh = f"\n  … 另有 {more} 个问题" if more else ""
+    tail_en = f"\n  … and {more} more" if more else ""
     raise SettingsError(
-        f"{label} cannot be used ({len(problems)} problem(s)):\n  - " + "\n  - ".join(listed) + tail
+        f"{label[0]} 无法使用（{len(problems)} 个问题）：\n  - "
+        + "\n  - ".join(zh for zh, _ in listed)
+        + tail_zh,
+        f"{label[1]} cannot be used ({len(problems)} problem(s)):\n  - "
+        + "\n  - ".join(en for _, en in listed)
+        + tail_en,
     )
 
 
@@ -459,16 +554,19 @@ def _pick(rows: list[dict[str, Any]], year: int) -> dict[str, Any]:
 
 
 def _density_row(
-    rows: list[dict[str, Any]], item: str, year: int, label: str, why: str
+    rows: list[dict[str, Any]], item: str, year: int, label: _Text, why: _Text
 ) -> dict[str, Any]:
     dens = [r for r in rows if r["item"] == item and r["kind"] == "density_kg_per_l"]
     if not dens:
-        raise SettingsError(f"{label}: {why}; add a density_kg_per_l row for {item}")
+        raise SettingsError(
+            f"{label[0]}：{why[0]}；请为 {item} 添加一行 density_kg_per_l（密度）",
+            f"{label[1]}: {why[1]}; add a density_kg_per_l row for {item}",
+        )
     return _pick(dens, year)
 
 
 def _select_coefficients(
-    table: pl.DataFrame, year: int, label: str
+    table: pl.DataFrame, year: int, label: _Text
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Coefficient per canonical unit of each column and the rows used (validated table)."""
     rows = table.to_dicts()
@@ -480,7 +578,10 @@ def _select_coefficients(
         ratio, col = _parse_ratio(row["unit"]), _column_unit(item)
         density = None
         if _needs_density(ratio.denominator, col):
-            why = f"the {item} coefficient is in {row['unit']} but {column} is in {col.label}"
+            why = (
+                f"{item} 的折标系数单位为 {row['unit']}，而 {column} 的单位为 {col.label}",
+                f"the {item} coefficient is in {row['unit']} but {column} is in {col.label}",
+            )
             dens = _density_row(rows, item, year, label, why)
             used.append(dens)
             density = _density_kg_per_l(dens)
@@ -491,7 +592,10 @@ def _select_coefficients(
 
 def _region_chain(region_code: str) -> list[str]:
     if not (isinstance(region_code, str) and len(region_code) == 6 and region_code.isdigit()):
-        raise SettingsError(f"region_code {region_code!r} must be a 6-digit GB/T 2260 code")
+        raise SettingsError(
+            f"region_code {region_code!r} 应为 6 位数字的 GB/T 2260 区划代码",
+            f"region_code {region_code!r} must be a 6-digit GB/T 2260 code",
+        )
     chain = [region_code]
     for code in (region_code[:2] + "0000", NATIONAL_REGION_CODE):
         if code not in chain:
@@ -515,8 +619,10 @@ def _select_emission_factors(
                 break
         else:
             raise SettingsError(
+                f"排放因子表：区划 {region_code} 及 {'、'.join(chain[1:])} 均没有 "
+                f"{item} 的排放因子",
                 f"emission factors table: no {item} factor for region {region_code} nor for "
-                f"{', '.join(chain[1:])}"
+                f"{', '.join(chain[1:])}",
             )
         row = _pick(candidates, year)
         used.append(row)
@@ -524,8 +630,11 @@ def _select_emission_factors(
         density = None
         if _needs_density(ratio.denominator, col):
             coef = _packaged_coefficients() if coefficients is None else coefficients
-            why = f"the {item} emission factor is in {row['unit']} but {column} is in {col.label}"
-            dens = _density_row(coef.to_dicts(), item, year, "coefficients table", why)
+            why = (
+                f"{item} 的排放因子单位为 {row['unit']}，而 {column} 的单位为 {col.label}",
+                f"the {item} emission factor is in {row['unit']} but {column} is in {col.label}",
+            )
+            dens = _density_row(coef.to_dicts(), item, year, _COEFFICIENTS_TABLE, why)
             used.append(dens)
             density = _density_kg_per_l(dens)
         per_den = row["value"] * (ratio.numerator.factor / _unit("kg").factor)
@@ -560,7 +669,7 @@ def kgce_per_canonical_unit(coefficients: TableSource | None, year: int) -> dict
         If the table is unusable (see :func:`load_coefficients`).
     """
     table = load_coefficients(coefficients)
-    return _select_coefficients(table, year, "coefficients table")[0]
+    return _select_coefficients(table, year, _COEFFICIENTS_TABLE)[0]
 
 
 def density_kg_per_l(coefficients: TableSource | None, item: str, year: int | None = None) -> float:
@@ -587,11 +696,11 @@ def density_kg_per_l(coefficients: TableSource | None, item: str, year: int | No
         If the table is unusable or has no density row for ``item``.
     """
     rows = load_coefficients(coefficients).to_dicts()
-    why = f"no density of {item!r} in the table"
+    why = (f"表中没有 {item!r} 的密度", f"no density of {item!r} in the table")
     if year is None:
         dens = [r for r in rows if r["item"] == item and r["kind"] == "density_kg_per_l"]
         year = max((r["valid_from"] for r in dens), default=0)
-    return _density_kg_per_l(_density_row(rows, item, year, "coefficients table", why))
+    return _density_kg_per_l(_density_row(rows, item, year, _COEFFICIENTS_TABLE, why))
 
 
 def co2_kg_per_canonical_unit(
@@ -676,7 +785,7 @@ def factors_used(
     ef = load_emission_factors(emission_factors)
     out: list[dict[str, Any]] = []
     for y in years:
-        rows = _select_coefficients(coef, y, "coefficients table")[1]
+        rows = _select_coefficients(coef, y, _COEFFICIENTS_TABLE)[1]
         rows += [
             {**r, "kind": r.get("kind", "co2_kg_per_unit")}
             for r in _select_emission_factors(ef, y, region_code, coef)[1]
@@ -760,7 +869,7 @@ def factor_periods(
     starts = sorted(set(coef["valid_from"]) | set(ef["valid_from"]))
     periods: list[FactorPeriod] = []
     for start in starts:
-        kgce = _select_coefficients(coef, start, "coefficients table")[0]
+        kgce = _select_coefficients(coef, start, _COEFFICIENTS_TABLE)[0]
         co2 = _select_emission_factors(ef, start, region_code, coef)[0]
         if periods and (periods[-1].kgce_per_unit, periods[-1].co2_kg_per_unit) == (kgce, co2):
             continue

@@ -55,19 +55,34 @@ SUM_COLUMNS: Final = ("building_area_m2", "occupants", "total_energy_tce", "wate
 """Columns :func:`aggregate` sums for each group."""
 
 
+def _named_zh(columns: Sequence[str]) -> str:
+    """``occupants（用能人数）、water_m3（用水量）``: returns columns with their Chinese header."""
+    spec = contract.table("returns")
+    return "、".join(
+        f"{c}（{spec.column(c).header_zh}）" if c in spec.names else c for c in columns
+    )
+
+
 def _check_schema(schema: pl.Schema) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in schema]
     if missing:
         raise UnusableInputError(
-            f"returns frame lacks column(s) {', '.join(missing)} needed for the indicators"
+            f"填报数据缺少计算指标所需的列 {_named_zh(missing)}",
+            f"returns frame lacks column(s) {', '.join(missing)} needed for the indicators",
         )
     if not schema["year"].is_integer():
-        raise UnusableInputError(f"returns column year must be an integer, not {schema['year']}")
+        raise UnusableInputError(
+            f"填报数据的 year 列（统计年度）应为整数类型，而不是 {schema['year']}",
+            f"returns column year must be an integer, not {schema['year']}",
+        )
     numeric = [*REQUIRED_COLUMNS[1:], *(c for c in ITEM_COLUMNS.values() if c in schema)]
     wrong = [c for c in numeric if not (schema[c].is_numeric() or schema[c] == pl.Null)]
     if wrong:
+        listed_zh = "、".join(f"{c}（{schema[c]}）" for c in wrong)
         listed = ", ".join(f"{c} ({schema[c]})" for c in wrong)
-        raise UnusableInputError(f"returns column(s) {listed} must be numeric")
+        raise UnusableInputError(
+            f"填报数据的列 {listed_zh}应为数值类型", f"returns column(s) {listed} must be numeric"
+        )
 
 
 def _by_year(periods: Sequence[FactorPeriod], value_of: str, column: str) -> pl.Expr:
@@ -233,7 +248,10 @@ def aggregate(
     schema = lazy.collect_schema()
     missing = [c for c in (*keys, "building_area_m2", "occupants", "water_m3") if c not in schema]
     if missing:
-        raise UnusableInputError(f"frame to aggregate lacks column(s) {', '.join(missing)}")
+        raise UnusableInputError(
+            f"待汇总的数据缺少列 {_named_zh(missing)}",
+            f"frame to aggregate lacks column(s) {', '.join(missing)}",
+        )
     if not all(c in schema for c in INDICATOR_COLUMNS):
         lazy = indicators(
             lazy,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import polars as pl
@@ -86,8 +87,9 @@ def test_coefficients_before_valid_from_use_the_earliest_row() -> None:
 def test_density() -> None:
     assert density_kg_per_l(None, "gasoline") == 0.73
     assert density_kg_per_l(None, "diesel", 2010) == 0.85
-    with pytest.raises(SettingsError, match="no density of 'lpg'"):
+    with pytest.raises(SettingsError, match="折标系数表：表中没有 'lpg' 的密度") as info:
         density_kg_per_l(None, "lpg")
+    assert "no density of 'lpg'" in info.value.message_en
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,8 +129,9 @@ def test_other_items_fall_back_to_national_rows() -> None:
 
 
 def test_bad_region_code() -> None:
-    with pytest.raises(SettingsError, match="6-digit"):
+    with pytest.raises(SettingsError, match="'1200' 应为 6 位数字的 GB/T 2260 区划代码") as info:
         co2_kg_per_canonical_unit(None, 2022, "1200")
+    assert "6-digit" in info.value.message_en
 
 
 def test_factor_per_mass_of_a_litre_column_uses_the_density() -> None:
@@ -154,8 +157,11 @@ def test_region_without_any_row_for_an_item() -> None:
         .alias("region_code")
     )
     table = table.unique(["item", "region_code", "valid_from"], maintain_order=True)
-    with pytest.raises(SettingsError, match="no electricity factor for region 120000"):
+    with pytest.raises(
+        SettingsError, match="区划 120000 及 000000 均没有 electricity 的排放因子"
+    ) as info:
         co2_kg_per_canonical_unit(table, 2022, "120000")
+    assert "no electricity factor for region 120000" in info.value.message_en
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,61 +234,118 @@ def _bad_coefficients(tmp_path: Path, **changes: object) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("changes", "message"),
+    ("changes", "message_zh", "message_en"),
     [
-        ({"item": "eletricity"}, r"line 2: unknown item 'eletricity'"),
-        ({"value": "abc"}, r"line 2: value 'abc' is not a number"),
-        ({"value": "-0.1"}, r"line 2: value -0.1 of electricity must be finite and > 0"),
-        ({"valid_from": "2020.5"}, r"line 2: valid_from '2020.5' is not an integer"),
-        ({"unit": "kgce/kg"}, r"line 2: unit 'kgce/kg' cannot apply to electricity"),
-        ({"unit": "kWh"}, r"line 2: unit 'kWh' is not of the form numerator/denominator"),
-        ({"unit": "kgce/furlong"}, r"'furlong' is not a unit"),
-        ({"tag": "maybe"}, r"line 2: tag 'maybe'"),
-        ({"kind": "price"}, r"line 2: kind 'price'"),
-        ({"source": ""}, r"line 2: empty source"),
+        (
+            {"item": "eletricity"},
+            r"第 2 行：未知的能源品种 item 'eletricity'",
+            r"line 2: unknown item 'eletricity'",
+        ),
+        (
+            {"value": "abc"},
+            r"第 2 行：value 的值 'abc' 不是数字",
+            r"line 2: value 'abc' is not a number",
+        ),
+        (
+            {"value": "-0.1"},
+            r"第 2 行：electricity 的 value -0\.1 应为有限数且 > 0",
+            r"line 2: value -0.1 of electricity must be finite and > 0",
+        ),
+        (
+            {"valid_from": "2020.5"},
+            r"第 2 行：valid_from 的值 '2020\.5' 不是整数",
+            r"line 2: valid_from '2020.5' is not an integer",
+        ),
+        (
+            {"unit": "kgce/kg"},
+            r"第 2 行：单位 'kgce/kg' 不能用于 electricity：其填报列 electricity_kwh",
+            r"line 2: unit 'kgce/kg' cannot apply to electricity",
+        ),
+        (
+            {"unit": "kWh"},
+            r"第 2 行：单位 'kWh' 不是“分子/分母”的形式",
+            r"line 2: unit 'kWh' is not of the form numerator/denominator",
+        ),
+        (
+            {"unit": "kgce/furlong"},
+            r"'furlong' 不是 schemas/units\.toml 中的单位",
+            r"'furlong' is not a unit",
+        ),
+        ({"tag": "maybe"}, r"第 2 行：tag 'maybe' 不是", r"line 2: tag 'maybe'"),
+        ({"kind": "price"}, r"第 2 行：kind 'price' 不是", r"line 2: kind 'price'"),
+        ({"source": ""}, r"第 2 行：source 为空", r"line 2: empty source"),
     ],
 )
-def test_bad_user_coefficients(tmp_path: Path, changes: dict[str, str], message: str) -> None:
+def test_bad_user_coefficients(
+    tmp_path: Path, changes: dict[str, str], message_zh: str, message_en: str
+) -> None:
     path = _bad_coefficients(tmp_path, **changes)
-    with pytest.raises(SettingsError, match=r"coefficients table .*bad\.csv cannot be used"):
+    with pytest.raises(SettingsError, match=r"折标系数表 .*bad\.csv 无法使用（") as info:
         load_coefficients(path)
-    with pytest.raises(SettingsError, match=message):
+    assert re.search(r"coefficients table .*bad\.csv cannot be used", info.value.message_en)
+    with pytest.raises(SettingsError, match=message_zh) as info:
         kgce_per_canonical_unit(path, 2022)
+    assert re.search(message_en, info.value.message_en)
 
 
 def test_bad_user_coefficients_table_level(tmp_path: Path) -> None:
     coef = load_coefficients()
-    with pytest.raises(SettingsError, match=r"missing column\(s\) tag"):
+    with pytest.raises(SettingsError, match=r"折标系数表（DataFrame）：缺少列 tag；") as info:
         load_coefficients(coef.drop("tag"))
+    assert "missing column(s) tag" in info.value.message_en
     with pytest.raises(
-        SettingsError, match=r"item='coal', kind='kgce_per_unit', valid_from=2020 repeats"
-    ):
+        SettingsError, match=r"item='coal', kind='kgce_per_unit', valid_from=2020 重复出现"
+    ) as info:
         load_coefficients(pl.concat([coef, coef.filter(pl.col("item") == "coal")]))
-    with pytest.raises(SettingsError, match=r"no kgce_per_unit row for item\(s\) heat"):
+    assert "item='coal', kind='kgce_per_unit', valid_from=2020 repeats" in info.value.message_en
+    with pytest.raises(SettingsError, match="能源品种 heat 没有kgce_per_unit 行") as info:
         load_coefficients(coef.filter(pl.col("item") != "heat"))
+    assert "no kgce_per_unit row for item(s) heat" in info.value.message_en
     no_density = coef.filter(
         ~((pl.col("item") == "diesel") & (pl.col("kind") == "density_kg_per_l"))
     )
-    with pytest.raises(SettingsError, match="add a density_kg_per_l row for diesel"):
+    with pytest.raises(SettingsError, match="请为 diesel 添加一行 density_kg_per_l") as info:
         load_coefficients(no_density)
-    with pytest.raises(SettingsError, match="row 1: empty value"):
+    assert "add a density_kg_per_l row for diesel" in info.value.message_en
+    with pytest.raises(SettingsError, match="数据第 1 行：value 为空") as info:
         load_coefficients(coef.with_columns(pl.lit(None, pl.Float64).alias("value")))
+    assert "row 1: empty value" in info.value.message_en
 
 
 def test_bad_user_files(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="cannot read the file"):
+    with pytest.raises(SettingsError, match=r"absent\.csv：无法读取文件") as info:
         load_coefficients(tmp_path / "absent.csv")
-    with pytest.raises(SettingsError, match=r"unknown file type '\.xlsx'"):
+    assert "cannot read the file" in info.value.message_en
+    with pytest.raises(SettingsError, match=r"排放因子表 .*factors\.xlsx：未知的文件类型 '\.xlsx'"):
         load_emission_factors(tmp_path / "factors.xlsx")
 
 
 def test_bad_user_emission_factors() -> None:
     ef = load_emission_factors()
-    with pytest.raises(SettingsError, match=r"row 1: region_code '12' must be 6 digits"):
+    with pytest.raises(SettingsError, match=r"数据第 1 行：region_code '12' 应为 6 位数字") as info:
         load_emission_factors(ef.with_columns(pl.lit("12").alias("region_code")))
-    with pytest.raises(SettingsError, match=r"row 1: unit 'kgce/kWh' must be mass of CO2"):
+    assert "row 1: region_code '12' must be 6 digits" in info.value.message_en
+    with pytest.raises(
+        SettingsError, match=r"数据第 1 行：单位 'kgce/kWh' 应为每单位能源的二氧化碳质量"
+    ) as info:
         load_emission_factors(ef.with_columns(pl.lit("kgce/kWh").alias("unit")))
-    with pytest.raises(SettingsError, match="no row for item"):
+    assert "row 1: unit 'kgce/kWh' must be mass of CO2" in info.value.message_en
+    with pytest.raises(SettingsError, match="能源品种 lpg 没有任何行"):
         load_emission_factors(ef.filter(pl.col("item") != "lpg"))
-    with pytest.raises(SettingsError, match="must be finite and ≥ 0"):
+    with pytest.raises(SettingsError, match="应为有限数且 ≥ 0"):
         load_emission_factors(ef.with_columns(pl.lit(float("nan")).alias("value")))
+
+
+def test_factor_table_messages_name_the_same_file_and_row_in_both_languages(
+    tmp_path: Path,
+) -> None:
+    path = _bad_coefficients(tmp_path, value="abc")
+    with pytest.raises(SettingsError) as info:
+        load_coefficients(path)
+    error = info.value
+    assert str(error) == error.message("zh") == error.message_zh
+    for message in (error.message_zh, error.message_en):
+        assert str(path) in message
+        assert "value" in message and "'abc'" in message
+    assert "第 2 行" in error.message_zh and "line 2" in error.message_en
+    assert "不是数字" in error.message_zh and "is not a number" in error.message_en

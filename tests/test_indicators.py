@@ -161,19 +161,34 @@ def test_user_coefficient_table_changes_the_result() -> None:
 
 def test_bad_user_table_raises_settings_error() -> None:
     bad = load_coefficients().with_columns(pl.lit("kgce/kg").alias("unit"))
-    with pytest.raises(SettingsError, match="cannot apply to electricity"):
+    with pytest.raises(SettingsError, match="不能用于 electricity") as info:
         indicators(worked_example(), coefficients=bad)
+    assert "cannot apply to electricity" in info.value.message_en
     with pytest.raises(SettingsError, match="region_code"):
         indicators(worked_example(), region_code="tianjin")
 
 
 def test_unusable_returns() -> None:
-    with pytest.raises(UnusableInputError, match=r"lacks column\(s\) occupants"):
+    with pytest.raises(
+        UnusableInputError, match="缺少计算指标所需的列 occupants（用能人数）"
+    ) as info:
         indicators(worked_example().drop("occupants"))
-    with pytest.raises(UnusableInputError, match="year must be an integer"):
+    assert "lacks column(s) occupants" in info.value.message_en
+    with pytest.raises(UnusableInputError, match="year 列（统计年度）应为整数类型") as info:
         indicators(worked_example().with_columns(pl.col("year").cast(pl.String)))
-    with pytest.raises(UnusableInputError, match=r"electricity_kwh \(String\) must be numeric"):
+    assert "year must be an integer" in info.value.message_en
+    with pytest.raises(UnusableInputError, match="electricity_kwh（String）应为数值类型") as info:
         indicators(worked_example().with_columns(pl.col("electricity_kwh").cast(pl.String)))
+    assert "electricity_kwh (String) must be numeric" in info.value.message_en
+
+
+def test_unusable_returns_name_the_column_in_both_languages() -> None:
+    with pytest.raises(UnusableInputError) as info:
+        indicators(worked_example().drop("water_m3"))
+    for message in (info.value.message_zh, info.value.message_en):
+        assert "water_m3" in message
+    assert str(info.value) == info.value.message_zh
+    assert info.value.message("en") == info.value.message_en
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,8 +287,9 @@ def test_aggregate_input_unchanged_and_bad_keys() -> None:
     before = frame.clone()
     aggregate(frame, "district_code")
     assert_frame_equal(frame, before)
-    with pytest.raises(UnusableInputError, match=r"lacks column\(s\) sector"):
+    with pytest.raises(UnusableInputError, match="待汇总的数据缺少列 sector") as info:
         aggregate(frame, ["sector"])
+    assert "lacks column(s) sector" in info.value.message_en
 
 
 positive = st.floats(min_value=1.0, max_value=1e7, allow_nan=False)
