@@ -1,0 +1,235 @@
+"""Look inside an ``.xlsx`` package before a reader loads it: a small file must not take a machine.
+
+calamine (the engine of :func:`fastexcel.read_excel`) builds each sheet as a dense grid from the
+first to the last cell used: a 5 KB workbook holding ``A1`` and one cell at ``GJI200001`` asks
+for 32 GB and aborts the process, no exception, no message. And a zip member may inflate a
+thousand-fold. :func:`check_workbook` reads the zip directory and streams each worksheet's XML
+once (bounded memory: one block at a time, the cell references parsed with numpy) and refuses,
+with one message naming the file, the sheet and the farthest cell, a workbook whose dense grid
+would be both large and mostly empty, or whose parts inflate beyond a bound.
+
+The bounds (:data:`MAX_SPARSE_CELLS`, :data:`MIN_DENSITY`, :data:`MAX_INFLATED_BYTES`,
+:data:`MAX_INFLATION`) are far above real returns: a full Excel sheet of 1,048,576 rows × 30
+columns is 31 million cells, all of them used.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from energy_audit.errors import UnusableInputError
+
+MAX_SPARSE_CELLS: Final[int] = 10_000_000
+"""Grid size [cells] up to which a sheet is loaded however few of its cells are used."""
+
+MIN_DENSITY: Final[float] = 1 / 8
+"""Least share of used cells in a larger grid (calamine holds 32 bytes per grid cell)."""
+
+MAX_INFLATED_BYTES: Final[int] = 4 << 30
+"""Most bytes all parts of a workbook may inflate to [bytes] (a full sheet is about 1.5 GB)."""
+
+MAX_INFLATION: Final[float] = 200.0
+"""Most a part larger than 64 MB may inflate relative to its compressed size (XML: 5-20×)."""
+
+_BLOCK: Final[int] = 1 << 24
+_REF: Final = b' r="'
+_DIGIT_WIDTH: Final[int] = 7  # Excel rows go to 1,048,576
+
+
+@dataclass(frozen=True)
+class SheetExtent:
+    """How far the cells of one worksheet reach.
+
+    Attributes
+    ----------
+    name : str
+        Sheet name as the workbook lists it (the part name if it cannot be found).
+    max_row, max_col : int
+        Largest 1-based row and column of any cell or row reference (0 for an empty sheet).
+    cells : int
+        Cell references in the sheet (cells written, empty ones included).
+    """
+
+    name: str
+    max_row: int
+    max_col: int
+    cells: int
+
+    @property
+    def grid_cells(self) -> int:
+        """Cells of the dense grid a reader would build [cells]."""
+        return self.max_row * self.max_col
+
+    @property
+    def farthest(self) -> str:
+        """The A1-style reference of the grid's bottom-right corner."""
+        return f"{column_letters(self.max_col)}{self.max_row}"
+
+
+def column_letters(col: int) -> str:
+    """Return the Excel letters of a 1-based column (1 → ``A``, 27 → ``AA``)."""
+    letters = ""
+    while col > 0:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _refs_in_block(buf: np.ndarray, limit: int) -> tuple[int, int, int]:
+    """Max row, max column and count of ``r="…"`` references starting before ``limit``.
+
+    A longer number (more letters) is larger, so only the longest references are parsed.
+    """
+    # The 4-byte pattern compared as one uint32 at each of the 4 alignments: 1 pass of memory.
+    pattern = np.frombuffer(_REF, dtype="<u4")[0]
+    found = []
+    for offset in range(4):
+        end = min(limit + len(_REF) - 1, buf.size - 3 - _DIGIT_WIDTH - len(_REF))
+        words = (end - offset) // 4  # patterns that start before limit
+        if words > 0:
+            view = buf[offset : offset + 4 * words].view("<u4")
+            found.append(np.flatnonzero(view == pattern) * 4 + offset)
+    pos = np.concatenate(found) + len(_REF) if found else np.empty(0, dtype=np.int64)
+    if pos.size == 0:
+        return 0, 0, 0
+    n_letters = np.zeros(pos.size, dtype=np.int64)
+    still = np.ones(pos.size, dtype=bool)
+    for k in range(3):
+        x = buf[pos + k]
+        still &= (x >= 65) & (x <= 90)
+        n_letters += still
+    n_digits = np.zeros(pos.size, dtype=np.int64)
+    still[:] = True
+    start = pos + n_letters
+    for k in range(_DIGIT_WIDTH):
+        x = buf[start + k]
+        still &= (x >= 48) & (x <= 57)
+        n_digits += still
+
+    def value(at: np.ndarray, width: int, base: int, zero: int) -> int:
+        out = np.zeros(at.size, dtype=np.int64)
+        for k in range(width):
+            out = out * base + (buf[at + k].astype(np.int64) - zero)
+        return int(out.max(initial=0))
+
+    longest = n_letters.max()
+    col = value(pos[n_letters == longest], int(longest), 26, 64) if longest else 0
+    widest = n_digits.max()
+    row = value(start[n_digits == widest], int(widest), 10, 48) if widest else 0
+    return row, col, int(np.count_nonzero(n_letters))
+
+
+def _scan_sheet(archive: zipfile.ZipFile, member: str, name: str) -> SheetExtent:
+    max_row = max_col = cells = 0
+    carry = b""
+    with archive.open(member) as stream:
+        while True:
+            block = stream.read(_BLOCK)
+            data = carry + block
+            if not data:
+                break
+            # References starting in the last bytes are read with the next block.
+            keep = 0 if not block else len(_REF) + 3 + _DIGIT_WIDTH + 1
+            buf = np.frombuffer(data + b"\0" * (len(_REF) + 4 + _DIGIT_WIDTH), dtype=np.uint8)
+            r, c, n = _refs_in_block(buf, len(data) - keep)
+            max_row, max_col, cells = max(max_row, r), max(max_col, c), cells + n
+            carry = data[len(data) - keep :] if keep else b""
+            if not block:
+                break
+    return SheetExtent(name, max_row, max_col, cells)
+
+
+def _sheet_names(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Worksheet part → sheet name, from ``xl/workbook.xml`` and its relationships."""
+    try:
+        book = archive.read("xl/workbook.xml").decode("utf-8", "replace")
+        rels = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    except KeyError:
+        return {}
+    targets = {}
+    for rel in re.finditer(r"<Relationship\b[^>]*>", rels):
+        rid = re.search(r'\bId="([^"]+)"', rel.group(0))
+        target = re.search(r'\bTarget="([^"]+)"', rel.group(0))
+        if rid and target:
+            path = target.group(1).lstrip("/")
+            targets[rid.group(1)] = path if path.startswith("xl/") else f"xl/{path}"
+    names = {}
+    for sheet in re.finditer(r"<sheet\b[^>]*>", book):
+        name = re.search(r'\bname="([^"]*)"', sheet.group(0))
+        rid = re.search(r'\br:id="([^"]+)"', sheet.group(0))
+        if name and rid and rid.group(1) in targets:
+            names[targets[rid.group(1)]] = name.group(1)
+    return names
+
+
+def check_workbook(path: str | Path) -> list[SheetExtent]:
+    """Refuse an ``.xlsx``/``.xlsm`` whose sheets or parts would take far more than its size.
+
+    Parameters
+    ----------
+    path : str or Path
+        The workbook. A file that is not a zip package is left to the reader (which says so).
+
+    Returns
+    -------
+    list of SheetExtent
+        One per worksheet part, in the package's order.
+
+    Raises
+    ------
+    UnusableInputError
+        If the parts inflate beyond :data:`MAX_INFLATED_BYTES` or a part more than
+        :data:`MAX_INFLATION`-fold, or a sheet's grid exceeds :data:`MAX_SPARSE_CELLS` with
+        less than :data:`MIN_DENSITY` of it used; the message names the sheet and its
+        farthest cell.
+    """
+    path = Path(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return []
+    with archive:
+        infos = archive.infolist()
+        total = sum(i.file_size for i in infos)
+        if total > MAX_INFLATED_BYTES:
+            raise UnusableInputError(
+                f"{path.name}：工作簿解压后达 {total / 2**30:.1f} GB（上限 "
+                f"{MAX_INFLATED_BYTES / 2**30:.0f} GB），不予读取：请检查文件是否损坏或被篡改",
+                f"{path.name}: the workbook inflates to {total / 2**30:.1f} GB (limit "
+                f"{MAX_INFLATED_BYTES / 2**30:.0f} GB); not read: the file may be damaged or "
+                "crafted",
+            )
+        for info in infos:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > 64 << 20 and ratio > MAX_INFLATION:
+                raise UnusableInputError(
+                    f"{path.name}：部件 {info.filename} 压缩比达 {ratio:,.0f} 倍（上限 "
+                    f"{MAX_INFLATION:.0f} 倍），不予读取：请检查文件是否损坏或被篡改",
+                    f"{path.name}: part {info.filename} inflates {ratio:,.0f}-fold (limit "
+                    f"{MAX_INFLATION:.0f}); not read: the file may be damaged or crafted",
+                )
+        names = _sheet_names(archive)
+        extents = []
+        for info in infos:
+            member = info.filename
+            if not re.fullmatch(r"xl/worksheets/[^/]+\.xml", member):
+                continue
+            sheet = _scan_sheet(archive, member, names.get(member, member))
+            grid = sheet.grid_cells
+            if grid > MAX_SPARSE_CELLS and sheet.cells < MIN_DENSITY * grid:
+                raise UnusableInputError(
+                    f"{path.name}（工作表 {sheet.name}）：单元格一直延伸到 {sheet.farthest}"
+                    f"（{sheet.max_row:,} 行 × {sheet.max_col:,} 列，{grid:,} 个单元格），"
+                    f"实际只写了 {sheet.cells:,} 个：请删除远处的单元格后另存再报",
+                    f"{path.name} (sheet {sheet.name}): cells reach {sheet.farthest} "
+                    f"({sheet.max_row:,} rows × {sheet.max_col:,} columns, {grid:,} cells) but "
+                    f"only {sheet.cells:,} are written: delete the far cells and save again",
+                )
+            extents.append(sheet)
+    return extents

@@ -1,0 +1,70 @@
+import zipfile
+
+import pytest
+import xlsxwriter
+
+from energy_audit.errors import UnusableInputError
+from energy_audit.io import workbook
+from energy_audit.io.readers import read_returns
+from energy_audit.io.workbook import check_workbook, column_letters
+
+
+def _book(path, cells, sheet="填报"):
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet(sheet)
+    for (row, col), value in cells.items():
+        ws.write(row, col, value)
+    wb.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("col", "letters"), [(1, "A"), (26, "Z"), (27, "AA"), (702, "ZZ"), (703, "AAA"), (16384, "XFD")]
+)
+def test_column_letters(col, letters):
+    assert column_letters(col) == letters
+
+
+def test_a_far_cell_in_a_tiny_workbook_is_refused_before_calamine_sees_it(tmp_path):
+    # calamine would allocate 200,001 × 5,001 cells (32 GB) and abort the process.
+    cells = {(0, 0): "统一社会信用代码", (0, 1): "统计年度", (200000, 5000): 1}
+    path = _book(tmp_path / "远.xlsx", cells)
+    assert path.stat().st_size < 10_000
+    with pytest.raises(UnusableInputError, match=r"远\.xlsx（工作表 填报）.*GJI200001") as info:
+        read_returns(path)
+    assert "200,001 rows × 5,001 columns" in info.value.message_en
+    assert "only 3 are written" in info.value.message_en
+
+
+def test_extents_count_every_cell_and_the_farthest_row_and_column(tmp_path, monkeypatch):
+    cells = {(r, c): r * 10 + c for r in range(300) for c in range(4)}
+    cells[(120, 30)] = "注"  # AE121
+    monkeypatch.setattr(workbook, "_BLOCK", 97)  # references cut by block ends are still read
+    (sheet,) = check_workbook(_book(tmp_path / "b.xlsx", cells))
+    assert (sheet.name, sheet.max_row, sheet.max_col, sheet.cells) == ("填报", 300, 31, 1201)
+    assert sheet.farthest == "AE300"
+
+
+def test_a_large_grid_that_is_mostly_used_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(workbook, "MAX_SPARSE_CELLS", 100)
+    dense = {(r, c): 1 for r in range(40) for c in range(5)}  # 200 cells, all used
+    assert check_workbook(_book(tmp_path / "dense.xlsx", dense))[0].cells == 200
+    sparse = {(0, 0): 1, (39, 4): 1, **{(r, 0): 1 for r in range(20)}}  # 21 of 200 < 1/8
+    with pytest.raises(UnusableInputError, match="E40"):
+        check_workbook(_book(tmp_path / "sparse.xlsx", sparse))
+
+
+def test_a_part_that_inflates_a_thousandfold_is_refused(tmp_path):
+    path = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/worksheets/sheet1.xml", b"\0" * (80 << 20))
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(UnusableInputError, match="压缩比") as info:
+        check_workbook(path)
+    assert "xl/worksheets/sheet1.xml" in info.value.message_en
+
+
+def test_a_file_that_is_not_a_zip_is_left_to_the_reader(tmp_path):
+    path = tmp_path / "x.xlsx"
+    path.write_bytes(b"not a zip")
+    assert check_workbook(path) == []
