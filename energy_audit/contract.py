@@ -70,8 +70,9 @@ def schema_dir() -> Path:
     if checkout.is_dir():
         return checkout
     raise ContractError(
+        f"缺少数据契约文件夹：energy_audit/schemas（安装包）和 {checkout}（源码目录）均不存在",
         "the data contract folder is missing: neither energy_audit/schemas (installed) nor "
-        f"{checkout} (source checkout) exists"
+        f"{checkout} (source checkout) exists",
     )
 
 
@@ -323,7 +324,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ContractError(f"{path}: cannot read the contract file: {exc}") from exc
+        raise ContractError(
+            f"{path}：无法读取数据契约文件：{exc}", f"{path}: cannot read the contract file: {exc}"
+        ) from exc
 
 
 @functools.cache
@@ -344,7 +347,10 @@ def units() -> UnitRegistry:
         for label, factor in spec["units"].items():
             key = normalize_label(label)
             if key in table:
-                raise ContractError(f"{path}: unit label {label!r} appears twice")
+                raise ContractError(
+                    f"{path}：单位标签 {label!r} 出现了两次",
+                    f"{path}: unit label {label!r} appears twice",
+                )
             table[key] = Unit(label=label, dimension=dim, factor=float(factor))
     return UnitRegistry(units=table, bases=bases)
 
@@ -353,15 +359,24 @@ def _column(path: Path, raw: Mapping[str, Any]) -> ColumnSpec:
     unknown = set(raw) - _ALLOWED_KEYS
     name = raw.get("name", "?")
     if unknown:
-        raise ContractError(f"{path}: column {name!r} has unknown keys {sorted(unknown)}")
+        raise ContractError(
+            f"{path}：列 {name!r} 含有未知的键 {sorted(unknown)}",
+            f"{path}: column {name!r} has unknown keys {sorted(unknown)}",
+        )
     dtype = raw.get("dtype")
     if dtype not in _POLARS_DTYPES:
-        raise ContractError(f"{path}: column {name!r} has unknown dtype {dtype!r}")
+        raise ContractError(
+            f"{path}：列 {name!r} 的 dtype {dtype!r} 未知",
+            f"{path}: column {name!r} has unknown dtype {dtype!r}",
+        )
     values = tuple(
         EnumValue(code=v["code"], labels=tuple(v.get("labels", ()))) for v in raw.get("values", [])
     )
     if dtype == "enum" and not values:
-        raise ContractError(f"{path}: enum column {name!r} lists no values")
+        raise ContractError(
+            f"{path}：枚举列 {name!r} 没有列出任何取值",
+            f"{path}: enum column {name!r} lists no values",
+        )
     required = bool(raw.get("required", False))
     return ColumnSpec(
         name=name,
@@ -405,7 +420,10 @@ def table(name: str) -> TableSpec:
         aliases, a unit not in ``units.toml``).
     """
     if name not in TABLE_NAMES:
-        raise ContractError(f"no contract table {name!r}; known tables: {', '.join(TABLE_NAMES)}")
+        raise ContractError(
+            f"没有名为 {name!r} 的数据契约表；已有的表：{'、'.join(TABLE_NAMES)}",
+            f"no contract table {name!r}; known tables: {', '.join(TABLE_NAMES)}",
+        )
     path = schema_dir() / f"{name}.toml"
     raw = _read_toml(path)
     meta = raw.get("table", {})
@@ -417,15 +435,17 @@ def table(name: str) -> TableSpec:
             k = normalize_label(key)
             if k in seen and seen[k] != col.name:
                 raise ContractError(
-                    f"{path}: header {key!r} names both {seen[k]!r} and {col.name!r}"
+                    f"{path}：表头 {key!r} 同时指向列 {seen[k]!r} 和 {col.name!r}",
+                    f"{path}: header {key!r} names both {seen[k]!r} and {col.name!r}",
                 )
             seen[k] = col.name
         if meta.get("input") and col.unit is not None and col.unit not in reg:
             raise ContractError(
-                f"{path}: column {col.name!r} has unit {col.unit!r}, not in units.toml"
+                f"{path}：列 {col.name!r} 的单位 {col.unit!r} 不在 units.toml 中",
+                f"{path}: column {col.name!r} has unit {col.unit!r}, not in units.toml",
             )
     if len({c.name for c in cols}) != len(cols):
-        raise ContractError(f"{path}: a column name appears twice")
+        raise ContractError(f"{path}：有列名出现了两次", f"{path}: a column name appears twice")
     return TableSpec(
         name=meta.get("name", name),
         title_zh=meta.get("title_zh", ""),

@@ -47,8 +47,22 @@ def test_evaluation_has_four_columns_per_indicator():
 
 
 def test_unknown_table_is_an_error():
-    with pytest.raises(ContractError, match="no contract table 'nope'"):
+    with pytest.raises(ContractError, match="没有名为 'nope' 的数据契约表") as info:
         contract.table("nope")
+    assert "no contract table 'nope'" in info.value.message_en
+
+
+def test_broken_contract_file_named_in_both_languages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "returns.toml"
+    path.write_text('[[columns]]\nname = "kwh"\ndtype = "decimal"\n', encoding="utf-8")
+    monkeypatch.setattr(contract, "schema_dir", lambda: tmp_path)
+    with pytest.raises(ContractError, match="的 dtype 'decimal' 未知") as info:
+        contract.table.__wrapped__("returns")  # the uncached function: the packaged table is cached
+    for message in (info.value.message_zh, info.value.message_en):
+        assert str(path) in message and "'kwh'" in message and "'decimal'" in message
+    assert info.value.message_en.endswith("column 'kwh' has unknown dtype 'decimal'")
 
 
 def test_units_registry_normalises_labels():
