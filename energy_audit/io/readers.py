@@ -38,7 +38,7 @@ from energy_audit.io.headers import (
     header_score,
     resolve_headers,
 )
-from energy_audit.io.workbook import check_workbook
+from energy_audit.io.workbook import check_ods, check_workbook
 
 NOTE_COLUMNS: dict[str, pl.DataType] = {
     "source_file": pl.String(),
@@ -130,7 +130,11 @@ def file_sha256(path: str | Path) -> str:
 def _load_excel(path: Path) -> list[_Sheet]:
     import fastexcel
 
-    check_workbook(path)  # before calamine, which aborts the process on a far cell
+    # Before calamine, which aborts the process on a far cell and expands repeated ODS cells.
+    if path.suffix.lower() == ".ods":
+        check_ods(path)
+    else:
+        check_workbook(path)
     try:
         reader = fastexcel.read_excel(str(path))
     except Exception as exc:  # fastexcel raises its own error types

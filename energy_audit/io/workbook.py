@@ -20,6 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -36,6 +37,10 @@ MAX_INFLATED_BYTES: Final[int] = 4 << 30
 
 MAX_INFLATION: Final[float] = 200.0
 """Most a part larger than 64 MB may inflate relative to its compressed size (XML: 5-20×)."""
+
+MAX_ODS_CELLS: Final[int] = 50_000_000
+"""Most cells with a value an OpenDocument sheet may expand to [cells] (repeated cells count
+each time: ``number-columns-repeated="16384"`` in 1.5 KB of XML is 16,384 values)."""
 
 _BLOCK: Final[int] = 1 << 24
 _REF: Final = b' r="'
@@ -233,3 +238,73 @@ def check_workbook(path: str | Path) -> list[SheetExtent]:
                 )
             extents.append(sheet)
     return extents
+
+
+_TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+_OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+
+
+def _repeat(element: ElementTree.Element, what: str) -> int:
+    raw = element.get(f"{{{_TABLE_NS}}}number-{what}-repeated", "1")
+    return int(raw) if raw.isdigit() else 1
+
+
+def check_ods(path: str | Path) -> int:
+    """Refuse an OpenDocument spreadsheet whose repeated cells expand beyond a bound.
+
+    A row or cell may say it repeats (``table:number-rows-repeated``,
+    ``table:number-columns-repeated``): a 1.5 KB file can hold 1.6 billion values, which the
+    reader would build. Empty repeated cells (how LibreOffice writes the unused rest of a
+    sheet) cost nothing and are not counted.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.ods`` file; one that is not a zip package is left to the reader.
+
+    Returns
+    -------
+    int
+        Cells with a value after expansion, over all sheets.
+
+    Raises
+    ------
+    UnusableInputError
+        If they exceed :data:`MAX_ODS_CELLS`.
+    """
+    path = Path(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return 0
+    total = 0
+    with archive:
+        try:
+            stream = archive.open("content.xml")
+        except KeyError:
+            return 0
+        with stream:
+            row_cells, rows = 0, 1
+            try:
+                for event, element in ElementTree.iterparse(stream, events=("start", "end")):
+                    tag = element.tag
+                    if event == "start" and tag == f"{{{_TABLE_NS}}}table-row":
+                        row_cells, rows = 0, _repeat(element, "rows")
+                    elif event == "end" and tag == f"{{{_TABLE_NS}}}table-cell":
+                        if element.get(f"{{{_OFFICE_NS}}}value-type") is not None or len(element):
+                            row_cells += _repeat(element, "columns")
+                        element.clear()
+                    elif event == "end" and tag == f"{{{_TABLE_NS}}}table-row":
+                        total += row_cells * rows
+                        element.clear()
+                        if total > MAX_ODS_CELLS:
+                            raise UnusableInputError(
+                                f"{path.name}：重复单元格展开后超过 {MAX_ODS_CELLS:,} 个"
+                                "有值单元格，不予读取：请另存为 .xlsx 后再报",
+                                f"{path.name}: repeated cells expand to more than "
+                                f"{MAX_ODS_CELLS:,} cells with a value; not read: save it as "
+                                ".xlsx and send it again",
+                            )
+            except ElementTree.ParseError:
+                return total  # the reader reports a damaged file
+    return total

@@ -68,3 +68,36 @@ def test_a_file_that_is_not_a_zip_is_left_to_the_reader(tmp_path):
     path = tmp_path / "x.xlsx"
     path.write_bytes(b"not a zip")
     assert check_workbook(path) == []
+
+
+def _ods(path, repeat, value_type=' office:value-type="float" office:value="1"'):
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body>'
+        '<office:spreadsheet><table:table table:name="S"><table:table-row>'
+        '<table:table-cell office:value-type="string"><text:p>统计年度</text:p>'
+        "</table:table-cell></table:table-row>"
+        f'<table:table-row table:number-rows-repeated="{repeat}">'
+        f'<table:table-cell table:number-columns-repeated="{repeat}"{value_type}/>'
+        "</table:table-row></table:table></office:spreadsheet></office:body>"
+        "</office:document-content>"
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("content.xml", content)
+    return path
+
+
+def test_repeated_ods_cells_are_counted_each_time_and_bounded(tmp_path):
+    from energy_audit.io.workbook import check_ods
+
+    assert check_ods(_ods(tmp_path / "small.ods", 3)) == 1 + 9
+    # 1.5 KB holding 10¹⁰ values: refused before calamine builds them.
+    path = _ods(tmp_path / "many.ods", 100_000)
+    with pytest.raises(UnusableInputError, match=r"many\.ods：重复单元格") as info:
+        read_returns(path)
+    assert "repeated cells expand" in info.value.message_en
+    # Empty repeated cells (LibreOffice's unused rest of a sheet) cost nothing.
+    assert check_ods(_ods(tmp_path / "empty.ods", 100_000, value_type="")) == 1
