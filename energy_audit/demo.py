@@ -42,7 +42,7 @@ from energy_audit.districts import load_districts
 from energy_audit.factors import factors_used
 from energy_audit.indicators import aggregate, indicators
 from energy_audit.io.readers import ReadResult, file_sha256, read_directory, read_returns
-from energy_audit.io.writers import write_excel
+from energy_audit.io.writers import write_csv, write_excel
 from energy_audit.panel.evidence import write_evidence
 from energy_audit.synthetic import evolve_directory, write_city
 from energy_audit.verify.run import verify, write_verification
@@ -241,7 +241,8 @@ def run_demo(
         title=f"公共机构能源资源消费指标（{settings.first_year}—{settings.last_year}年，合成数据）",
     )
     used = factors_used(settings.years, region_code=settings.region_code)
-    used.write_csv(out / "indicators" / "factors_used.csv")
+    # canonical headers: the record of the factor rows used, read back by programs
+    write_csv(used, out / "indicators" / "factors_used.csv", translate_headers=False)
 
     manifest = {
         "job": "demo",

@@ -12,10 +12,15 @@ and never raises on bad data. Rules (domain.md §4-5, data contract §1):
 - hierarchy: parent missing, parent dissolved or merged, cycles, a unit above its parent's level;
 - merges: merged without a target, or a target not in the directory;
 - reading: cells and rows the reader had to quarantine.
+
+Personal data (contract columns marked ``personal``: contact name and phone) never enters a
+finding: a quarantined row is quoted without its personal columns, a quarantined personal cell
+as :data:`~energy_audit.directory.diff.PERSONAL_MASK`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -24,6 +29,7 @@ import polars as pl
 
 from energy_audit import contract
 from energy_audit.directory.codes import credit_codes_valid, validate_credit_code
+from energy_audit.directory.diff import PERSONAL_FIELDS, PERSONAL_MASK
 from energy_audit.districts import load_districts
 from energy_audit.findings import (
     Rule,
@@ -32,6 +38,7 @@ from energy_audit.findings import (
     provenance,
     sort_findings,
 )
+from energy_audit.io.headers import match_header
 from energy_audit.io.readers import ReadResult
 
 
@@ -522,6 +529,45 @@ def _merges(d: pl.DataFrame) -> dict[Rule, pl.DataFrame]:
     }
 
 
+def row_without_personal_data(raw_row: str | None) -> str:
+    """Return a quarantined row's JSON (header → cell) without its personal-data cells.
+
+    Parameters
+    ----------
+    raw_row : str or None
+        The reader's ``raw_value`` of a row quarantined whole: a JSON object from the file's
+        headers to the cells' text.
+
+    Returns
+    -------
+    str
+        The same JSON object (key order kept, Chinese as is) without the cells whose header
+        names a personal-data column of the directory (联系人, 联系电话, their aliases and
+        headers with a unit); :data:`~energy_audit.directory.diff.PERSONAL_MASK` if the text is
+        not a JSON object (nothing can then tell which part is personal); ``""`` for null.
+
+    Examples
+    --------
+    >>> row_without_personal_data('{"单位名称": "天津市第一中学", "联系电话": "022-1"}')
+    '{"单位名称": "天津市第一中学"}'
+    """
+    if raw_row is None:
+        return ""
+    try:
+        row = json.loads(raw_row)
+    except ValueError:
+        return PERSONAL_MASK
+    if not isinstance(row, dict):
+        return PERSONAL_MASK
+    spec = contract.table("directory")
+    kept = {}
+    for key, value in row.items():
+        match = match_header(str(key), spec)
+        if match is None or match[0].name not in PERSONAL_FIELDS:
+            kept[key] = value
+    return json.dumps(kept, ensure_ascii=False)
+
+
 def _quarantine(d: pl.DataFrame, quarantine: pl.DataFrame) -> dict[Rule, pl.DataFrame]:
     if quarantine.is_empty():
         return {}
@@ -537,7 +583,20 @@ def _quarantine(d: pl.DataFrame, quarantine: pl.DataFrame) -> dict[Rule, pl.Data
         )
     else:
         cells = cells.with_columns(pl.lit(None, pl.String).alias("institution_id"))
+    cells = cells.with_columns(
+        pl.when(pl.col("column").is_in(list(PERSONAL_FIELDS)))
+        .then(pl.lit(PERSONAL_MASK, pl.String))
+        .otherwise(pl.col("raw_value"))
+        .alias("raw_value")
+    )
     rows = quarantine.filter(pl.col("column").is_null())
+    rows = rows.with_columns(
+        pl.Series(
+            "raw_value",
+            [row_without_personal_data(v) for v in rows["raw_value"].to_list()],
+            dtype=pl.String,
+        )
+    )
     return {
         R_UNREADABLE_CELL: cells.select(
             "institution_id",

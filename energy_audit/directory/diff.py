@@ -23,6 +23,11 @@ removed       移除     in the old snapshot, absent from the new one although i
 Values are compared in a normalised text form (:func:`normalize_directory`): surrounding white
 space is ignored, an empty text is the same as a null, booleans are ``true`` / ``false``, enum
 codes are compared as written and a blank ``status`` reads as its contract default ``active``.
+
+Personal data (the contract columns marked ``personal``: contact name and phone) stays in the
+directory store: a change of contact is reported (``changed``, field ``contact_phone``) but its
+old and new values are withheld as :data:`PERSONAL_MASK` in the changes table and in every
+report written from it.
 """
 
 from __future__ import annotations
@@ -34,18 +39,21 @@ from typing import Final
 
 import polars as pl
 
-from energy_audit import contract
-from energy_audit.errors import UnusableInputError
-from energy_audit.io.writers import chinese_header, write_excel
+from energy_audit import contract, glossary
+from energy_audit.errors import Lang, UnusableInputError
+from energy_audit.io.writers import header, write_excel
 
 __all__ = [
     "CHANGES_SCHEMA",
     "CHANGE_KINDS",
     "CHANGE_KIND_ZH",
     "COMPARED_FIELDS",
+    "PERSONAL_FIELDS",
+    "PERSONAL_MASK",
     "comparison_exprs",
     "diff_directories",
     "diff_normalized",
+    "mask_personal",
     "normalize_directory",
     "summarize_changes",
     "write_change_report",
@@ -63,16 +71,10 @@ CHANGE_KINDS: Final[tuple[str, ...]] = (
     "removed",
 )
 
-#: Chinese name of each kind of change: the sheet names of the change report.
+#: Chinese name of each kind of change (glossary domain ``change_kind``): the sheet names of
+#: the change report.
 CHANGE_KIND_ZH: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "added": "新增",
-        "dissolved": "撤销",
-        "merged": "合并",
-        "renamed": "更名",
-        "changed": "信息变更",
-        "removed": "移除",
-    }
+    {kind: glossary.term("change_kind", kind) for kind in CHANGE_KINDS}
 )
 
 #: Directory fields compared between snapshots (every contract column but the key), in
@@ -92,16 +94,14 @@ CHANGES_SCHEMA: Final = pl.Schema(
     }
 )
 
-_SUMMARY_SHEET: Final = "汇总"
-_PERSONAL_MASK: Final = "***"
-_HEADERS_ZH: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "institution_id": chinese_header("institution_id"),
-        "change": "变更类型",
-        "field": "字段",
-        "old_value": "原值",
-        "new_value": "新值",
-    }
+#: Directory fields holding personal data (contract ``personal = true``): contact name, phone.
+PERSONAL_FIELDS: Final[tuple[str, ...]] = tuple(c.name for c in _DIRECTORY.columns if c.personal)
+
+#: What the changes table and the change report show instead of a personal value.
+PERSONAL_MASK: Final = "***"
+
+_BOOL_TERMS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
+    {"zh": {"true": "是", "false": "否"}, "en": {"true": "yes", "false": "no"}}
 )
 
 
@@ -128,9 +128,11 @@ def comparison_exprs(columns: Collection[str]) -> list[pl.Expr]:
     """
     missing = [c.name for c in _DIRECTORY.columns if c.required and c.name not in columns]
     if missing:
+        missing_zh = "、".join(f"{header(c, 'zh')}（{c}）" for c in missing)
         raise UnusableInputError(
+            f"名录库表缺少必填列：{missing_zh}；现有列：{'、'.join(columns) or '无'}",
             f"the directory table lacks required column(s) {', '.join(missing)}; "
-            f"it has {', '.join(columns) or 'no columns'}"
+            f"it has {', '.join(columns) or 'no columns'}",
         )
     exprs = []
     for col in _DIRECTORY.columns:
@@ -284,7 +286,9 @@ def diff_directories(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
 
         Sorted by kind (:data:`CHANGE_KINDS` order), ``institution_id``, then field in contract
         order. An institution can have several rows (e.g. renamed and moved to another
-        district).
+        district). The values of :data:`PERSONAL_FIELDS` are withheld (:func:`mask_personal`):
+        a contact change is a row whose values are :data:`PERSONAL_MASK` (null where there was
+        no value).
 
     Raises
     ------
@@ -305,7 +309,32 @@ def diff_directories(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     >>> diff_directories(old, new).select("change", "field", "new_value").row(0)
     ('changed', 'district_code', '120116')
     """
-    return diff_normalized(_comparable(old), _comparable(new), key="institution_id")
+    return mask_personal(diff_normalized(_comparable(old), _comparable(new), key="institution_id"))
+
+
+def mask_personal(changes: pl.DataFrame) -> pl.DataFrame:
+    """Withhold the values of personal-data fields in a changes table.
+
+    Parameters
+    ----------
+    changes : polars.DataFrame
+        ``field``, ``old_value`` and ``new_value`` (as :func:`diff_normalized` returns them).
+
+    Returns
+    -------
+    polars.DataFrame
+        The same rows; where ``field`` is one of :data:`PERSONAL_FIELDS`, a non-null
+        ``old_value`` / ``new_value`` is :data:`PERSONAL_MASK` (a null stays null, so the row
+        still says whether a contact was added, changed or removed).
+    """
+    personal = pl.col("field").is_in(list(PERSONAL_FIELDS))
+    return changes.with_columns(
+        pl.when(personal & pl.col(side).is_not_null())
+        .then(pl.lit(PERSONAL_MASK, pl.String))
+        .otherwise(pl.col(side))
+        .alias(side)
+        for side in ("old_value", "new_value")
+    )
 
 
 def _comparable(frame: pl.DataFrame) -> pl.DataFrame:
@@ -334,26 +363,24 @@ def summarize_changes(changes: pl.DataFrame) -> dict[str, int]:
     return {kind: int(found.get(kind, 0)) for kind in CHANGE_KINDS}
 
 
-def _display_values(changes: pl.DataFrame, include_personal_data: bool) -> pl.DataFrame:
-    """Show enum codes and booleans with their Chinese labels; mask personal data."""
-    out = changes
+def _display_values(changes: pl.DataFrame, lang: Lang) -> pl.DataFrame:
+    """Show enum codes and booleans as glossary terms in ``lang``; withhold personal data."""
+    out = mask_personal(changes)
     for col in _DIRECTORY.columns:
-        mapping: dict[str, str] = {}
         if col.dtype == "enum":
-            mapping = {v.code: v.labels[0] for v in col.values if v.labels}
+            mapping = dict(glossary.terms(col.name, lang))
         elif col.dtype == "bool":
-            mapping = {"true": "是", "false": "否"}
+            mapping = dict(_BOOL_TERMS[lang])
+        else:
+            continue
         is_field = pl.col("field") == col.name
-        for side in ("old_value", "new_value"):
-            if col.personal and not include_personal_data:
-                shown = pl.when(pl.col(side).is_null()).then(None).otherwise(pl.lit(_PERSONAL_MASK))
-            elif mapping:
-                shown = pl.col(side).replace(mapping)
-            else:
-                continue
-            out = out.with_columns(
-                pl.when(is_field).then(shown).otherwise(pl.col(side)).alias(side)
-            )
+        out = out.with_columns(
+            pl.when(is_field)
+            .then(pl.col(side).replace(mapping))
+            .otherwise(pl.col(side))
+            .alias(side)
+            for side in ("old_value", "new_value")
+        )
     return out
 
 
@@ -363,17 +390,18 @@ def write_change_report(
     *,
     old_label: str,
     new_label: str,
-    include_personal_data: bool = False,
+    lang: Lang = "zh",
 ) -> Path:
     """Write the change report workbook (名录库变更报告).
 
     Sheets, in order: ``汇总`` (summary: per kind, the institutions and rows concerned; the
     合计 row counts each institution once even if it has several kinds of change), then
     one sheet per kind of change — ``新增``, ``撤销``, ``合并``, ``更名``, ``信息变更``,
-    ``移除`` — each written even when empty, with the headers 统一社会信用代码, 变更类型, 字段 (the
-    field's Chinese header from the data contract, e.g. 所在区划代码), 原值, 新值. Enum codes and
-    booleans are written with their Chinese labels (``dissolved`` → 撤销, ``true`` → 是). A
-    title row above each sheet's header (row 3) names the two snapshots.
+    ``移除`` (glossary domain ``change_kind``) — each written even when empty, with the headers
+    统一社会信用代码, 变更类型, 字段 (the field's Chinese header from the data contract, e.g.
+    所在区划代码), 原值, 新值. Enum codes and booleans are written with their glossary terms
+    (``dissolved`` → 撤销, ``true`` → 是). A title row above each sheet's header (row 3) names
+    the two snapshots. With ``lang="en"`` sheet names, headers, kinds and terms are English.
 
     Parameters
     ----------
@@ -384,43 +412,52 @@ def write_change_report(
     old_label, new_label : str
         How the two snapshots are named in the title, e.g. ``"2024-09-30"`` and
         ``"2024-12-31"`` (dates in ISO 8601) or their file names.
-    include_personal_data : bool, default False
-        Write the old and new values of personal-data fields (contact name and phone). By
-        default they are masked as ``***``: the row still says that the field changed.
+    lang : {"zh", "en"}, default "zh"
+        Language of sheet names, headers and terms.
 
     Returns
     -------
     pathlib.Path
         The path written.
+
+    Notes
+    -----
+    The values of personal-data fields (contact name and phone) are never written: they show
+    as :data:`PERSONAL_MASK`, and the row still says that the field changed. The store keeps
+    the values.
     """
+    kind_terms = glossary.terms("change_kind", lang)
     counts = summarize_changes(changes)
     rows = changes.group_by("change").len()
     row_counts = dict(zip(rows["change"].to_list(), rows["len"].to_list(), strict=True))
     summary = pl.DataFrame(
         {
-            "变更类型": [*(CHANGE_KIND_ZH[k] for k in CHANGE_KINDS), "合计"],
-            "单位数": [
+            "change": [
+                *(kind_terms[k] for k in CHANGE_KINDS),
+                glossary.term("change_report", "total", lang),
+            ],
+            "institutions_changed": [
                 *(counts[k] for k in CHANGE_KINDS),
                 changes["institution_id"].n_unique(),
             ],
-            "记录数": [
+            "rows": [
                 *(int(row_counts.get(k, 0)) for k in CHANGE_KINDS),
                 changes.height,
             ],
         },
-        schema={"变更类型": pl.String, "单位数": pl.Int64, "记录数": pl.Int64},
+        schema={"change": pl.String, "institutions_changed": pl.Int64, "rows": pl.Int64},
     )
-    shown = _display_values(changes.select(CHANGES_SCHEMA.names()), include_personal_data)
+    shown = _display_values(changes.select(CHANGES_SCHEMA.names()), lang)
     shown = shown.with_columns(
         pl.col("field").replace_strict(
-            {f: chinese_header(f) for f in COMPARED_FIELDS}, default=pl.col("field")
+            {f: header(f, lang) for f in COMPARED_FIELDS}, default=pl.col("field")
         )
     )
-    sheets: dict[str, pl.DataFrame] = {_SUMMARY_SHEET: summary}
+    sheets: dict[str, pl.DataFrame] = {glossary.term("change_report", "summary", lang): summary}
     for kind in CHANGE_KINDS:
-        part = shown.filter(pl.col("change") == kind).with_columns(
-            pl.lit(CHANGE_KIND_ZH[kind], pl.String).alias("change")
+        sheets[kind_terms[kind]] = shown.filter(pl.col("change") == kind).with_columns(
+            pl.lit(kind_terms[kind], pl.String).alias("change")
         )
-        sheets[CHANGE_KIND_ZH[kind]] = part.rename(dict(_HEADERS_ZH))
-    title = f"公共机构名录库变更报告：{old_label} → {new_label}"
-    return write_excel(sheets, path, title=title, chinese_headers=False)
+    colon = "：" if lang == "zh" else ": "
+    title = f"{glossary.term('change_report', 'title', lang)}{colon}{old_label} → {new_label}"
+    return write_excel(sheets, path, title=title, lang=lang, translate_values=False)

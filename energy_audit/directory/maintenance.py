@@ -6,23 +6,32 @@ make them in Jupyter too. Every call writes its outputs into a folder:
 - ``findings.parquet`` (findings table, data contract §5) and ``findings.xlsx`` (Chinese
   headers, sorted by priority) — :func:`check_file`;
 - ``changes.parquet`` (``institution_id, change, field, old_value, new_value``) and
-  ``changes.xlsx`` (one sheet per change kind) — :func:`diff_files`;
+  ``changes.xlsx`` (one sheet per change kind) — :func:`diff_files`; contact names and phones
+  are withheld in both (:func:`energy_audit.directory.diff.mask_personal`): the store alone
+  keeps them;
 - all four for :func:`update_store`, which stores the snapshot only when it has no ``error``
   finding, unless the errors are accepted with a reason (recorded in the store's manifest).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from energy_audit.directory.checks import check_directory
-from energy_audit.directory.diff import diff_directories, summarize_changes, write_change_report
+from energy_audit.directory.diff import (
+    diff_directories,
+    mask_personal,
+    summarize_changes,
+    write_change_report,
+)
 from energy_audit.directory.history import DirectoryStore, SnapshotInfo
-from energy_audit.errors import UnusableInputError
+from energy_audit.errors import Lang, UnusableInputError
 from energy_audit.io.readers import ReadResult, file_sha256, read_directory
 from energy_audit.io.writers import write_excel
 
@@ -67,22 +76,65 @@ class UpdateResult:
     out_dir: Path
 
 
-def write_findings(findings: pl.DataFrame, out_dir: str | Path, *, title: str) -> Path:
-    """Write ``findings.parquet`` and ``findings.xlsx`` (Chinese headers) into ``out_dir``.
+@contextlib.contextmanager
+def _writing(out_dir: str | Path) -> Iterator[Path]:
+    """Create the output folder; a file system error becomes one message naming the path."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        yield out
+    except OSError as exc:
+        where = exc.filename or out
+        raise UnusableInputError(
+            f"{where}：无法写入输出文件：{exc.strerror or exc}",
+            f"{where}: cannot write the outputs: {exc.strerror or exc}",
+        ) from exc
+
+
+def write_findings(
+    findings: pl.DataFrame, out_dir: str | Path, *, title: str, lang: Lang = "zh"
+) -> Path:
+    """Write ``findings.parquet`` and ``findings.xlsx`` into ``out_dir``.
+
+    Parameters
+    ----------
+    findings : polars.DataFrame
+        Findings table (data contract §5).
+    out_dir : str or Path
+        Folder (created).
+    title : str
+        Title row of the workbook.
+    lang : {"zh", "en"}, default "zh"
+        Language of the workbook's sheet name, headers and coded values (类别 完整性,
+        严重程度 错误…); the Parquet file keeps the codes and both messages.
 
     Returns
     -------
     pathlib.Path
         The Parquet file.
+
+    Raises
+    ------
+    UnusableInputError
+        If the folder or a file cannot be written (e.g. ``out_dir`` names an existing file).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    findings.write_parquet(out / "findings.parquet")
-    write_excel({"核查发现": findings}, out / "findings.xlsx", title=title)
+    with _writing(out_dir) as out:
+        findings.write_parquet(out / "findings.parquet")
+        sheet = "findings" if lang == "en" else "核查发现"
+        write_excel({sheet: findings}, out / "findings.xlsx", title=title, lang=lang)
     return out / "findings.parquet"
 
 
-def check_file(path: str | Path, out_dir: str | Path | None = None) -> CheckResult:
+def _check_title(path: str | Path, lang: Lang, as_of: dt.date | None = None) -> str:
+    name = Path(path).name
+    if lang == "en":
+        return f"Directory check: {name}" + (f" ({as_of})" if as_of else "")
+    return f"名录库核查：{name}" + (f"（{as_of}）" if as_of else "")
+
+
+def check_file(
+    path: str | Path, out_dir: str | Path | None = None, *, lang: Lang = "zh"
+) -> CheckResult:
     """Read a directory snapshot and run every directory rule on it.
 
     Parameters
@@ -91,6 +143,8 @@ def check_file(path: str | Path, out_dir: str | Path | None = None) -> CheckResu
         Directory file (.xlsx, .csv or .parquet).
     out_dir : str or Path, optional
         Folder for ``findings.parquet`` and ``findings.xlsx`` (nothing written if omitted).
+    lang : {"zh", "en"}, default "zh"
+        Language of the workbook (:func:`write_findings`).
 
     Returns
     -------
@@ -100,16 +154,22 @@ def check_file(path: str | Path, out_dir: str | Path | None = None) -> CheckResu
     Raises
     ------
     UnusableInputError
-        If the file cannot be read.
+        If the file cannot be read or the outputs cannot be written.
     """
     read = read_directory(path)
     result = CheckResult(read, check_directory(read))
     if out_dir is not None:
-        write_findings(result.findings, out_dir, title=f"名录库核查：{Path(path).name}")
+        write_findings(result.findings, out_dir, title=_check_title(path, lang), lang=lang)
     return result
 
 
-def diff_files(old: str | Path, new: str | Path, out_dir: str | Path | None = None) -> pl.DataFrame:
+def diff_files(
+    old: str | Path,
+    new: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    lang: Lang = "zh",
+) -> pl.DataFrame:
     """Compare two directory snapshots file by file.
 
     Parameters
@@ -118,23 +178,32 @@ def diff_files(old: str | Path, new: str | Path, out_dir: str | Path | None = No
         The earlier and the later snapshot files.
     out_dir : str or Path, optional
         Folder for ``changes.parquet`` and ``changes.xlsx`` (nothing written if omitted).
+    lang : {"zh", "en"}, default "zh"
+        Language of the change report.
 
     Returns
     -------
     polars.DataFrame
-        One row per change (see :func:`energy_audit.directory.diff.diff_directories`).
+        One row per change (see :func:`energy_audit.directory.diff.diff_directories`;
+        contact values withheld).
+
+    Raises
+    ------
+    UnusableInputError
+        If a file cannot be read or the outputs cannot be written.
     """
     changes = diff_directories(read_directory(old).data, read_directory(new).data)
     if out_dir is not None:
-        _write_changes(changes, out_dir, Path(old).name, Path(new).name)
+        _write_changes(changes, out_dir, Path(old).name, Path(new).name, lang)
     return changes
 
 
-def _write_changes(changes: pl.DataFrame, out_dir: str | Path, old: str, new: str) -> None:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    changes.write_parquet(out / "changes.parquet")
-    write_change_report(changes, out / "changes.xlsx", old_label=old, new_label=new)
+def _write_changes(
+    changes: pl.DataFrame, out_dir: str | Path, old: str, new: str, lang: Lang
+) -> None:
+    with _writing(out_dir) as out:
+        mask_personal(changes).write_parquet(out / "changes.parquet")
+        write_change_report(changes, out / "changes.xlsx", old_label=old, new_label=new, lang=lang)
 
 
 def update_store(
@@ -145,6 +214,7 @@ def update_store(
     accept_errors: bool = False,
     reason: str | None = None,
     out_dir: str | Path | None = None,
+    lang: Lang = "zh",
 ) -> UpdateResult:
     """Run the quarterly update: check, diff against the latest snapshot, store if clean.
 
@@ -163,6 +233,8 @@ def update_store(
     out_dir : str or Path, optional
         Folder for the findings and the change report (default
         ``<store>/reports/<as_of>``).
+    lang : {"zh", "en"}, default "zh"
+        Language of the workbooks.
 
     Returns
     -------
@@ -190,8 +262,10 @@ def update_store(
     stored = store.snapshots()
     if stored.height and stored["as_of"].max() >= as_of:
         raise UnusableInputError(
+            f"{store_path}：{as_of} 的名录快照不晚于库中最新的快照（{stored['as_of'].max()}）；"
+            "快照须按日期先后存入",
             f"{store_path}: snapshot of {as_of} is not after the latest stored one "
-            f"({stored['as_of'].max()}); snapshots are stored in date order"
+            f"({stored['as_of'].max()}); snapshots are stored in date order",
         )
     check = check_file(path)
     previous = store.latest()
@@ -199,9 +273,10 @@ def update_store(
         previous if previous is not None else check.read.data.clear(), check.read.data
     )
     out = Path(out_dir) if out_dir is not None else store_path / "reports" / as_of.isoformat()
-    write_findings(check.findings, out, title=f"名录库核查：{Path(path).name}（{as_of}）")
-    previous_label = stored["as_of"].max().isoformat() if stored.height else "（空）"
-    _write_changes(changes, out, previous_label, as_of.isoformat())
+    write_findings(check.findings, out, title=_check_title(path, lang, as_of), lang=lang)
+    empty = "(empty)" if lang == "en" else "（空）"
+    previous_label = stored["as_of"].max().isoformat() if stored.height else empty
+    _write_changes(changes, out, previous_label, as_of.isoformat(), lang)
     counts = check.counts
     if counts["error"] and not accept_errors:
         return UpdateResult(False, check, changes, None, out)

@@ -70,7 +70,7 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
 
 from energy_audit import contract
 from energy_audit.errors import EnergyAuditError, UnusableInputError
-from energy_audit.io.writers import chinese_header
+from energy_audit.io.writers import chinese_header, write_csv
 from energy_audit.plotting import (
     MissingFontError,
     apply_fonts,
@@ -1200,7 +1200,9 @@ def write_evidence(
     Returns
     -------
     polars.DataFrame
-        One row per finding drawn, also written to ``index.csv`` (UTF-8): ``rank``,
+        One row per finding drawn, also written to ``index.csv`` (UTF-8 with BOM, by
+        :func:`energy_audit.io.writers.write_csv`, its canonical headers kept so that programs
+        read it back; formula-like text escaped): ``rank``,
         ``finding_id``, ``rule_id``, ``institution_id``, ``year``, ``field``, ``file`` (the
         PNG's name, null where nothing could be drawn) and ``note`` (why not: the message of
         the error, e.g. no value of the field in ``data``). A finding that cannot be drawn
@@ -1271,5 +1273,5 @@ def write_evidence(
             "note": pl.String,
         },
     )
-    index.write_csv(out / "index.csv")
+    write_csv(index, out / "index.csv", translate_headers=False)
     return index

@@ -176,7 +176,38 @@ def test_unreadable_cells_and_rows_are_findings(tmp_path, clean):
     assert cell["field"].to_list() == ["key_energy_user"]
     assert cell["institution_id"].to_list() == [clean["institution_id"][1]]
     assert "也许" in cell["message_zh"][0]
-    assert findings.filter(pl.col("rule_id") == "DIR-016").height == 1
+    row = findings.filter(pl.col("rule_id") == "DIR-016")
+    assert row.height == 1
+    # the row is quoted without its personal data (联系人, 联系电话)
+    assert frame["name"][2] in row["message_zh"][0] and frame["name"][2] in row["message_en"][0]
+    for personal in (frame["contact_name"][2], frame["contact_phone"][2]):
+        assert personal
+        for text in findings.select(pl.col(pl.String)).rows():
+            assert not any(personal in (t or "") for t in text)
+
+
+def test_quarantined_personal_data_is_withheld(clean):
+    quarantine = pl.DataFrame(
+        {
+            "source_file": ["名录.xlsx"] * 3,
+            "source_sheet": ["名录"] * 3,
+            "source_row": [4, 5, 6],
+            "column": [None, "contact_phone", None],
+            "raw_value": [
+                '{"单位名称": "天津市某中学", "联系人": "张三", "联系电话(手机)": "13800000000"}',
+                "13900000000",
+                "not json 张三",
+            ],
+            "reason": ["identity cannot be read", "not a number", "identity cannot be read"],
+        }
+    )
+    findings = check_directory(clean, quarantine=quarantine)
+    text = "\n".join(findings["message_zh"].to_list() + findings["message_en"].to_list())
+    assert "天津市某中学" in text
+    for personal in ("张三", "13800000000", "13900000000"):
+        assert personal not in text
+    assert findings.filter(pl.col("rule_id") == "DIR-016").height == 2
+    assert findings.filter(pl.col("rule_id") == "DIR-015")["message_zh"][0].count("***") == 1
 
 
 def test_findings_are_stable_and_input_unchanged(clean):

@@ -12,7 +12,9 @@ from energy_audit.directory.codes import make_credit_codes
 from energy_audit.directory.diff import (
     CHANGE_KINDS,
     CHANGES_SCHEMA,
+    PERSONAL_MASK,
     diff_directories,
+    mask_personal,
     summarize_changes,
     write_change_report,
 )
@@ -107,7 +109,8 @@ def test_field_level_changes(
         (p["moved"], "changed", "district_code", old[p["moved"]]["district_code"], "120116"),
         (p["moved"], "changed", "parent_id", old[p["moved"]]["parent_id"], p["target"]),
         (p["phone"], "changed", "key_energy_user", "false", "true"),
-        (p["phone"], "changed", "contact_phone", old[p["phone"]]["contact_phone"], "022-99999999"),
+        # the contact changed; its values stay in the store
+        (p["phone"], "changed", "contact_phone", PERSONAL_MASK, PERSONAL_MASK),
         (p["both"], "renamed", "name", old[p["both"]]["name"], "天津市另一新名称"),
         (p["both"], "changed", "address", old[p["both"]]["address"], "天津市滨海新区新港路1号"),
     }
@@ -172,8 +175,9 @@ def test_duplicate_ids_compare_first_occurrence(base: pl.DataFrame, picks: dict[
 
 
 def test_missing_required_column_is_unusable(base: pl.DataFrame) -> None:
-    with pytest.raises(UnusableInputError, match=r"required column.*district_code"):
+    with pytest.raises(UnusableInputError, match=r"缺少必填列：所在区划代码（district_code）") as e:
         diff_directories(base, base.drop("district_code"))
+    assert "required column(s) district_code" in e.value.message("en")
 
 
 def read_sheet(path: Path, sheet: str) -> pl.DataFrame:
@@ -234,18 +238,60 @@ def test_change_report_sheets_and_headers(
     assert edits.filter(pl.col("字段") == "是否重点用能单位").row(0)[3:] == ("否", "是")
 
 
-def test_change_report_can_show_personal_data(
-    tmp_path: Path, base: pl.DataFrame, quarter: pl.DataFrame
+def test_change_report_never_shows_personal_data(tmp_path: Path) -> None:
+    # even a changes table that carries the values in clear is written masked
+    raw = pl.DataFrame(
+        {
+            "institution_id": ["12120000MB0000000X"],
+            "change": ["changed"],
+            "field": ["contact_phone"],
+            "old_value": ["022-12345678"],
+            "new_value": ["022-99999999"],
+        }
+    )
+    path = write_change_report(raw, tmp_path / "changes.xlsx", old_label="a", new_label="b")
+    edits = read_sheet(path, "信息变更")
+    assert edits.row(0)[2:] == ("联系电话", PERSONAL_MASK, PERSONAL_MASK)
+
+
+def test_mask_personal_keeps_nulls_and_other_fields() -> None:
+    changes = pl.DataFrame(
+        {
+            "institution_id": ["a", "a", "b"],
+            "change": ["changed"] * 3,
+            "field": ["contact_name", "address", "contact_phone"],
+            "old_value": [None, "老地址", "022-1"],
+            "new_value": ["张三", "新地址", None],
+        }
+    )
+    assert mask_personal(changes).select("old_value", "new_value").rows() == [
+        (None, PERSONAL_MASK),
+        ("老地址", "新地址"),
+        (PERSONAL_MASK, None),
+    ]
+
+
+def test_change_report_in_english(
+    tmp_path: Path, base: pl.DataFrame, quarter: pl.DataFrame, picks: dict[str, str]
 ) -> None:
     path = write_change_report(
         diff_directories(base, quarter),
-        tmp_path / "changes.xlsx",
+        tmp_path / "en.xlsx",
         old_label="a",
         new_label="b",
-        include_personal_data=True,
+        lang="en",
     )
-    edits = read_sheet(path, "信息变更")
-    assert edits.filter(pl.col("字段") == "联系电话")["新值"].item() == "022-99999999"
+    assert fastexcel.read_excel(path).sheet_names == ["summary", *CHANGE_KINDS]
+    title = pl.read_excel(path, sheet_name="summary", has_header=False).item(0, 0)
+    assert title == "Directory change report: a → b"
+    summary = read_sheet(path, "summary")
+    assert summary.columns == ["change", "institutions", "rows"]
+    assert summary["change"].to_list()[-1] == "total"
+    dissolved = read_sheet(path, "dissolved")
+    assert dissolved.columns == ["institution_id", "change", "field", "old_value", "new_value"]
+    assert dissolved.row(0) == (picks["dissolved"], "dissolved", "status", "active", "dissolved")
+    edits = read_sheet(path, "changed")
+    assert edits.filter(pl.col("field") == "key_energy_user").row(0)[3:] == ("no", "yes")
 
 
 def test_empty_change_report_has_every_sheet(tmp_path: Path, base: pl.DataFrame) -> None:
@@ -272,6 +318,8 @@ def test_diff_finds_every_synthetic_quarterly_change():
         }
 
     assert keyed(changes) == keyed(truth)
+    truth = mask_personal(truth)
+    assert truth.filter(pl.col("field") == "contact_phone").height > 0  # contacts do change
     values = {
         (i, c, f): (o, n)
         for i, c, f, o, n in changes.filter(

@@ -210,7 +210,7 @@ def test_rows_without_id_and_bad_arguments_refused(tmp_path: Path, base: pl.Data
     blank = edit(base, base["institution_id"][3], institution_id=None)
     with pytest.raises(UnusableInputError, match=r"1 row.*without an institution_id.*rows 4"):
         store.add(blank, S1)
-    with pytest.raises(UnusableInputError, match=r"required column.*name"):
+    with pytest.raises(UnusableInputError, match=r"缺少必填列：单位名称（name）"):
         store.add(base.drop("name"), S1)
     with pytest.raises(UnusableInputError, match="no rows"):
         store.add(base.clear(), S1)

@@ -130,7 +130,7 @@ def test_update_stores_clean_snapshots_and_refuses_errors(snapshots, tmp_path):
         ["directory", "update", str(paths["q2"]), "--store", str(store), "--as-of", "2025-01-31"],
     )
     assert late.exit_code == EXIT_UNUSABLE_INPUT
-    assert "not after the latest" in late.output
+    assert "不晚于库中最新的快照" in late.output
 
     history = runner.invoke(
         app, ["directory", "history", q1["institution_id"][8], "--store", str(store)]
