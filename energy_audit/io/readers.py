@@ -38,7 +38,7 @@ from energy_audit.io.headers import (
     header_score,
     resolve_headers,
 )
-from energy_audit.io.workbook import check_ods, check_workbook
+from energy_audit.io.limits import check_ods, check_parquet, check_workbook
 
 NOTE_COLUMNS: dict[str, pl.DataType] = {
     "source_file": pl.String(),
@@ -231,6 +231,7 @@ def _load_csv(path: Path) -> tuple[list[_Sheet], str]:
 
 
 def _load_parquet(path: Path) -> list[_Sheet]:
+    check_parquet(path)  # before polars, which would decode every run
     try:
         frame = pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as exc:

@@ -1,16 +1,19 @@
-"""Look inside an ``.xlsx`` package before a reader loads it: a small file must not take a machine.
+"""The limits of what a reader loads: a small file must not take a machine.
 
-calamine (the engine of :func:`fastexcel.read_excel`) builds each sheet as a dense grid from the
-first to the last cell used: a 5 KB workbook holding ``A1`` and one cell at ``GJI200001`` asks
-for 32 GB and aborts the process, no exception, no message. And a zip member may inflate a
-thousand-fold. :func:`check_workbook` reads the zip directory and streams each worksheet's XML
-once (bounded memory: one block at a time, the cell references parsed with numpy) and refuses,
-with one message naming the file, the sheet and the farthest cell, a workbook whose dense grid
-would be both large and mostly empty, or whose parts inflate beyond a bound.
+Readers turn every cell into text, so a file's cost is its cells, not its bytes, and formats
+let a few bytes stand for very many cells:
 
-The bounds (:data:`MAX_SPARSE_CELLS`, :data:`MIN_DENSITY`, :data:`MAX_INFLATED_BYTES`,
-:data:`MAX_INFLATION`) are far above real returns: a full Excel sheet of 1,048,576 rows × 30
-columns is 31 million cells, all of them used.
+- calamine (the engine of :func:`fastexcel.read_excel`) builds each sheet as a dense grid from
+  the first to the last cell used: a 5 KB ``.xlsx`` holding ``A1`` and one cell at ``GJI200001``
+  asks for 32 GB and aborts the process, no exception, no message; and a zip member may inflate
+  a thousand-fold. :func:`check_workbook` reads the zip directory and streams each worksheet's
+  XML once (bounded memory: one block at a time, cell references parsed with numpy).
+- OpenDocument repeats rows and cells by attribute: :func:`check_ods`.
+- Parquet encodes runs: 770 KB can hold 200 million rows. :func:`check_parquet`.
+
+Each refuses with one message naming the file (and the sheet and farthest cell) before the
+reader allocates. The bounds are far above real returns: a full Excel sheet of 1,048,576 rows ×
+30 columns is 31 million cells, all of them used.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ MAX_INFLATION: Final[float] = 200.0
 MAX_ODS_CELLS: Final[int] = 50_000_000
 """Most cells with a value an OpenDocument sheet may expand to [cells] (repeated cells count
 each time: ``number-columns-repeated="16384"`` in 1.5 KB of XML is 16,384 values)."""
+
+MAX_PARQUET_CELLS: Final[int] = 50_000_000
+"""Cells [rows × columns] up to which a Parquet file is read whatever its size on disk."""
+
+MAX_CELLS_PER_BYTE: Final[float] = 100.0
+"""Most cells per byte of a larger Parquet file (real returns: about one cell per byte)."""
 
 _BLOCK: Final[int] = 1 << 24
 _REF: Final = b' r="'
@@ -308,3 +317,44 @@ def check_ods(path: str | Path) -> int:
             except ElementTree.ParseError:
                 return total  # the reader reports a damaged file
     return total
+
+
+def check_parquet(path: str | Path) -> tuple[int, int]:
+    """Refuse a Parquet file that holds far more cells than its size suggests.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; one whose footer cannot be read is left to the reader (which says so).
+
+    Returns
+    -------
+    rows, columns : int
+        From the file's metadata (0, 0 if it cannot be read).
+
+    Raises
+    ------
+    UnusableInputError
+        If rows × columns exceed :data:`MAX_PARQUET_CELLS` and :data:`MAX_CELLS_PER_BYTE` per
+        byte of the file.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        meta = pq.read_metadata(path)
+    except Exception:  # pyarrow's error types vary; the reader gives the message
+        return 0, 0
+    rows, columns = meta.num_rows, meta.num_columns
+    cells = rows * columns
+    size = path.stat().st_size
+    if cells > MAX_PARQUET_CELLS and cells > MAX_CELLS_PER_BYTE * size:
+        raise UnusableInputError(
+            f"{path.name}：{size / 2**20:,.1f} MB 的文件声称有 {rows:,} 行 × {columns:,} 列"
+            f"（{cells:,} 个单元格，每字节 {cells / size:,.0f} 个），不予读取：请检查文件是否损坏"
+            "或被篡改",
+            f"{path.name}: a file of {size / 2**20:,.1f} MB claims {rows:,} rows × {columns:,} "
+            f"columns ({cells:,} cells, {cells / size:,.0f} per byte); not read: the file may be "
+            "damaged or crafted",
+        )
+    return rows, columns

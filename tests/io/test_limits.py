@@ -4,9 +4,9 @@ import pytest
 import xlsxwriter
 
 from energy_audit.errors import UnusableInputError
-from energy_audit.io import workbook
+from energy_audit.io import limits
+from energy_audit.io.limits import check_workbook, column_letters
 from energy_audit.io.readers import read_returns
-from energy_audit.io.workbook import check_workbook, column_letters
 
 
 def _book(path, cells, sheet="填报"):
@@ -39,14 +39,14 @@ def test_a_far_cell_in_a_tiny_workbook_is_refused_before_calamine_sees_it(tmp_pa
 def test_extents_count_every_cell_and_the_farthest_row_and_column(tmp_path, monkeypatch):
     cells = {(r, c): r * 10 + c for r in range(300) for c in range(4)}
     cells[(120, 30)] = "注"  # AE121
-    monkeypatch.setattr(workbook, "_BLOCK", 97)  # references cut by block ends are still read
+    monkeypatch.setattr(limits, "_BLOCK", 97)  # references cut by block ends are still read
     (sheet,) = check_workbook(_book(tmp_path / "b.xlsx", cells))
     assert (sheet.name, sheet.max_row, sheet.max_col, sheet.cells) == ("填报", 300, 31, 1201)
     assert sheet.farthest == "AE300"
 
 
 def test_a_large_grid_that_is_mostly_used_is_read(tmp_path, monkeypatch):
-    monkeypatch.setattr(workbook, "MAX_SPARSE_CELLS", 100)
+    monkeypatch.setattr(limits, "MAX_SPARSE_CELLS", 100)
     dense = {(r, c): 1 for r in range(40) for c in range(5)}  # 200 cells, all used
     assert check_workbook(_book(tmp_path / "dense.xlsx", dense))[0].cells == 200
     sparse = {(0, 0): 1, (39, 4): 1, **{(r, 0): 1 for r in range(20)}}  # 21 of 200 < 1/8
@@ -91,7 +91,7 @@ def _ods(path, repeat, value_type=' office:value-type="float" office:value="1"')
 
 
 def test_repeated_ods_cells_are_counted_each_time_and_bounded(tmp_path):
-    from energy_audit.io.workbook import check_ods
+    from energy_audit.io.limits import check_ods
 
     assert check_ods(_ods(tmp_path / "small.ods", 3)) == 1 + 9
     # 1.5 KB holding 10¹⁰ values: refused before calamine builds them.
@@ -101,3 +101,23 @@ def test_repeated_ods_cells_are_counted_each_time_and_bounded(tmp_path):
     assert "repeated cells expand" in info.value.message_en
     # Empty repeated cells (LibreOffice's unused rest of a sheet) cost nothing.
     assert check_ods(_ods(tmp_path / "empty.ods", 100_000, value_type="")) == 1
+
+
+def test_a_parquet_file_of_runs_claiming_far_more_cells_than_bytes_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from energy_audit.io.limits import check_parquet
+
+    path = tmp_path / "runs.parquet"
+    n = 60_000_000  # 120 M cells in well under 1 MB
+    pq.write_table(
+        pa.table({"统一社会信用代码": pa.nulls(n, pa.string()), "电": pa.nulls(n)}), path
+    )
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(UnusableInputError, match=r"runs\.parquet：.*60,000,000 行 × 2 列") as info:
+        read_returns(path)
+    assert "claims 60,000,000 rows × 2 columns" in info.value.message_en
+    ordinary = tmp_path / "ordinary.parquet"
+    pq.write_table(pa.table({"a": list(range(1000)), "b": [str(i) for i in range(1000)]}), ordinary)
+    assert check_parquet(ordinary) == (1000, 2)
