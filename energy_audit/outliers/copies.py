@@ -104,8 +104,9 @@ def _nonzero_count(columns: Sequence[str]) -> pl.Expr:
 def _check_min_nonzero(min_nonzero: int, columns: Sequence[str]) -> None:
     if not (isinstance(min_nonzero, int) and 1 <= min_nonzero <= len(columns)):
         raise SettingsError(
+            f"min_nonzero 应为 1 到列数（{len(columns)}）之间的整数，实际为 {min_nonzero!r}",
             f"min_nonzero must be an integer from 1 to the number of columns ({len(columns)}), "
-            f"got {min_nonzero!r}"
+            f"got {min_nonzero!r}",
         )
 
 
@@ -260,7 +261,7 @@ def identical_within_groups(
     schema = lazy.collect_schema()
     _check_frame(schema, names, key, year, "frame")
     if group not in schema:
-        raise UnusableInputError(f"frame lacks group column {group}")
+        raise UnusableInputError(f"输入数据缺少分组列 {group}", f"frame lacks group column {group}")
     added = ("is_identical_to_sibling", "identical_sibling_ids")
     kept = [c for c in schema.names() if c not in added]
     values = [f"__ea_v_{c}" for c in names]
@@ -411,7 +412,10 @@ def round_numbers(
     """
     names = _check_columns(columns)
     if not (isinstance(prior_weight, int | float) and prior_weight > 0):
-        raise SettingsError(f"prior_weight must be > 0, got {prior_weight!r}")
+        raise SettingsError(
+            f"prior_weight 应大于 0，实际为 {prior_weight!r}",
+            f"prior_weight must be > 0, got {prior_weight!r}",
+        )
     kappa = float(prior_weight)
     group_cols = _group_list(groups)
     lazy = frame.lazy()
@@ -419,7 +423,10 @@ def round_numbers(
     _check_frame(schema, names, key, year, "frame")
     missing = [g for g in group_cols if g not in schema]
     if missing:
-        raise UnusableInputError(f"frame lacks group column(s) {', '.join(missing)}")
+        raise UnusableInputError(
+            f"输入数据缺少分组列 {'、'.join(missing)}",
+            f"frame lacks group column(s) {', '.join(missing)}",
+        )
 
     def out(c: str, suffix: str) -> str:
         return f"{prefix}{c}_{suffix}"

@@ -269,19 +269,31 @@ def _grouped_counts(
     columns = [value_columns] if isinstance(value_columns, str) else list(value_columns)
     keys = _keys(group)
     if not columns:
-        raise UnusableInputError("digit test needs at least one value column")
+        raise UnusableInputError(
+            "数字分布检验至少需要一个数值列", "digit test needs at least one value column"
+        )
     lazy = frame.lazy()
     schema = lazy.collect_schema()
     missing = [c for c in (*keys, *columns) if c not in schema]
     if missing:
-        raise UnusableInputError(f"frame for the digit test lacks column(s) {', '.join(missing)}")
+        raise UnusableInputError(
+            f"数字分布检验的数据缺少列 {'、'.join(missing)}",
+            f"frame for the digit test lacks column(s) {', '.join(missing)}",
+        )
     wrong = [c for c in columns if not (schema[c].is_numeric() or schema[c] == pl.Null)]
     if wrong:
+        listed_zh = "、".join(f"{c}（{schema[c]}）" for c in wrong)
         listed = ", ".join(f"{c} ({schema[c]})" for c in wrong)
-        raise UnusableInputError(f"digit test value column(s) {listed} must be numeric")
+        raise UnusableInputError(
+            f"数字分布检验的数值列 {listed_zh}应为数值类型",
+            f"digit test value column(s) {listed} must be numeric",
+        )
     clash = [k for k in keys if k in outputs or k.startswith("__")]
     if clash:
-        raise UnusableInputError(f"group column name(s) {', '.join(clash)} clash with outputs")
+        raise UnusableInputError(
+            f"分组列名 {'、'.join(clash)} 与输出列重名",
+            f"group column name(s) {', '.join(clash)} clash with outputs",
+        )
     long = (
         lazy.select(*keys, *(pl.col(c).cast(pl.Float64) for c in columns))
         .unpivot(on=columns, index=keys, variable_name="__column", value_name="__value")
@@ -319,13 +331,19 @@ def _grouped_counts(
 
 def _check_count(name: str, value: int, least: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-        raise SettingsError(f"{name} must be an integer ≥ {least}, not {value!r}")
+        raise SettingsError(
+            f"{name} 应为 ≥ {least} 的整数，而不是 {value!r}",
+            f"{name} must be an integer ≥ {least}, not {value!r}",
+        )
 
 
 def _conformity(mad: np.ndarray, ranges: Sequence[MadRange]) -> list[str]:
     uppers = np.array([r.mad_up_to for r in ranges])
     if len(uppers) == 0 or np.any(np.diff(uppers) <= 0) or not math.isinf(uppers[-1]):
-        raise SettingsError("MAD ranges must have increasing upper bounds ending with infinity")
+        raise SettingsError(
+            "MAD 区间的上界应依次递增，且最后一个为无穷大",
+            "MAD ranges must have increasing upper bounds ending with infinity",
+        )
     index = np.searchsorted(uppers, mad, side="left")
     return [ranges[i].conformity for i in index]
 
@@ -515,7 +533,9 @@ def _as_frame(values: object) -> pl.DataFrame:
     try:
         series = pl.Series("__values", values, strict=False).cast(pl.Float64)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as error:
-        raise UnusableInputError(f"digit test values must be numbers: {error}") from error
+        raise UnusableInputError(
+            f"数字分布检验的值应为数字：{error}", f"digit test values must be numbers: {error}"
+        ) from error
     return series.to_frame()
 
 
@@ -651,7 +671,10 @@ def last_digit_by_group(
     """
     _check_count("min_count", min_count, 1)
     if not (isinstance(min_value, int | float) and math.isfinite(min_value) and min_value >= 0):
-        raise SettingsError(f"min_value must be a finite number ≥ 0, not {min_value!r}")
+        raise SettingsError(
+            f"min_value 应为 ≥ 0 的有限数，而不是 {min_value!r}",
+            f"min_value must be a finite number ≥ 0, not {min_value!r}",
+        )
     value = pl.col("__value")
     groups, counts = _grouped_counts(
         frame,

@@ -102,12 +102,18 @@ class EsdResult:
 
 def _check_alpha(alpha: float) -> None:
     if not (isinstance(alpha, int | float) and 0.0 < alpha < 1.0):
-        raise SettingsError(f"alpha must be a number strictly between 0 and 1, not {alpha!r}")
+        raise SettingsError(
+            f"alpha 应为严格介于 0 和 1 之间的数，而不是 {alpha!r}",
+            f"alpha must be a number strictly between 0 and 1, not {alpha!r}",
+        )
 
 
 def _check_count(name: str, value: int, least: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-        raise SettingsError(f"{name} must be an integer ≥ {least}, not {value!r}")
+        raise SettingsError(
+            f"{name} 应为 ≥ {least} 的整数，而不是 {value!r}",
+            f"{name} must be an integer ≥ {least}, not {value!r}",
+        )
 
 
 def esd_critical_values(n: int, max_outliers: int, alpha: float = ESD_ALPHA) -> np.ndarray:
@@ -145,8 +151,10 @@ def esd_critical_values(n: int, max_outliers: int, alpha: float = ESD_ALPHA) -> 
     _check_alpha(alpha)
     if n < max_outliers + 2:
         raise UnusableInputError(
+            f"广义 ESD 检验在 max_outliers={max_outliers} 时至少需要 {max_outliers + 2} 个值，"
+            f"实际只有 {n} 个",
             f"generalized ESD with max_outliers={max_outliers} needs at least "
-            f"{max_outliers + 2} values, got {n}"
+            f"{max_outliers + 2} values, got {n}",
         )
     left = n - np.arange(1, max_outliers + 1) + 1  # values left before step i: n − i + 1
     t = stats.t.isf(alpha / (2.0 * left), left - 2)  # upper tail: precise for p near 1
@@ -261,12 +269,21 @@ def generalized_esd(values: object, *, max_outliers: int, alpha: float = ESD_ALP
     try:
         x = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise UnusableInputError(f"generalized ESD values must be numbers: {error}") from error
+        raise UnusableInputError(
+            f"广义 ESD 检验的值应为数字：{error}",
+            f"generalized ESD values must be numbers: {error}",
+        ) from error
     if x.ndim != 1:
-        raise UnusableInputError(f"generalized ESD needs one-dimensional values, got {x.shape}")
+        raise UnusableInputError(
+            f"广义 ESD 检验需要一维的值，实际形状为 {x.shape}",
+            f"generalized ESD needs one-dimensional values, got {x.shape}",
+        )
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).sum())
-        raise UnusableInputError(f"generalized ESD values contain {bad} NaN, null or inf")
+        raise UnusableInputError(
+            f"广义 ESD 检验的值中有 {bad} 个 NaN、空值或无穷大",
+            f"generalized ESD values contain {bad} NaN, null or inf",
+        )
     critical_values = esd_critical_values(len(x), max_outliers, alpha)
     order = np.argsort(x, kind="stable")
     positions, statistics = _esd_sorted(x[order], max_outliers)
@@ -418,11 +435,20 @@ def generalized_esd_by_group(
     schema = lazy.collect_schema()
     missing = [c for c in (*keys, value) if c not in schema]
     if missing:
-        raise UnusableInputError(f"frame for the ESD test lacks column(s) {', '.join(missing)}")
+        raise UnusableInputError(
+            f"ESD 检验的数据缺少列 {'、'.join(missing)}",
+            f"frame for the ESD test lacks column(s) {', '.join(missing)}",
+        )
     if not (schema[value].is_numeric() or schema[value] == pl.Null):
-        raise UnusableInputError(f"ESD value column {value} ({schema[value]}) must be numeric")
+        raise UnusableInputError(
+            f"ESD 检验的数值列 {value}（{schema[value]}）应为数值类型",
+            f"ESD value column {value} ({schema[value]}) must be numeric",
+        )
     if not (isinstance(max_outliers_share, int | float) and 0.0 < max_outliers_share <= 0.5):
-        raise SettingsError(f"max_outliers_share must be in (0, 0.5], not {max_outliers_share!r}")
+        raise SettingsError(
+            f"max_outliers_share 应在 (0, 0.5] 区间内，而不是 {max_outliers_share!r}",
+            f"max_outliers_share must be in (0, 0.5], not {max_outliers_share!r}",
+        )
     _check_alpha(alpha)
     _check_count("min_group_size", min_group_size, 3)
     fields = [pl.col(k).alias(f"__k{i}") for i, k in enumerate(keys)]

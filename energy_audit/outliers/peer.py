@@ -67,12 +67,16 @@ _TMP: Final = "__peer_tmp_"
 def _as_levels(groups: Sequence[str | Sequence[str]]) -> list[list[str]]:
     if isinstance(groups, str):
         raise SettingsError(
+            f"groups 应为分组层级的序列（例如 [[{groups!r}], []]），而不是字符串 {groups!r}",
             f"groups must be a sequence of levels (e.g. [[{groups!r}], []]), not the string "
-            f"{groups!r}"
+            f"{groups!r}",
         )
     levels = [[g] if isinstance(g, str) else list(g) for g in groups]
     if not levels:
-        raise SettingsError("groups must name at least one level ([] for all rows)")
+        raise SettingsError(
+            "groups 至少应包含一个分组层级（[] 表示全部行为一组）",
+            "groups must name at least one level ([] for all rows)",
+        )
     return levels
 
 
@@ -80,16 +84,28 @@ def _check(
     schema: pl.Schema, value: str, levels: Sequence[Sequence[str]], min_group_size: int, k: float
 ) -> None:
     if value not in schema:
-        raise UnusableInputError(f"frame lacks the value column {value!r} to score")
+        raise UnusableInputError(
+            f"输入数据缺少要评分的数值列 {value!r}",
+            f"frame lacks the value column {value!r} to score",
+        )
     if not (schema[value].is_numeric() or schema[value] == pl.Null):
-        raise UnusableInputError(f"value column {value!r} must be numeric, not {schema[value]}")
+        raise UnusableInputError(
+            f"数值列 {value!r} 应为数值类型，而不是 {schema[value]}",
+            f"value column {value!r} must be numeric, not {schema[value]}",
+        )
     missing = sorted({c for level in levels for c in level if c not in schema})
     if missing:
-        raise UnusableInputError(f"frame lacks peer-group column(s) {', '.join(missing)}")
+        raise UnusableInputError(
+            f"输入数据缺少同类分组列 {'、'.join(missing)}",
+            f"frame lacks peer-group column(s) {', '.join(missing)}",
+        )
     if min_group_size < 1:
-        raise SettingsError(f"min_group_size must be at least 1, not {min_group_size}")
+        raise SettingsError(
+            f"min_group_size 至少应为 1，而不是 {min_group_size}",
+            f"min_group_size must be at least 1, not {min_group_size}",
+        )
     if not k > 0:
-        raise SettingsError(f"k must be positive, not {k}")
+        raise SettingsError(f"k 应为正数，而不是 {k}", f"k must be positive, not {k}")
 
 
 def _two_sided_normal_p(z: pl.Series) -> pl.Series:

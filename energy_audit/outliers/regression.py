@@ -274,26 +274,47 @@ def _check(
     for name, what in ((numeric, "numeric"), (categorical, "categorical")):
         if isinstance(name, str):
             raise SettingsError(
-                f"{what} must be a sequence of column names, not the string {name!r}"
+                f"{what} 应为列名的序列，而不是字符串 {name!r}",
+                f"{what} must be a sequence of column names, not the string {name!r}",
             )
     wanted = [target, *numeric, *categorical]
     missing = [c for c in dict.fromkeys(wanted) if c not in schema]
     if missing:
-        raise UnusableInputError(f"frame lacks column(s) {', '.join(missing)} for the model")
+        raise UnusableInputError(
+            f"输入数据缺少模型所需的列 {'、'.join(missing)}",
+            f"frame lacks column(s) {', '.join(missing)} for the model",
+        )
     wrong = [c for c in (target, *numeric) if not (schema[c].is_numeric() or schema[c] == pl.Null)]
     if wrong:
+        listed_zh = "、".join(f"{c}（{schema[c]}）" for c in wrong)
         listed = ", ".join(f"{c} ({schema[c]})" for c in wrong)
-        raise UnusableInputError(f"model column(s) {listed} must be numeric")
+        raise UnusableInputError(
+            f"模型的列 {listed_zh}应为数值类型", f"model column(s) {listed} must be numeric"
+        )
     if target in numeric or target in categorical:
-        raise SettingsError(f"target {target!r} cannot also be a predictor")
+        raise SettingsError(
+            f"目标列 {target!r} 不能同时作为预测变量",
+            f"target {target!r} cannot also be a predictor",
+        )
     if max_iter < 1:
-        raise SettingsError(f"max_iter must be at least 1, not {max_iter}")
+        raise SettingsError(
+            f"max_iter 至少应为 1，而不是 {max_iter}",
+            f"max_iter must be at least 1, not {max_iter}",
+        )
     if not tuning > 0:
-        raise SettingsError(f"tuning must be positive, not {tuning}")
+        raise SettingsError(
+            f"tuning 应为正数，而不是 {tuning}", f"tuning must be positive, not {tuning}"
+        )
     if level is not None and not 0 < level < 1:
-        raise SettingsError(f"level must be between 0 and 1, not {level}")
+        raise SettingsError(
+            f"level 应介于 0 和 1 之间，而不是 {level}",
+            f"level must be between 0 and 1, not {level}",
+        )
     if min_level_size < 1:
-        raise SettingsError(f"min_level_size must be at least 1, not {min_level_size}")
+        raise SettingsError(
+            f"min_level_size 至少应为 1，而不是 {min_level_size}",
+            f"min_level_size must be at least 1, not {min_level_size}",
+        )
 
 
 def _transform(values: FloatArray, log: bool) -> FloatArray:
@@ -427,7 +448,10 @@ def _fit_sample(design: _Design, max_rows: int | None) -> npt.NDArray[np.intp] |
     if max_rows is not None and not (
         isinstance(max_rows, int) and not isinstance(max_rows, bool) and max_rows >= 1
     ):
-        raise SettingsError(f"max_fit_rows must be a positive integer or None, got {max_rows!r}")
+        raise SettingsError(
+            f"max_fit_rows 应为正整数或 None，实际为 {max_rows!r}",
+            f"max_fit_rows must be a positive integer or None, got {max_rows!r}",
+        )
     n = design.dense.shape[0]
     if max_rows is None or n <= max_rows:
         return None
@@ -471,8 +495,10 @@ def _fit(
     p = design.keep.size
     if n <= p:
         raise UnusableInputError(
+            f"只有 {n} 行的 {target}{'（须为正值）' if log else ''}和预测变量均有效，"
+            f"不足以拟合 {p} 个系数",
             f"only {n} row(s) have a valid {'positive ' if log else ''}{target} and predictors: "
-            f"too few to fit {p} coefficient(s)"
+            f"too few to fit {p} coefficient(s)",
         )
     sample = _fit_sample(sub, max_fit_rows)
     est, y_est = (sub, y) if sample is None else (sub.take(sample), y[sample])

@@ -157,29 +157,48 @@ def _prev(column: str, lag: int = 1) -> str:
 # Input checks
 
 
+_WHAT_ZH: Final = {"frame": "输入数据", "history": "历史数据"}
+"""Chinese name of the frames :func:`_check_frame` checks."""
+
+
 def _check_frame(schema: pl.Schema, columns: Sequence[str], key: str, year: str, what: str) -> None:
+    zh = _WHAT_ZH.get(what, what)
     missing = [c for c in (key, year, *columns) if c not in schema]
     if missing:
-        raise UnusableInputError(f"{what} lacks column(s) {', '.join(missing)}")
+        raise UnusableInputError(
+            f"{zh}缺少列 {'、'.join(missing)}", f"{what} lacks column(s) {', '.join(missing)}"
+        )
     if not (schema[year].is_integer() or schema[year] == pl.Null):
-        raise UnusableInputError(f"{what} column {year} must be an integer, not {schema[year]}")
+        raise UnusableInputError(
+            f"{zh}的 {year} 列（统计年度）应为整数类型，而不是 {schema[year]}",
+            f"{what} column {year} must be an integer, not {schema[year]}",
+        )
     wrong = [c for c in columns if not (schema[c].is_numeric() or schema[c] == pl.Null)]
     if wrong:
+        listed_zh = "、".join(f"{c}（{schema[c]}）" for c in wrong)
         listed = ", ".join(f"{c} ({schema[c]})" for c in wrong)
-        raise UnusableInputError(f"{what} column(s) {listed} must be numeric")
+        raise UnusableInputError(
+            f"{zh}的列 {listed_zh}应为数值类型", f"{what} column(s) {listed} must be numeric"
+        )
 
 
 def _check_columns(columns: Sequence[str]) -> list[str]:
     if isinstance(columns, str):
         raise SettingsError(
-            f"columns must be a sequence of column names, not the string {columns!r}"
+            f"columns 应为列名的序列，而不是字符串 {columns!r}",
+            f"columns must be a sequence of column names, not the string {columns!r}",
         )
     names = list(columns)
     if not names:
-        raise SettingsError("columns is empty: name at least one quantity column")
+        raise SettingsError(
+            "columns 为空：请至少指定一个用量列",
+            "columns is empty: name at least one quantity column",
+        )
     repeated = sorted({c for c in names if names.count(c) > 1})
     if repeated:
-        raise SettingsError(f"columns repeats {', '.join(repeated)}")
+        raise SettingsError(
+            f"columns 中重复出现 {'、'.join(repeated)}", f"columns repeats {', '.join(repeated)}"
+        )
     return names
 
 
@@ -238,7 +257,8 @@ def returns_by_year(
         _check_frame(hschema, [c for c in columns if c in hschema], key, year, "history")
         if hschema[key] != schema[key]:
             raise UnusableInputError(
-                f"history column {key} is {hschema[key]} but the frame's is {schema[key]}"
+                f"历史数据的 {key} 列类型为 {hschema[key]}，而输入数据的为 {schema[key]}",
+                f"history column {key} is {hschema[key]} but the frame's is {schema[key]}",
             )
         parts.insert(
             0,
@@ -372,7 +392,10 @@ def _factors_by_column(
         given = dict(slip_factors or {})
         unknown = [c for c in given if c not in columns]
         if unknown:
-            raise SettingsError(f"slip_factors names column(s) not in columns: {unknown}")
+            raise SettingsError(
+                f"slip_factors 中有不在 columns 中的列：{unknown}",
+                f"slip_factors names column(s) not in columns: {unknown}",
+            )
         out = {
             c: tuple(given[c]) if c in given else slip_factors_for(c, coefficients) for c in columns
         }
@@ -382,7 +405,8 @@ def _factors_by_column(
         bad = [f for f in factors if not (isinstance(f, int | float) and f > 0 and f != 1)]
         if bad or not factors:
             raise SettingsError(
-                f"slip factors of {c} must be positive numbers other than 1, got {list(factors)}"
+                f"{c} 的单位错填倍数（slip factors）应为不等于 1 的正数，实际为 {list(factors)}",
+                f"slip factors of {c} must be positive numbers other than 1, got {list(factors)}",
             )
     return out
 
@@ -601,16 +625,25 @@ def year_over_year(
     """
     names = _check_columns(columns)
     if not (isinstance(tolerance, int | float) and 0 < tolerance < 1):
-        raise SettingsError(f"tolerance must be in (0, 1), got {tolerance!r}")
+        raise SettingsError(
+            f"tolerance 应在 (0, 1) 区间内，实际为 {tolerance!r}",
+            f"tolerance must be in (0, 1), got {tolerance!r}",
+        )
     if not (isinstance(min_group_size, int) and min_group_size >= 1):
-        raise SettingsError(f"min_group_size must be an integer ≥ 1, got {min_group_size!r}")
+        raise SettingsError(
+            f"min_group_size 应为 ≥ 1 的整数，实际为 {min_group_size!r}",
+            f"min_group_size must be an integer ≥ 1, got {min_group_size!r}",
+        )
     group_cols = _group_list(groups)
     lazy = frame.lazy()
     schema = lazy.collect_schema()
     _check_frame(schema, names, key, year, "frame")
     missing = [g for g in group_cols if g not in schema]
     if missing:
-        raise UnusableInputError(f"frame lacks group column(s) {', '.join(missing)}")
+        raise UnusableInputError(
+            f"输入数据缺少分组列 {'、'.join(missing)}",
+            f"frame lacks group column(s) {', '.join(missing)}",
+        )
     factors = _factors_by_column(names, slip_factors, coefficients)
 
     added = [f"{prefix}previous_year"] + [f"{prefix}{c}_{s}" for c in names for s in _PER_COLUMN]

@@ -158,8 +158,9 @@ def test_identical_siblings_are_flagged_with_their_ids() -> None:
 
 
 def test_identical_siblings_need_the_group_column() -> None:
-    with pytest.raises(UnusableInputError, match="group column parent_id"):
+    with pytest.raises(UnusableInputError, match="输入数据缺少分组列 parent_id") as info:
         identical_within_groups(frame_of([("A", 2023, 1.0, 1.0)]), TWO, "parent_id")
+    assert "group column parent_id" in info.value.message_en
 
 
 # --------------------------------------------------------------------------------------------

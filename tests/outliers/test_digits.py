@@ -1,5 +1,6 @@
 import doctest
 import math
+import re
 
 import numpy as np
 import polars as pl
@@ -163,8 +164,9 @@ def test_expected_mad_of_benford_samples_shrinks_with_n():
 def test_custom_mad_ranges():
     ranges = (MadRange("fine", 0.0, 0.05), MadRange("bad", 0.05, math.inf))
     assert benford_first_two([10, 105], min_count=1, mad_ranges=ranges).conformity == "fine"
-    with pytest.raises(SettingsError, match="ending with infinity"):
+    with pytest.raises(SettingsError, match="最后一个为无穷大") as info:
         benford_first_two([10], min_count=1, mad_ranges=(MadRange("x", 0.0, 1.0),))
+    assert "ending with infinity" in info.value.message_en
 
 
 # --- Benford by group -------------------------------------------------------------------------
@@ -230,29 +232,46 @@ def test_benford_by_group_keeps_groups_without_values():
 
 
 @pytest.mark.parametrize(
-    ("args", "kwargs", "error", "match"),
+    ("args", "kwargs", "error", "match_zh", "match_en"),
     [
-        (("gas", "district"), {}, UnusableInputError, "lacks column.*gas"),
-        (("district", None), {}, UnusableInputError, "must be numeric"),
-        (([], None), {}, UnusableInputError, "at least one value column"),
-        (("electricity_kwh", "district"), {"min_count": 0}, SettingsError, "min_count"),
-        (("electricity_kwh", "district"), {"top": -1}, SettingsError, "top"),
+        (("gas", "district"), {}, UnusableInputError, "缺少列.*gas", "lacks column.*gas"),
+        (("district", None), {}, UnusableInputError, "应为数值类型", "must be numeric"),
+        (([], None), {}, UnusableInputError, "至少需要一个数值列", "at least one value column"),
+        (
+            ("electricity_kwh", "district"),
+            {"min_count": 0},
+            SettingsError,
+            "min_count 应为 ≥ 1 的整数",
+            "min_count",
+        ),
+        (("electricity_kwh", "district"), {"top": -1}, SettingsError, "top 应为 ≥ 0", "top"),
     ],
 )
-def test_benford_by_group_errors(args, kwargs, error, match):
-    with pytest.raises(error, match=match):
+def test_benford_by_group_errors(args, kwargs, error, match_zh, match_en):
+    with pytest.raises(error, match=match_zh) as info:
         benford_by_group(_districts(), *args, **kwargs)
+    assert re.search(match_en, info.value.message_en)
 
 
 def test_group_named_like_an_output_is_refused():
     frame = pl.DataFrame({"chi2": ["a"], "kwh": [100.0]})
-    with pytest.raises(UnusableInputError, match="chi2 clash"):
+    with pytest.raises(UnusableInputError, match="分组列名 chi2 与输出列重名") as info:
         benford_by_group(frame, "kwh", "chi2")
+    assert "chi2 clash" in info.value.message_en
 
 
 def test_non_numeric_values_are_refused():
-    with pytest.raises(UnusableInputError, match="must be numbers"):
+    with pytest.raises(UnusableInputError, match="数字分布检验的值应为数字") as info:
         benford_first_two(["a", "b"])
+    assert "must be numbers" in info.value.message_en
+
+
+def test_errors_name_the_missing_column_in_both_languages():
+    with pytest.raises(UnusableInputError) as info:
+        benford_by_group(_districts(), "gas", "district")
+    assert str(info.value) == info.value.message_zh
+    for message in (info.value.message_zh, info.value.message_en):
+        assert "gas" in message
 
 
 # --- last digit -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import doctest
+import re
 
 import numpy as np
 import polars as pl
@@ -105,19 +106,38 @@ def test_critical_values_decrease_and_match_formula():
 
 
 @pytest.mark.parametrize(
-    ("values", "kwargs", "error", "match"),
+    ("values", "kwargs", "error", "match_zh", "match_en"),
     [
-        ([1.0, np.nan, 3.0, 4.0], {"max_outliers": 1}, UnusableInputError, "1 NaN"),
-        ([1.0, 2.0, 3.0], {"max_outliers": 2}, UnusableInputError, "at least 4 values, got 3"),
-        ([[1.0, 2.0], [3.0, 4.0]], {"max_outliers": 1}, UnusableInputError, "one-dimensional"),
-        (["a", "b", "c"], {"max_outliers": 1}, UnusableInputError, "must be numbers"),
-        (ROSNER, {"max_outliers": 0}, SettingsError, "max_outliers must be an integer ≥ 1"),
-        (ROSNER, {"max_outliers": 2, "alpha": 1.5}, SettingsError, "alpha must be"),
+        ([1.0, np.nan, 3.0, 4.0], {"max_outliers": 1}, UnusableInputError, "1 个 NaN", "1 NaN"),
+        (
+            [1.0, 2.0, 3.0],
+            {"max_outliers": 2},
+            UnusableInputError,
+            "至少需要 4 个值，实际只有 3 个",
+            "at least 4 values, got 3",
+        ),
+        (
+            [[1.0, 2.0], [3.0, 4.0]],
+            {"max_outliers": 1},
+            UnusableInputError,
+            "需要一维的值",
+            "one-dimensional",
+        ),
+        (["a", "b", "c"], {"max_outliers": 1}, UnusableInputError, "应为数字", "must be numbers"),
+        (
+            ROSNER,
+            {"max_outliers": 0},
+            SettingsError,
+            "max_outliers 应为 ≥ 1 的整数",
+            "max_outliers must be an integer ≥ 1",
+        ),
+        (ROSNER, {"max_outliers": 2, "alpha": 1.5}, SettingsError, "alpha 应为", "alpha must be"),
     ],
 )
-def test_errors(values, kwargs, error, match):
-    with pytest.raises(error, match=match):
+def test_errors(values, kwargs, error, match_zh, match_en):
+    with pytest.raises(error, match=match_zh) as info:
         generalized_esd(values, **kwargs)
+    assert re.search(match_en, info.value.message_en)
 
 
 def _peer_frame() -> pl.DataFrame:
@@ -207,19 +227,25 @@ def test_by_group_empty_frame():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
+    ("kwargs", "error", "match_zh", "match_en"),
     [
-        ({"value": "gas"}, UnusableInputError, "lacks column.*gas"),
-        ({"value": "sector"}, UnusableInputError, "must be numeric"),
-        ({"max_outliers_share": 0.8}, SettingsError, "max_outliers_share"),
-        ({"alpha": 0.0}, SettingsError, "alpha"),
-        ({"min_group_size": 2}, SettingsError, "min_group_size"),
+        ({"value": "gas"}, UnusableInputError, "缺少列.*gas", "lacks column.*gas"),
+        (
+            {"value": "sector"},
+            UnusableInputError,
+            "sector（String）应为数值类型",
+            "must be numeric",
+        ),
+        ({"max_outliers_share": 0.8}, SettingsError, "max_outliers_share", "max_outliers_share"),
+        ({"alpha": 0.0}, SettingsError, "alpha", "alpha"),
+        ({"min_group_size": 2}, SettingsError, "min_group_size", "min_group_size"),
     ],
 )
-def test_by_group_errors(kwargs, error, match):
+def test_by_group_errors(kwargs, error, match_zh, match_en):
     arguments = {"value": "kwh", "group": "sector", **kwargs}
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match_zh) as info:
         generalized_esd_by_group(_peer_frame(), **arguments)
+    assert re.search(match_en, info.value.message_en)
 
 
 def test_docstring_examples_run():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import polars as pl
@@ -174,20 +175,26 @@ def test_lazy_and_eager_give_the_same_numbers_and_input_unchanged() -> None:
 
 def test_errors_name_the_problem() -> None:
     frame = one_group()
-    with pytest.raises(UnusableInputError, match="value column 'kwh_x'"):
+    with pytest.raises(UnusableInputError, match="缺少要评分的数值列 'kwh_x'") as info:
         robust_peer_scores(frame, "kwh_x", [[]])
-    with pytest.raises(UnusableInputError, match=r"peer-group column.*subsector"):
+    assert "value column 'kwh_x'" in info.value.message_en
+    with pytest.raises(UnusableInputError, match=r"同类分组列.*subsector") as info:
         robust_peer_scores(frame, "kwh", [["sector", "subsector"]])
-    with pytest.raises(UnusableInputError, match="must be numeric"):
+    assert re.search(r"peer-group column.*subsector", info.value.message_en)
+    with pytest.raises(UnusableInputError, match="应为数值类型") as info:
         robust_peer_scores(frame, "sector", [[]])
-    with pytest.raises(SettingsError, match="not the string 'sector'"):
+    assert "must be numeric" in info.value.message_en
+    with pytest.raises(SettingsError, match="而不是字符串 'sector'") as info:
         robust_peer_scores(frame, "kwh", "sector")  # type: ignore[arg-type]
-    with pytest.raises(SettingsError, match="at least one level"):
+    assert "not the string 'sector'" in info.value.message_en
+    with pytest.raises(SettingsError, match="至少应包含一个分组层级") as info:
         robust_peer_scores(frame, "kwh", [])
+    assert "at least one level" in info.value.message_en
     with pytest.raises(SettingsError, match="min_group_size"):
         robust_peer_scores(frame, "kwh", [[]], min_group_size=0)
-    with pytest.raises(SettingsError, match="k must be positive"):
+    with pytest.raises(SettingsError, match="k 应为正数") as info:
         robust_peer_scores(frame, "kwh", [[]], k=0.0)
+    assert "k must be positive" in info.value.message_en
 
 
 @settings(max_examples=50, deadline=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import polars as pl
@@ -255,18 +256,32 @@ def test_aliased_column_is_dropped_and_reported() -> None:
 def test_errors_name_the_problem() -> None:
     frame = small_frame()
     kwargs = {"numeric": ["area_m2"], "categorical": ["sector"]}
-    with pytest.raises(UnusableInputError, match=r"lacks column.*water_m3"):
+    with pytest.raises(UnusableInputError, match=r"缺少模型所需的列.*water_m3") as info:
         expected_consumption(frame, "water_m3", **kwargs)
-    with pytest.raises(UnusableInputError, match=r"sector \(String\) must be numeric"):
+    assert re.search(r"lacks column.*water_m3", info.value.message_en)
+    with pytest.raises(UnusableInputError, match=r"sector（String）应为数值类型") as info:
         expected_consumption(frame, "sector", numeric=["area_m2"], categorical=[])
-    with pytest.raises(UnusableInputError, match="only 2 row"):
+    assert "sector (String) must be numeric" in info.value.message_en
+    with pytest.raises(UnusableInputError, match="只有 2 行") as info:
         expected_consumption(frame.head(2), "energy_kgce", **kwargs)
-    with pytest.raises(SettingsError, match="level must be between 0 and 1"):
+    assert "only 2 row" in info.value.message_en
+    with pytest.raises(SettingsError, match="level 应介于 0 和 1 之间") as info:
         expected_consumption(frame, "energy_kgce", level=95, **kwargs)
-    with pytest.raises(SettingsError, match="not the string 'area_m2'"):
+    assert "level must be between 0 and 1" in info.value.message_en
+    with pytest.raises(SettingsError, match="而不是字符串 'area_m2'") as info:
         expected_consumption(frame, "energy_kgce", numeric="area_m2", categorical=[])
-    with pytest.raises(SettingsError, match="cannot also be a predictor"):
+    assert "not the string 'area_m2'" in info.value.message_en
+    with pytest.raises(SettingsError, match="不能同时作为预测变量") as info:
         fit_expected_consumption(frame, "energy_kgce", numeric=["energy_kgce"], categorical=[])
+    assert "cannot also be a predictor" in info.value.message_en
+
+
+def test_too_few_rows_named_in_both_languages() -> None:
+    frame = small_frame().head(2)
+    with pytest.raises(UnusableInputError) as info:
+        expected_consumption(frame, "energy_kgce", numeric=["area_m2"], categorical=["sector"])
+    for message in (info.value.message_zh, info.value.message_en):
+        assert "energy_kgce" in message and " 2 " in message
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,5 +371,6 @@ def test_subsample_fit_agrees_with_the_full_fit_and_keeps_rare_levels() -> None:
         again, expected_consumption(frame, "energy_kgce", max_fit_rows=2_000, **kwargs)
     )
     assert frame.equals(before)
-    with pytest.raises(SettingsError, match="max_fit_rows must be a positive integer"):
+    with pytest.raises(SettingsError, match="max_fit_rows 应为正整数") as info:
         fit_expected_consumption(frame, "energy_kgce", max_fit_rows=0, **kwargs)
+    assert "max_fit_rows must be a positive integer" in info.value.message_en

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 
 import polars as pl
 import pytest
@@ -382,32 +383,51 @@ def test_long_shape_holds_the_same_numbers() -> None:
 
 def test_errors_say_what_is_wrong() -> None:
     frame = small_city()
-    with pytest.raises(UnusableInputError, match=r"lacks column.*water_m3"):
+    with pytest.raises(UnusableInputError, match=r"输入数据缺少列.*water_m3") as info:
         year_over_year(frame, ["water_m3"])
-    with pytest.raises(UnusableInputError, match=r"sector.*must be numeric"):
+    assert re.search(r"lacks column.*water_m3", info.value.message_en)
+    with pytest.raises(UnusableInputError, match=r"sector.*应为数值类型") as info:
         year_over_year(frame, ["sector"])
-    with pytest.raises(UnusableInputError, match="year must be an integer"):
+    assert re.search(r"sector.*must be numeric", info.value.message_en)
+    with pytest.raises(UnusableInputError, match="year 列（统计年度）应为整数类型") as info:
         year_over_year(frame.with_columns(pl.col("year").cast(pl.String)), ["electricity_kwh"])
-    with pytest.raises(UnusableInputError, match=r"group column.*district"):
+    assert "year must be an integer" in info.value.message_en
+    with pytest.raises(UnusableInputError, match=r"分组列.*district") as info:
         year_over_year(frame, ["electricity_kwh"], groups="district")
-    with pytest.raises(UnusableInputError, match="history column institution_id is Int64"):
+    assert re.search(r"group column.*district", info.value.message_en)
+    with pytest.raises(
+        UnusableInputError, match="历史数据的 institution_id 列类型为 Int64"
+    ) as info:
         year_over_year(
             frame,
             ["electricity_kwh"],
             history=pl.DataFrame({"institution_id": [1], "year": [2020], "electricity_kwh": [1.0]}),
         )
+    assert "history column institution_id is Int64" in info.value.message_en
     with pytest.raises(SettingsError, match="tolerance"):
         year_over_year(frame, ["electricity_kwh"], tolerance=1.5)
-    with pytest.raises(SettingsError, match="columns is empty"):
+    with pytest.raises(SettingsError, match="columns 为空") as info:
         year_over_year(frame, [])
-    with pytest.raises(SettingsError, match="repeats electricity_kwh"):
+    assert "columns is empty" in info.value.message_en
+    with pytest.raises(SettingsError, match="重复出现 electricity_kwh") as info:
         year_over_year(frame, ["electricity_kwh", "electricity_kwh"])
-    with pytest.raises(SettingsError, match="other than 1"):
+    assert "repeats electricity_kwh" in info.value.message_en
+    with pytest.raises(SettingsError, match="不等于 1 的正数") as info:
         year_over_year(frame, ["electricity_kwh"], slip_factors=[1.0, 10.0])
-    with pytest.raises(SettingsError, match="not in columns"):
+    assert "other than 1" in info.value.message_en
+    with pytest.raises(SettingsError, match="不在 columns 中") as info:
         year_over_year(frame, ["electricity_kwh"], slip_factors={"water_m3": [10.0]})
+    assert "not in columns" in info.value.message_en
     with pytest.raises(SettingsError, match="min_group_size"):
         year_over_year(frame, ["electricity_kwh"], min_group_size=0)
+
+
+def test_missing_history_column_named_in_both_languages() -> None:
+    history = pl.DataFrame({"institution_id": ["A"], "electricity_kwh": [1.0]})
+    with pytest.raises(UnusableInputError) as info:
+        year_over_year(small_city(), ["electricity_kwh"], history=history)
+    assert info.value.message_zh == "历史数据缺少列 year"
+    assert info.value.message_en == "history lacks column(s) year"
 
 
 @settings(max_examples=60, deadline=None)
