@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import tomllib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -272,6 +272,25 @@ def unit_label_zh(unit: str) -> str | None:
         ):
             return label.label
     return None
+
+
+def names_zh(names: Iterable[str], table_name: str = "returns") -> str:
+    """Name columns in a Chinese message: ``occupants（用能人数）、water_m3（用水量）``.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Column names; a name that is no column of the table is written as it is.
+    table_name : str, default "returns"
+        The contract table whose Chinese headers (:attr:`ColumnSpec.header_zh`) are added.
+
+    Returns
+    -------
+    str
+        The names in order, each with its Chinese header in full-width brackets, joined by ``、``.
+    """
+    spec = table(table_name)
+    return "、".join(f"{n}（{spec.column(n).header_zh}）" if n in spec.names else n for n in names)
 
 
 def header_zh(column: ColumnSpec, *, alias: str | None = None, unit: str | None = None) -> str:

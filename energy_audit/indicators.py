@@ -55,19 +55,11 @@ SUM_COLUMNS: Final = ("building_area_m2", "occupants", "total_energy_tce", "wate
 """Columns :func:`aggregate` sums for each group."""
 
 
-def _named_zh(columns: Sequence[str]) -> str:
-    """``occupants（用能人数）、water_m3（用水量）``: returns columns with their Chinese header."""
-    spec = contract.table("returns")
-    return "、".join(
-        f"{c}（{spec.column(c).header_zh}）" if c in spec.names else c for c in columns
-    )
-
-
 def _check_schema(schema: pl.Schema) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in schema]
     if missing:
         raise UnusableInputError(
-            f"填报数据缺少计算指标所需的列 {_named_zh(missing)}",
+            f"填报数据缺少计算指标所需的列 {contract.names_zh(missing)}",
             f"returns frame lacks column(s) {', '.join(missing)} needed for the indicators",
         )
     if not schema["year"].is_integer():
@@ -249,7 +241,7 @@ def aggregate(
     missing = [c for c in (*keys, "building_area_m2", "occupants", "water_m3") if c not in schema]
     if missing:
         raise UnusableInputError(
-            f"待汇总的数据缺少列 {_named_zh(missing)}",
+            f"待汇总的数据缺少列 {contract.names_zh(missing)}",
             f"frame to aggregate lacks column(s) {', '.join(missing)}",
         )
     if not all(c in schema for c in INDICATOR_COLUMNS):

@@ -52,6 +52,13 @@ def test_unknown_table_is_an_error():
     assert "no contract table 'nope'" in info.value.message_en
 
 
+def test_names_zh_adds_the_chinese_header():
+    assert (
+        contract.names_zh(["occupants", "year", "nope"])
+        == "occupants（用能人数）、year（统计年度）、nope"
+    )
+
+
 def test_broken_contract_file_named_in_both_languages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

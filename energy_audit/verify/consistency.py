@@ -255,10 +255,17 @@ _COST_LARGER_EN: Final[Mapping[int, str]] = {10_000: "10⁴ yuan (万元)", 1000
 # --------------------------------------------------------------------------------------------
 
 
+_FRAME_ZH: Final = {"returns": "填报数据", "history": "历史数据", "directory": "名录库数据"}
+"""Chinese name of the frames :func:`_require` checks."""
+
+
 def _require(frame: pl.DataFrame, what: str, columns: tuple[str, ...]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise UnusableInputError(f"{what} frame lacks column(s) {', '.join(missing)}")
+        raise UnusableInputError(
+            f"{_FRAME_ZH.get(what, what)}缺少列 {contract.names_zh(missing)}",
+            f"{what} frame lacks column(s) {', '.join(missing)}",
+        )
 
 
 def _canonical(frame: pl.DataFrame, *, provenance: bool) -> pl.DataFrame:

@@ -75,6 +75,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from energy_audit import contract
 from energy_audit.districts import load_districts
 from energy_audit.errors import UnusableInputError
 from energy_audit.factors import ITEM_COLUMNS
@@ -307,10 +308,17 @@ def _last_year(prev: str, prev_year: str) -> tuple[pl.Expr, pl.Expr]:
 # --------------------------------------------------------------------------------------------
 
 
+_FRAME_ZH: Final = {"returns": "填报数据", "history": "历史数据"}
+"""Chinese name of the frames :func:`_canonical` prepares."""
+
+
 def _canonical(frame: pl.DataFrame, what: str) -> pl.DataFrame:
     missing = [c for c in _KEY if c not in frame.columns]
     if missing:
-        raise UnusableInputError(f"{what} frame lacks column(s) {', '.join(missing)}")
+        raise UnusableInputError(
+            f"{_FRAME_ZH.get(what, what)}缺少列 {contract.names_zh(missing)}",
+            f"{what} frame lacks column(s) {', '.join(missing)}",
+        )
     exprs = [
         pl.col("institution_id").cast(pl.String),
         pl.col("year").cast(pl.Int64, strict=False),
@@ -344,7 +352,10 @@ def _with_directory(rows: pl.DataFrame, directory: pl.DataFrame) -> pl.DataFrame
 
 def _directory_columns(directory: pl.DataFrame) -> pl.DataFrame:
     if "institution_id" not in directory.columns:
-        raise UnusableInputError("directory frame lacks column institution_id")
+        raise UnusableInputError(
+            "名录库数据缺少列 institution_id（统一社会信用代码）",
+            "directory frame lacks column institution_id",
+        )
     cols = [
         pl.col(c).cast(pl.String) if c in directory.columns else pl.lit(None, pl.String).alias(c)
         for c in (*_DIRECTORY, "parent_id")

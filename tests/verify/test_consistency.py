@@ -2,6 +2,7 @@
 on the synthetic city every injected consistency defect is found and a clean city gives nothing."""
 
 import dataclasses
+import re
 
 import polars as pl
 import pytest
@@ -91,12 +92,24 @@ def test_input_is_not_changed_and_ids_are_stable():
 
 
 def test_missing_identity_columns_are_unusable():
-    with pytest.raises(UnusableInputError, match=r"returns frame lacks column.*year"):
+    with pytest.raises(UnusableInputError, match=r"填报数据缺少列 year（统计年度）") as info:
         check(returns().drop("year"))
-    with pytest.raises(UnusableInputError, match=r"history frame lacks column.*institution_id"):
+    assert re.search(r"returns frame lacks column.*year", info.value.message_en)
+    with pytest.raises(
+        UnusableInputError, match=r"历史数据缺少列 institution_id（统一社会信用代码）"
+    ) as info:
         check(returns(), history=returns().drop("institution_id"))
-    with pytest.raises(UnusableInputError, match="directory frame lacks"):
+    assert re.search(r"history frame lacks column.*institution_id", info.value.message_en)
+    with pytest.raises(UnusableInputError, match="名录库数据缺少列") as info:
         check(returns(), directory=pl.DataFrame({"heat_billing": ["metered"]}))
+    assert "directory frame lacks" in info.value.message_en
+
+
+def test_missing_column_is_named_in_both_languages():
+    with pytest.raises(UnusableInputError) as info:
+        check(returns().drop("year"))
+    assert str(info.value) == info.value.message("zh") == "填报数据缺少列 year（统计年度）"
+    assert info.value.message("en") == "returns frame lacks column(s) year"
 
 
 def test_absent_optional_columns_are_not_reported_and_null_year_is_tolerated():

@@ -1,12 +1,14 @@
 """The statistical stage: each method's rule on hand-made returns, the ranking, synthetic cities."""
 
 import dataclasses
+import re
 
 import numpy as np
 import polars as pl
 import pytest
 
 from energy_audit.catalogue import all_rules
+from energy_audit.errors import UnusableInputError
 from energy_audit.synthetic import STATISTICAL_DEFECT_KINDS, make_directory, make_returns
 from energy_audit.verify.run import verify
 from energy_audit.verify.settings import StatisticalSettings, VerifySettings
@@ -87,6 +89,18 @@ def test_rules_are_in_the_catalogue():
     ids = {r.rule_id for r in all_rules()}
     assert {r.rule_id for r in STATISTICAL_RULES} <= ids
     assert all(r.category == "statistical" for r in STATISTICAL_RULES)
+
+
+def test_unusable_frames_are_named_in_both_languages():
+    directory, current, history = _city()
+    with pytest.raises(UnusableInputError, match=r"历史数据缺少列 year（统计年度）") as info:
+        check_statistical(current, directory=directory, history=history.drop("year"))
+    assert info.value.message_en == "history frame lacks column(s) year"
+    with pytest.raises(
+        UnusableInputError, match=r"名录库数据缺少列 institution_id（统一社会信用代码）"
+    ) as info:
+        check_statistical(current, directory=directory.drop("institution_id"))
+    assert info.value.message_en == "directory frame lacks column institution_id"
 
 
 def test_clean_city_is_clean():
@@ -229,8 +243,9 @@ def test_settings_round_trip_with_statistical():
     assert VerifySettings.from_dict(s.to_dict()) == s
     from energy_audit.errors import SettingsError
 
-    with pytest.raises(SettingsError, match=r"statistical.*unknown setting.*peer_kk"):
+    with pytest.raises(SettingsError, match=r"statistical.*未知的设置项.*peer_kk") as info:
         VerifySettings.from_dict({"statistical": {"peer_kk": 1}})
+    assert re.search(r"statistical.*unknown setting.*peer_kk", info.value.message_en)
 
 
 def _recall(seed: int) -> tuple[dict[str, float], float]:
