@@ -424,8 +424,8 @@ def _check_keys(table: pl.DataFrame, key: list[str], problems: list[_Text]) -> N
         has_kind = "kind" in table.columns
         problems.append(
             (
-                f"能源品种 {'、'.join(missing)} 没有"
-                + ("kgce_per_unit 行" if has_kind else "任何行"),
+                f"表中没有能源品种 {'、'.join(missing)} 的"
+                + (" kgce_per_unit 行" if has_kind else "行"),
                 f"no {'kgce_per_unit row' if has_kind else 'row'} for item(s) {', '.join(missing)}",
             )
         )
@@ -438,8 +438,9 @@ def _raise(label: _Text, problems: list[_Text]) -> None:
     more = len(problems) - len(listed)
     tail_zh = f"\n  … 另有 {more} 个问题" if more else ""
     tail_en = f"\n  … and {more} more" if more else ""
+    space = "" if label[0].endswith("）") else " "
     raise SettingsError(
-        f"{label[0]} 无法使用（{len(problems)} 个问题）：\n  - "
+        f"{label[0]}{space}无法使用（{len(problems)} 个问题）：\n  - "
         + "\n  - ".join(zh for zh, _ in listed)
         + tail_zh,
         f"{label[1]} cannot be used ({len(problems)} problem(s)):\n  - "

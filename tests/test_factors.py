@@ -298,7 +298,7 @@ def test_bad_user_coefficients_table_level(tmp_path: Path) -> None:
     ) as info:
         load_coefficients(pl.concat([coef, coef.filter(pl.col("item") == "coal")]))
     assert "item='coal', kind='kgce_per_unit', valid_from=2020 repeats" in info.value.message_en
-    with pytest.raises(SettingsError, match="能源品种 heat 没有kgce_per_unit 行") as info:
+    with pytest.raises(SettingsError, match="表中没有能源品种 heat 的 kgce_per_unit 行") as info:
         load_coefficients(coef.filter(pl.col("item") != "heat"))
     assert "no kgce_per_unit row for item(s) heat" in info.value.message_en
     no_density = coef.filter(
@@ -330,7 +330,7 @@ def test_bad_user_emission_factors() -> None:
     ) as info:
         load_emission_factors(ef.with_columns(pl.lit("kgce/kWh").alias("unit")))
     assert "row 1: unit 'kgce/kWh' must be mass of CO2" in info.value.message_en
-    with pytest.raises(SettingsError, match="能源品种 lpg 没有任何行"):
+    with pytest.raises(SettingsError, match="表中没有能源品种 lpg 的行"):
         load_emission_factors(ef.filter(pl.col("item") != "lpg"))
     with pytest.raises(SettingsError, match="应为有限数且 ≥ 0"):
         load_emission_factors(ef.with_columns(pl.lit(float("nan")).alias("value")))
