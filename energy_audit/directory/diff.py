@@ -455,9 +455,9 @@ def write_change_report(
     )
     sheets: dict[str, pl.DataFrame] = {glossary.term("change_report", "summary", lang): summary}
     for kind in CHANGE_KINDS:
-        sheets[kind_terms[kind]] = shown.filter(pl.col("change") == kind).with_columns(
-            pl.lit(kind_terms[kind], pl.String).alias("change")
-        )
+        sheets[kind_terms[kind]] = shown.filter(pl.col("change") == kind)
     colon = "：" if lang == "zh" else ": "
     title = f"{glossary.term('change_report', 'title', lang)}{colon}{old_label} → {new_label}"
-    return write_excel(sheets, path, title=title, lang=lang, translate_values=False)
+    return write_excel(
+        sheets, path, title=title, lang=lang, value_domains={"change": "change_kind"}
+    )

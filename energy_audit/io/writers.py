@@ -161,6 +161,7 @@ def present(
     lang: Lang = "zh",
     translate_headers: bool = True,
     translate_values: bool = True,
+    value_domains: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """Return a frame as the writers show it to people: terms, headers, no formulas.
 
@@ -177,6 +178,9 @@ def present(
         Replace the codes of a text column named after a glossary domain (``category``,
         ``severity``, ``sector``, ``status``, ``institution_type``, ``admin_level``…; see
         :func:`energy_audit.glossary.domains`) by their term in ``lang``; unknown values kept.
+    value_domains : Mapping of str to str, optional
+        More coded columns: column → glossary domain (e.g. ``{"kind": "note_kind"}`` for the
+        reader's notes, ``{"change": "change_kind"}`` for directory changes).
 
     Returns
     -------
@@ -186,9 +190,10 @@ def present(
     """
     out = frame
     if translate_values:
-        coded = set(glossary.domains()) - _NOT_VALUE_DOMAINS
+        coded = {d: d for d in glossary.domains() if d not in _NOT_VALUE_DOMAINS}
+        coded.update(value_domains or {})
         out = out.with_columns(
-            glossary.translate(pl.col(c), c, lang).alias(c)
+            glossary.translate(pl.col(c), coded[c], lang).alias(c)
             for c, t in out.schema.items()
             if c in coded and isinstance(t, _TEXT_DTYPES)
         )
@@ -209,6 +214,7 @@ def write_excel(
     lang: Lang = "zh",
     translate_headers: bool = True,
     translate_values: bool = True,
+    value_domains: Mapping[str, str] | None = None,
     decimals: int = 2,
 ) -> Path:
     """Write frames as sheets of one workbook, text as text (never a formula).
@@ -227,6 +233,8 @@ def write_excel(
         Write :func:`header` of each column instead of the canonical name.
     translate_values : bool, default True
         Write the glossary term of coded values (``error`` → 错误).
+    value_domains : Mapping of str to str, optional
+        Coded columns not named after their glossary domain (see :func:`present`).
     decimals : int, default 2
         Decimals shown for floating-point columns (the stored value keeps full precision).
 
@@ -250,6 +258,7 @@ def write_excel(
                 lang=lang,
                 translate_headers=translate_headers,
                 translate_values=translate_values,
+                value_domains=value_domains,
             )
             floats = [c for c, t in shown.schema.items() if t in (pl.Float32, pl.Float64)]
             shown.write_excel(
@@ -276,6 +285,7 @@ def write_csv(
     lang: Lang = "zh",
     translate_headers: bool = True,
     translate_values: bool = True,
+    value_domains: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a frame as a CSV file that Excel on a Chinese Windows opens correctly.
 
@@ -297,6 +307,8 @@ def write_csv(
         that programs read back by column name.
     translate_values : bool, default True
         Write the glossary term of coded values (``error`` → 错误).
+    value_domains : Mapping of str to str, optional
+        Coded columns not named after their glossary domain (see :func:`present`).
 
     Returns
     -------
@@ -311,7 +323,11 @@ def write_csv(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     shown = present(
-        frame, lang=lang, translate_headers=translate_headers, translate_values=translate_values
+        frame,
+        lang=lang,
+        translate_headers=translate_headers,
+        translate_values=translate_values,
+        value_domains=value_domains,
     )
     shown.write_csv(path, include_bom=True)
     return path

@@ -171,3 +171,14 @@ def test_neutralized_prefixes_exactly_the_formula_like_texts(text):
     else:
         assert out == text
     assert safe_text(text) == out
+
+
+def test_value_domains_translate_columns_not_named_after_their_domain(tmp_path):
+    notes = pl.DataFrame({"kind": ["header_row", "encoding", "other"], "detail": ["-x", "y", "z"]})
+    path = write_csv(notes, tmp_path / "n.csv", value_domains={"kind": "note_kind"})
+    back = pl.read_csv(path)
+    assert back.columns == ["类型", "说明"]
+    assert back["类型"].to_list() == ["表头行", "文本编码", "other"]
+    assert back["说明"].to_list() == ["'-x", "y", "z"]
+    plain = pl.read_csv(write_csv(notes, tmp_path / "p.csv"))
+    assert plain["类型"].to_list() == notes["kind"].to_list()
