@@ -14,8 +14,8 @@ and never raises on bad data. Rules (domain.md §4-5, data contract §1):
 - reading: cells and rows the reader had to quarantine.
 
 Personal data (contract columns marked ``personal``: contact name and phone) never enters a
-finding: a quarantined row is quoted without its personal columns, a quarantined personal cell
-as :data:`~energy_audit.directory.diff.PERSONAL_MASK`.
+finding: in a quarantined row or cell a personal value is quoted as
+:data:`~energy_audit.directory.diff.PERSONAL_MASK`.
 """
 
 from __future__ import annotations
@@ -530,7 +530,7 @@ def _merges(d: pl.DataFrame) -> dict[Rule, pl.DataFrame]:
 
 
 def row_without_personal_data(raw_row: str | None) -> str:
-    """Return a quarantined row's JSON (header → cell) without its personal-data cells.
+    """Return a quarantined row's JSON (header → cell) with its personal-data cells withheld.
 
     Parameters
     ----------
@@ -541,15 +541,16 @@ def row_without_personal_data(raw_row: str | None) -> str:
     Returns
     -------
     str
-        The same JSON object (key order kept, Chinese as is) without the cells whose header
-        names a personal-data column of the directory (联系人, 联系电话, their aliases and
-        headers with a unit); :data:`~energy_audit.directory.diff.PERSONAL_MASK` if the text is
-        not a JSON object (nothing can then tell which part is personal); ``""`` for null.
+        The same JSON object (key order kept, Chinese as is) where a non-empty cell under a
+        header naming a personal-data column of the directory (联系人, 联系电话, their aliases,
+        with or without a unit) reads :data:`~energy_audit.directory.diff.PERSONAL_MASK`;
+        the mask alone if the text is not a JSON object (nothing can then tell which part is
+        personal); ``""`` for null.
 
     Examples
     --------
     >>> row_without_personal_data('{"单位名称": "天津市第一中学", "联系电话": "022-1"}')
-    '{"单位名称": "天津市第一中学"}'
+    '{"单位名称": "天津市第一中学", "联系电话": "[已隐去]"}'
     """
     if raw_row is None:
         return ""
@@ -560,12 +561,12 @@ def row_without_personal_data(raw_row: str | None) -> str:
     if not isinstance(row, dict):
         return PERSONAL_MASK
     spec = contract.table("directory")
-    kept = {}
+    shown = {}
     for key, value in row.items():
         match = match_header(str(key), spec)
-        if match is None or match[0].name not in PERSONAL_FIELDS:
-            kept[key] = value
-    return json.dumps(kept, ensure_ascii=False)
+        personal = match is not None and match[0].name in PERSONAL_FIELDS
+        shown[key] = PERSONAL_MASK if personal and value not in (None, "") else value
+    return json.dumps(shown, ensure_ascii=False)
 
 
 def _quarantine(d: pl.DataFrame, quarantine: pl.DataFrame) -> dict[Rule, pl.DataFrame]:

@@ -97,8 +97,9 @@ CHANGES_SCHEMA: Final = pl.Schema(
 #: Directory fields holding personal data (contract ``personal = true``): contact name, phone.
 PERSONAL_FIELDS: Final[tuple[str, ...]] = tuple(c.name for c in _DIRECTORY.columns if c.personal)
 
-#: What the changes table and the change report show instead of a personal value.
-PERSONAL_MASK: Final = "***"
+#: What the changes table and the change report show instead of a personal value (the same
+#: text as the reader's quarantine shows).
+PERSONAL_MASK: Final = "[已隐去]"
 
 _BOOL_TERMS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
     {"zh": {"true": "是", "false": "否"}, "en": {"true": "yes", "false": "no"}}

@@ -5,6 +5,7 @@ import pytest
 
 from energy_audit.directory.checks import DIRECTORY_RULES, check_directory, normalized_name
 from energy_audit.directory.codes import credit_code_check_char, make_credit_codes
+from energy_audit.directory.diff import PERSONAL_MASK
 from energy_audit.io.readers import read_directory
 from energy_audit.io.writers import write_excel
 from energy_audit.synthetic import make_directory
@@ -207,7 +208,11 @@ def test_quarantined_personal_data_is_withheld(clean):
     for personal in ("张三", "13800000000", "13900000000"):
         assert personal not in text
     assert findings.filter(pl.col("rule_id") == "DIR-016").height == 2
-    assert findings.filter(pl.col("rule_id") == "DIR-015")["message_zh"][0].count("***") == 1
+    assert (
+        findings.filter(pl.col("rule_id") == "DIR-015")["message_zh"][0].count(PERSONAL_MASK) == 1
+    )
+    rows = findings.filter(pl.col("rule_id") == "DIR-016")["message_zh"].to_list()
+    assert rows[0].count(PERSONAL_MASK) == 2 and rows[1].endswith(PERSONAL_MASK)
 
 
 def test_findings_are_stable_and_input_unchanged(clean):

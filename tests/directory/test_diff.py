@@ -234,7 +234,7 @@ def test_change_report_sheets_and_headers(
         "单位地址",
     }
     phone = edits.filter(pl.col("字段") == "联系电话").row(0)
-    assert phone[3:] == ("***", "***")  # personal data masked by default
+    assert phone[3:] == (PERSONAL_MASK, PERSONAL_MASK)  # personal data withheld
     assert edits.filter(pl.col("字段") == "是否重点用能单位").row(0)[3:] == ("否", "是")
 
 
