@@ -69,7 +69,7 @@ def test_diff_writes_changes(snapshots, tmp_path):
     renamed = changes.filter(pl.col("change") == "renamed").row(0, named=True)
     assert renamed["institution_id"] == q1["institution_id"][4]
     assert renamed["new_value"] == "天津市新名称中心"
-    assert "renamed 1" in result.output and "dissolved 1" in result.output
+    assert "更名 1" in result.output and "撤销 1" in result.output
 
 
 def test_update_stores_clean_snapshots_and_refuses_errors(snapshots, tmp_path):
