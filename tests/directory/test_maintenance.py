@@ -54,8 +54,40 @@ def test_check_writes_findings_in_the_contract_schema(snapshots, tmp_path):
     findings = pl.read_parquet(tmp_path / "findings.parquet")
     assert findings.schema == contract.table("findings").polars_schema
     assert findings["rule_id"].to_list() == ["DIR-005"]
-    assert (tmp_path / "findings.xlsx").exists()
+    shown = pl.read_excel(tmp_path / "findings.xlsx", read_options={"header_row": 2})
+    assert shown.select("规则编号", "类别", "严重程度").row(0) == ("DIR-005", "名录库", "错误")
     assert "DIR-005" in result.output
+
+
+def test_findings_workbook_in_english(snapshots, tmp_path):
+    from energy_audit.directory.maintenance import check_file
+
+    paths, _ = snapshots
+    check_file(paths["bad"], tmp_path, lang="en")
+    shown = pl.read_excel(
+        tmp_path / "findings.xlsx", sheet_name="findings", read_options={"header_row": 2}
+    )
+    assert shown.select("rule_id", "category", "severity").row(0) == (
+        "DIR-005",
+        "directory",
+        "error",
+    )
+    title = pl.read_excel(tmp_path / "findings.xlsx", has_header=False).item(0, 0)
+    assert title == f"Directory check: {paths['bad'].name}"
+
+
+def test_unwritable_out_is_one_message(snapshots, tmp_path):
+    from energy_audit.directory.maintenance import check_file, diff_files
+    from energy_audit.errors import UnusableInputError
+
+    paths, _ = snapshots
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    with pytest.raises(UnusableInputError, match="无法写入输出文件") as e:
+        check_file(paths["bad"], taken)
+    assert str(taken) in str(e.value) and "cannot write" in e.value.message("en")
+    with pytest.raises(UnusableInputError, match="无法写入输出文件"):
+        diff_files(paths["q1"], paths["q2"], taken / "below")
 
 
 def test_diff_writes_changes(snapshots, tmp_path):
