@@ -28,7 +28,6 @@ import dataclasses
 import datetime as dt
 import json
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,17 +38,29 @@ from energy_audit import __version__
 from energy_audit.directory.diff import summarize_changes
 from energy_audit.directory.maintenance import update_store
 from energy_audit.districts import load_districts
+from energy_audit.errors import Lang
 from energy_audit.factors import factors_used
 from energy_audit.indicators import aggregate, indicators
 from energy_audit.io.readers import ReadResult, file_sha256, read_directory, read_returns
 from energy_audit.io.writers import write_csv, write_excel
 from energy_audit.panel.evidence import write_evidence
+from energy_audit.progress import Progress, quiet
 from energy_audit.synthetic import evolve_directory, write_city
 from energy_audit.verify.run import verify, write_verification
 from energy_audit.verify.settings import VerifySettings
 
-Progress = Callable[[str], None]
-"""Called with a short description at the start of each step."""
+DEMO_STAGES: tuple[str, ...] = (
+    "synth_directory",
+    "synth_returns",
+    "synth_files",
+    "read_directory",
+    "read_returns",
+    "directory_run",
+    "verify",
+    "evidence",
+    "indicators",
+)
+"""Stages :func:`run_demo` reports to its ``progress`` callback, in order."""
 
 GROUPINGS: dict[str, tuple[str, list[str] | None]] = {
     "district": ("分区", ["district_code"]),
@@ -144,6 +155,8 @@ def run_demo(
     out_dir: str | Path,
     settings: DemoSettings | None = None,
     progress: Progress | None = None,
+    *,
+    lang: Lang = "zh",
 ) -> DemoResult:
     """Run the demonstration job on a synthetic city.
 
@@ -154,7 +167,13 @@ def run_demo(
     settings : DemoSettings, optional
         Size, years and seed of the city (default :class:`DemoSettings`).
     progress : callable, optional
-        Called with a description at the start of each step (the CLI shows a spinner).
+        :data:`energy_audit.progress.Progress`, called as ``progress(stage, done, total)``
+        with the stages of :data:`DEMO_STAGES` (``read_returns`` counts the years read,
+        ``synth_*`` and ``verify`` come from :func:`~energy_audit.synthetic.write_city` and
+        :func:`~energy_audit.verify.run.verify`). Default: quiet (the CLI shows a progress bar).
+    lang : {"zh", "en"}, default "zh"
+        Language of the headers and coded values of the workbooks written (``findings.xlsx``,
+        ``indicators.xlsx``, ``quarantine.xlsx``); Parquet files keep codes.
 
     Returns
     -------
@@ -163,17 +182,21 @@ def run_demo(
         per year.
     """
     settings = settings or DemoSettings()
-    say = progress or (lambda _step: None)
+    report = progress or quiet
     out = Path(out_dir)
     (out / "read").mkdir(parents=True, exist_ok=True)
     (out / "indicators").mkdir(parents=True, exist_ok=True)
 
-    say(f"writing a synthetic city of {settings.institutions:,} institutions")
     paths = write_city(
-        out / "input", settings.institutions, settings.years, settings.seed, defects=True
+        out / "input",
+        settings.institutions,
+        settings.years,
+        settings.seed,
+        defects=True,
+        progress=report,
     )
 
-    say("reading the directory")
+    report("read_directory", 0, 1)
     directory = read_directory(paths["directory_xlsx"])
     # The first year arrives as a GB18030 CSV in 万千瓦时, the others as workbooks.
     inputs = [paths["directory_xlsx"]]
@@ -181,7 +204,7 @@ def run_demo(
     for year in settings.years:
         path = paths["returns_csv"][year] if year == settings.first_year else None
         path = path or paths["returns_xlsx"][year]
-        say(f"reading the {year} returns ({path.name})")
+        report("read_returns", len(results), len(settings.years))
         results.append(read_returns(path, year=year))
         inputs.append(path)
     returns = _combine(results)
@@ -191,20 +214,25 @@ def run_demo(
     quarantine.write_parquet(out / "read" / "quarantine.parquet")
     notes = pl.concat([directory.notes, returns.notes], how="vertical")
     notes.write_parquet(out / "read" / "notes.parquet")
-    write_excel({"隔离区": quarantine, "读取说明": notes}, out / "read" / "quarantine.xlsx")
+    write_excel(
+        {"隔离区": quarantine, "读取说明": notes}, out / "read" / "quarantine.xlsx", lang=lang
+    )
 
-    say("quarterly directory run: check, store, next quarter's changes")
+    report("read_returns", len(results), len(settings.years))
+    report("directory_run", 0, 2)
     directory_outcome = _directory_stage(out / "directory", paths["directory_xlsx"], settings)
 
-    say(f"verifying the {settings.last_year} returns")
+    report("directory_run", 2, 2)
     verification = verify(
         directory,
         results[-1],
         settings.last_year,
         history=results[:-1],
         settings=VerifySettings(region_code=settings.region_code),
+        progress=report,
     )
-    write_verification(verification, out / "verify", inputs=inputs)
+    write_verification(verification, out / "verify", inputs=inputs, lang=lang)
+    report("evidence", 0, 0)
     evidence = write_evidence(
         verification.findings,
         verification.evidence_data(),
@@ -212,7 +240,7 @@ def run_demo(
         returns=settings.evidence_returns,
     )
 
-    say("computing indicators")
+    report("indicators", 0, len(GROUPINGS))
     attributes = directory.data.select(
         "institution_id", "district_code", "sector", "admin_level"
     ).unique("institution_id", keep="first", maintain_order=True)
@@ -235,10 +263,12 @@ def run_demo(
             )
         frame.write_parquet(out / "indicators" / f"by_{name}.parquet")
         sheets[sheet] = frame
+        report("indicators", len(sheets), len(GROUPINGS))
     write_excel(
         sheets,
         out / "indicators" / "indicators.xlsx",
         title=f"公共机构能源资源消费指标（{settings.first_year}—{settings.last_year}年，合成数据）",
+        lang=lang,
     )
     used = factors_used(settings.years, region_code=settings.region_code)
     # canonical headers: the record of the factor rows used, read back by programs

@@ -60,6 +60,7 @@ from energy_audit.districts import load_districts
 from energy_audit.errors import ContractError
 from energy_audit.factors import ITEM_COLUMNS, density_kg_per_l, kgce_per_canonical_unit
 from energy_audit.io.headers import unit_factor
+from energy_audit.progress import Progress, quiet
 
 __all__ = [
     "CHANGES_SCHEMA",
@@ -2277,6 +2278,7 @@ def write_city(
     formats: Iterable[str] = _FORMATS,
     *,
     districts: pl.DataFrame | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Path | dict[int, Path]]:
     """Write a synthetic city as the office receives it, with its truth table.
 
@@ -2315,6 +2317,10 @@ def write_city(
         Which of xlsx and csv to write besides parquet.
     districts : polars.DataFrame, optional
         District table (default Tianjin's).
+    progress : callable, optional
+        :data:`energy_audit.progress.Progress`, called with the stages ``synth_directory``
+        (0 of 1, then 1 of 1), ``synth_returns`` (the same) and ``synth_files`` (files written
+        of the files to write). Default: quiet.
 
     Returns
     -------
@@ -2338,11 +2344,36 @@ def write_city(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = _rng(seed, _STREAM_FILES)
+    report = progress or quiet
 
+    report("synth_directory", 0, 1)
     directory = make_directory(n_institutions, seed, districts=districts)
+    report("synth_directory", 1, 1)
+    report("synth_returns", 0, 1)
     returns, truth = make_returns(
         directory, year_array.tolist(), seed, defects=defects, districts=districts
     )
+    report("synth_returns", 1, 1)
+    rows_of_year = dict(returns.group_by("year").len().iter_rows())
+    n_files = (
+        2  # directory parquet, district trends
+        + ("xlsx" in wanted and directory.height + 2 <= XLSX_MAX_ROWS)
+        + sum(
+            1
+            + ("csv" in wanted)
+            + ("xlsx" in wanted and rows_of_year.get(y, 0) + 2 <= XLSX_MAX_ROWS)
+            for y in year_array.tolist()
+        )
+        + 2  # truth parquet and csv
+    )
+    files_done = 0
+
+    def file_written() -> None:
+        nonlocal files_done
+        files_done += 1
+        report("synth_files", files_done, n_files)
+
+    report("synth_files", 0, n_files)
     table = _district_table(districts)
     written: dict[str, Path | dict[int, Path]] = {}
     returns_paths: dict[str, dict[int, Path]] = {fmt: {} for fmt in _FORMATS}
@@ -2353,6 +2384,7 @@ def write_city(
     stem = f"directory_{last}Q4"
     written["directory_parquet"] = out / f"{stem}.parquet"
     directory.write_parquet(written["directory_parquet"])
+    file_written()
     if "xlsx" in wanted and directory.height + 2 <= XLSX_MAX_ROWS:
         path = out / f"{stem}.xlsx"
         labels = {c.name: _labels_zh(c, table) for c in _DIRECTORY.columns}
@@ -2395,12 +2427,14 @@ def write_city(
             [labelled[c].to_list() for c in DIRECTORY_COLUMNS],
         )
         written["directory_xlsx"] = path
+        file_written()
 
     # Returns, one set of files per year (one random stream through all files: byte-identical).
     for year in year_array.tolist():
         frame = returns.filter(pl.col("year") == year)
         path, _ = write_returns_file(frame, out / f"returns_{year}.parquet", seed=rng, year=year)
         returns_paths["parquet"][year] = path
+        file_written()
         if "xlsx" in wanted and frame.height + 2 <= XLSX_MAX_ROWS:
             path, messy = write_returns_file(
                 frame,
@@ -2412,6 +2446,7 @@ def write_city(
             )
             returns_paths["xlsx"][year] = path
             truth_parts.append(messy)
+            file_written()
         if "csv" in wanted:
             first = year == int(year_array[0])
             path, messy = write_returns_file(
@@ -2426,6 +2461,7 @@ def write_city(
             )
             returns_paths["csv"][year] = path
             truth_parts.append(messy)
+            file_written()
 
     full_truth = pl.concat(truth_parts, how="vertical").sort(
         "year", "institution_id", "defect", "field", "source_file", "source_row",
@@ -2434,10 +2470,13 @@ def write_city(
     written.update({f"returns_{fmt}": paths for fmt, paths in returns_paths.items() if paths})
     written["truth_parquet"] = out / "truth.parquet"
     full_truth.write_parquet(written["truth_parquet"])
+    file_written()
     written["truth_csv"] = out / "truth.csv"
     full_truth.write_csv(written["truth_csv"])
+    file_written()
     written["district_trends_csv"] = out / "district_trends.csv"
     district_trends(table).write_csv(written["district_trends_csv"])
+    file_written()
     return written
 
 

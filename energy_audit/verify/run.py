@@ -18,11 +18,13 @@ from typing import Any
 
 import polars as pl
 
-from energy_audit import contract
+from energy_audit import contract, glossary
 from energy_audit.directory.history import DirectoryStore
+from energy_audit.errors import Lang, UnusableInputError
 from energy_audit.findings import CATEGORY_ZH, sort_findings
 from energy_audit.io.readers import ReadResult, file_sha256
 from energy_audit.io.writers import write_excel
+from energy_audit.progress import Progress, quiet
 from energy_audit.verify.consistency import check_consistency
 from energy_audit.verify.coverage import Coverage, check_coverage
 from energy_audit.verify.settings import VerifySettings
@@ -103,6 +105,8 @@ def verify(
     year: int,
     history: pl.DataFrame | ReadResult | Sequence[pl.DataFrame | ReadResult] | None = None,
     settings: VerifySettings | None = None,
+    *,
+    progress: Progress | None = None,
 ) -> VerifyResult:
     """Check the returns of ``year``: coverage, validity, consistency and statistics.
 
@@ -120,6 +124,10 @@ def verify(
     settings : VerifySettings, optional
         Thresholds (default :class:`VerifySettings`); ``settings.statistical.enabled`` and the
         per-method switches turn the statistical stage or single methods off.
+    progress : callable, optional
+        :data:`energy_audit.progress.Progress`, called with stage ``verify`` and the checks
+        done of the checks to run (coverage, validity, consistency and, when enabled,
+        statistics). Default: quiet.
 
     Returns
     -------
@@ -129,6 +137,9 @@ def verify(
         the default priority of their severity.
     """
     settings = settings or VerifySettings()
+    report = progress or quiet
+    steps = 4 if settings.statistical.enabled else 3
+    report("verify", 0, steps)
     if isinstance(directory, DirectoryStore):
         scope = directory.scope(year)
         known = (
@@ -144,24 +155,25 @@ def verify(
         data = contract.table("returns").empty_frame()
     previous, _ = _frames(history)
     coverage_findings, coverage = check_coverage(data, directory=known, scope=scope, year=year)
-    findings = pl.concat(
-        [
-            coverage_findings,
-            check_validity(data, year=year, quarantine=quarantine, settings=settings),
-            check_consistency(data, directory=known, history=previous, settings=settings),
-        ]
-        + (
-            [check_statistical(data, directory=known, history=previous, settings=settings)]
-            if settings.statistical.enabled
-            else []
-        ),
-        how="vertical",
-    )
+    report("verify", 1, steps)
+    parts = [coverage_findings]
+    parts.append(check_validity(data, year=year, quarantine=quarantine, settings=settings))
+    report("verify", 2, steps)
+    parts.append(check_consistency(data, directory=known, history=previous, settings=settings))
+    report("verify", 3, steps)
+    if settings.statistical.enabled:
+        parts.append(check_statistical(data, directory=known, history=previous, settings=settings))
+        report("verify", 4, steps)
+    findings = pl.concat(parts, how="vertical")
     return VerifyResult(sort_findings(findings), coverage, scope, settings, year, data, previous)
 
 
 def write_verification(
-    result: VerifyResult, out_dir: str | Path, inputs: Sequence[Path] = ()
+    result: VerifyResult,
+    out_dir: str | Path,
+    inputs: Sequence[Path] = (),
+    *,
+    lang: Lang = "zh",
 ) -> Path:
     """Write ``findings.parquet``, ``findings.xlsx`` (a sheet per category) and ``verify.json``.
 
@@ -173,33 +185,59 @@ def write_verification(
         Output folder (created).
     inputs : sequence of Path
         Input files, recorded with their SHA-256 in ``verify.json``.
+    lang : {"zh", "en"}, default "zh"
+        Language of the workbook: sheet names, title, headers and coded values (category,
+        severity…, through :func:`energy_audit.io.writers.write_excel`). The Parquet file keeps
+        the codes and both messages.
 
     Returns
     -------
     pathlib.Path
         The folder written.
+
+    Raises
+    ------
+    UnusableInputError
+        If the folder cannot be created or a file cannot be written there (e.g. ``out_dir``
+        names an existing file); the message names the path.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result.findings.write_parquet(out / "findings.parquet")
-    sheets = {
-        zh: result.findings.filter(pl.col("category") == category)
-        for category, zh in CATEGORY_ZH.items()
-        if (result.findings["category"] == category).any()
-    }
-    write_excel(
-        sheets or {"核查发现": result.findings},
-        out / "findings.xlsx",
-        title=f"{result.year}年公共机构能源资源消费数据核查发现（按优先级排序）",
-    )
-    record: dict[str, Any] = {
-        "year": result.year,
-        "coverage": result.coverage.to_dict(),
-        "findings": {f"{c}/{s}": n for c, s, n in result.counts().iter_rows()},
-        "settings": result.settings.to_dict(),
-        "inputs": {str(p): file_sha256(p) for p in inputs},
-    }
-    (out / "verify.json").write_text(
-        json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
-    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        result.findings.write_parquet(out / "findings.parquet")
+        sheets = {
+            glossary.term("category", category, lang): result.findings.filter(
+                pl.col("category") == category
+            )
+            for category in CATEGORY_ZH
+            if (result.findings["category"] == category).any()
+        }
+        title = (
+            f"Findings of the {result.year} public-institution energy and water returns "
+            "(by priority)"
+            if lang == "en"
+            else f"{result.year}年公共机构能源资源消费数据核查发现（按优先级排序）"
+        )
+        write_excel(
+            sheets or {"Findings" if lang == "en" else "核查发现": result.findings},
+            out / "findings.xlsx",
+            title=title,
+            lang=lang,
+        )
+        record: dict[str, Any] = {
+            "year": result.year,
+            "coverage": result.coverage.to_dict(),
+            "findings": {f"{c}/{s}": n for c, s, n in result.counts().iter_rows()},
+            "settings": result.settings.to_dict(),
+            "inputs": {str(p): file_sha256(p) for p in inputs},
+        }
+        (out / "verify.json").write_text(
+            json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+    except OSError as exc:
+        where = exc.filename or out
+        raise UnusableInputError(
+            f"{where}：无法写入核查结果：{exc.strerror or exc}",
+            f"{where}: cannot write the verification outputs: {exc.strerror or exc}",
+        ) from exc
     return out

@@ -114,7 +114,7 @@ def test_verify_cli_writes_the_panel_workbook(tmp_path_factory, tmp_path):
     assert cli.exit_code == EXIT_OK, cli.output
     written = pl.read_parquet(tmp_path / "findings.parquet")
     assert written.equals(result.findings)
-    assert "returns expected" in cli.output and "missing" in cli.output
+    assert f"{YEAR}：应报" in cli.output and "未报" in cli.output
     sheets = pl.read_excel(tmp_path / "findings.xlsx", sheet_id=0, has_header=False)
     assert {"完整性", "有效性", "匹配性"} <= set(sheets)
     assert (tmp_path / "verify.json").exists()
@@ -126,7 +126,7 @@ def test_verify_cli_writes_the_panel_workbook(tmp_path_factory, tmp_path):
     assert index["file"].null_count() == 0, index.filter(pl.col("file").is_null())["note"]
     for name in index["file"]:
         assert (tmp_path / "evidence" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "evidence chart(s) of 3 return(s)" in cli.output
+    assert "已为 3 份填报绘制" in cli.output
 
 
 def test_same_input_same_finding_ids(tmp_path_factory):
