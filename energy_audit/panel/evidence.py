@@ -1125,9 +1125,38 @@ def plot_finding(
     return fig
 
 
+_UNIT_AFTER_NUMBER: Final = re.compile(
+    r"(?<=\d) ([A-Za-z]+[²³]?(?:/[A-Za-z]+[²³]?)?|[²³]?m[²³])(?![A-Za-z0-9])"
+)
+"""A unit written in Latin letters after a number and a space (``49.67 kgce/m²``)."""
+
+
+def _units_zh(text: str) -> str:
+    """Write the units of a message in Chinese, as the axes are (``kWh`` → ``千瓦时``).
+
+    A unit is translated when it follows a number and every part of it (``kgce/m²``: ``kgce``
+    and ``m²``) is a unit of the contract (:func:`energy_audit.contract.unit_label_zh`); other
+    text is left as it is.
+
+    Examples
+    --------
+    >>> _units_zh("单位面积能耗 49.67 kgce/m²，如电力 158301 kWh、水 1907 m³，稳健z = 4.1")
+    '单位面积能耗 49.67 千克标准煤/平方米，如电力 158301 千瓦时、水 1907 立方米，稳健z = 4.1'
+    """
+
+    def chinese(match: re.Match[str]) -> str:
+        parts = [contract.unit_label_zh(part) for part in match.group(1).split("/")]
+        if any(part is None for part in parts):
+            return match.group(0)
+        return " " + "/".join(parts)  # type: ignore[arg-type]
+
+    return _UNIT_AFTER_NUMBER.sub(chinese, text)
+
+
 def _heading(rule_id: Any, message: str) -> str:
-    """Title of a finding's figure: the rule id and the Chinese message, wrapped."""
-    return _wrap_zh(f"{rule_id}：{message}" if rule_id else message, TITLE_WRAP_CHARS)
+    """Title of a finding's figure: the rule id and the Chinese message (units in Chinese)."""
+    text = _units_zh(message)
+    return _wrap_zh(f"{rule_id}：{text}" if rule_id else text, TITLE_WRAP_CHARS)
 
 
 def _plot_copied_finding(

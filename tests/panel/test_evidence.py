@@ -531,7 +531,10 @@ def test_finding_without_a_field_compares_the_return(tmp_path):
     before_returns, before_finding = returns.clone(), copy.deepcopy(COPIED_FINDING)
     fig = plot_finding(COPIED_FINDING, returns.lazy())
     assert len(fig.axes) == 1
-    assert fig.get_suptitle() == "STA-007：" + COPIED_FINDING["message_zh"]
+    # the title is the message with its units in Chinese, as on the axes
+    assert fig.get_suptitle() == (
+        "STA-007：各项数量与费用与上年（2022）完全相同，如电力 81,234 千瓦时、水 2,345 立方米"
+    )
     bars = _bars(fig.axes[0])
     assert bars["本单位 2023年"] == bars["本单位 2022年（上年）"] == _drawn(A_RETURN)
     _assert_png(fig, tmp_path / "copied.png")
