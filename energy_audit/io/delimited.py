@@ -363,6 +363,8 @@ def _lines(data: bytes) -> Iterator[bytes]:
 
 def _classify_lines(name: str, data: bytes) -> tuple[bytes, str, list[LoadNote]]:
     """Decode a file that is not valid UTF-8, line by line (GB18030, or mixed with UTF-8)."""
+    if b"\x00" in data:
+        raise _not_text(name, _line_of(data, data.index(b"\x00"))[0])
     utf8_lines: list[int] = []
     gb_lines: list[int] = []
     out: list[bytes] = []

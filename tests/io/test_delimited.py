@@ -340,3 +340,67 @@ def test_what_a_csv_writer_writes_is_read_back_cell_for_cell(grid):
         lines.append(lines[-1] + len(written.encode().splitlines()))
     assert rows.tolist() == lines
     assert rows.dtype == np.int64
+
+
+# ------------------------------------------------------------------ mutations of a real file
+
+_SYNTHETIC: dict[str, bytes] = {}
+
+
+def synthetic_csv(encoding: str) -> bytes:
+    """A small synthetic returns CSV as the office receives it (messy cells, quoted numbers)."""
+    if encoding not in _SYNTHETIC:
+        import tempfile
+
+        from energy_audit.synthetic import make_directory, make_returns, write_returns_file
+
+        directory = make_directory(200, 3)
+        returns, truth = make_returns(directory, years=[2024], seed=3, defects=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "r.csv"
+            write_returns_file(
+                returns.head(25), path, seed=3, year=2024, truth=truth, encoding=encoding
+            )
+            _SYNTHETIC[encoding] = path.read_bytes()
+    return _SYNTHETIC[encoding]
+
+
+mutation = st.tuples(
+    st.sampled_from(["flip", "quote", "truncate", "newline"]), st.floats(0, 1), st.integers(1, 255)
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["utf-8-sig", "gb18030"]), st.lists(mutation, min_size=1, max_size=3))
+def test_mutated_synthetic_files_lose_nothing_or_are_refused_by_name(tmp_path_factory, enc, ops):
+    """Property: a damaged file is read without loss, or refused with one message naming it.
+
+    Byte flips, stray quotes, truncation and line breaks at random places of a real synthetic
+    file: either rows in = rows in data + whole rows in quarantine, or UnusableInputError naming
+    the file. A stray quote never lowers the number of rows read (no line is swallowed).
+    """
+    original = synthetic_csv(enc)
+    data = bytearray(original)
+    for op, where, value in ops:
+        at = min(int(where * len(data)), len(data) - 1)
+        if op == "flip":
+            data[at] ^= value
+        elif op == "quote":
+            data[at:at] = b'"'
+        elif op == "truncate":
+            data = data[: max(at, 1)]
+        else:
+            data[at:at] = b"\n"
+    path = tmp_path_factory.mktemp("m") / "mutated.csv"
+    path.write_bytes(bytes(data))
+    try:
+        result = read_returns(path)
+    except UnusableInputError as exc:
+        assert str(exc).startswith("mutated.csv") and exc.message_en.startswith("mutated.csv")
+        return
+    whole = int(result.quarantine["column"].is_null().sum())
+    assert result.rows_in == result.data.height + whole
+    if all(op == "quote" for op, _, _ in ops):
+        base = tmp_path_factory.mktemp("o") / "original.csv"
+        base.write_bytes(original)
+        assert result.rows_in == read_returns(base).rows_in
