@@ -335,32 +335,49 @@ class DirectoryStore:
     def _manifest(self) -> dict[str, Any]:
         """Read and check the manifest."""
         if not self.path.is_dir():
-            raise UnusableInputError(f"{self.path}: no such directory store (folder missing)")
+            raise UnusableInputError(
+                f"{self.path}：没有这个名录库存储（文件夹不存在）",
+                f"{self.path}: no such directory store (folder missing)",
+            )
         where = self.path / _MANIFEST
         if not where.is_file():
             raise UnusableInputError(
+                f"{self.path}：不是名录库存储（没有 {_MANIFEST}）；"
+                "可用 DirectoryStore.create(path) 建立",
                 f"{self.path}: not a directory store (no {_MANIFEST}); create one with "
-                "DirectoryStore.create(path)"
+                "DirectoryStore.create(path)",
             )
         try:
             manifest = json.loads(where.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UnusableInputError(
-                f"{where}: corrupt manifest, not readable JSON: {exc}"
+                f"{where}：存储清单已损坏，不是可读的 JSON：{exc}",
+                f"{where}: corrupt manifest, not readable JSON: {exc}",
             ) from exc
         if not isinstance(manifest, dict) or manifest.get("format") != STORE_FORMAT:
-            raise UnusableInputError(f"{where}: corrupt manifest: 'format' is not {STORE_FORMAT!r}")
+            raise UnusableInputError(
+                f"{where}：存储清单已损坏：“format”不是 {STORE_FORMAT}",
+                f"{where}: corrupt manifest: 'format' is not {STORE_FORMAT!r}",
+            )
         version = manifest.get("format_version")
         if not isinstance(version, int) or version < 1:
-            raise UnusableInputError(f"{where}: corrupt manifest: bad format_version {version!r}")
+            raise UnusableInputError(
+                f"{where}：存储清单已损坏：format_version 无效（{version!r}）",
+                f"{where}: corrupt manifest: bad format_version {version!r}",
+            )
         if version > STORE_FORMAT_VERSION:
             raise UnusableInputError(
+                f"{where}：存储的 format_version 为 {version}，比本版 energy_audit 能读取的"
+                f"（{STORE_FORMAT_VERSION}）新；请升级 energy_audit",
                 f"{where}: the store has format_version {version}, newer than this energy_audit "
-                f"reads ({STORE_FORMAT_VERSION}); upgrade energy_audit"
+                f"reads ({STORE_FORMAT_VERSION}); upgrade energy_audit",
             )
         entries = manifest.get("snapshots")
         if not isinstance(entries, list):
-            raise UnusableInputError(f"{where}: corrupt manifest: 'snapshots' is not a list")
+            raise UnusableInputError(
+                f"{where}：存储清单已损坏：“snapshots”不是列表",
+                f"{where}: corrupt manifest: 'snapshots' is not a list",
+            )
         infos = [
             SnapshotInfo.from_json(e, f"{where}: corrupt manifest, snapshot {i + 1}")
             for i, e in enumerate(entries)
@@ -368,14 +385,16 @@ class DirectoryStore:
         for before, after in itertools.pairwise(infos):
             if after.as_of <= before.as_of:
                 raise UnusableInputError(
+                    f"{where}：存储清单已损坏：{after.as_of} 的快照列在 {before.as_of} 的之后",
                     f"{where}: corrupt manifest: snapshot as of {after.as_of} is listed after "
-                    f"the one as of {before.as_of}"
+                    f"the one as of {before.as_of}",
                 )
         for info in infos:
             if not (self.path / info.file).is_file():
                 raise UnusableInputError(
+                    f"{where}：存储已损坏：{info.as_of} 的快照文件 {info.file} 不存在",
                     f"{where}: corrupt store: the snapshot as of {info.as_of} lists "
-                    f"{info.file}, which is missing"
+                    f"{info.file}, which is missing",
                 )
         manifest["snapshots"] = infos
         return manifest
@@ -452,9 +471,11 @@ class DirectoryStore:
         infos: list[SnapshotInfo] = manifest["snapshots"]
         if infos and as_of < infos[-1].as_of:
             raise UnusableInputError(
+                f"{self.path}：无法添加 {as_of} 的快照：已存储的最新快照是 {infos[-1].as_of} 的；"
+                "快照按日期顺序添加，每个须晚于最新一个",
                 f"{self.path}: cannot add the snapshot as of {as_of}: the latest stored snapshot "
                 f"is as of {infos[-1].as_of}; snapshots are added in date order, each after the "
-                "last"
+                "last",
             )
         frame = _canonical(
             directory.collect() if isinstance(directory, pl.LazyFrame) else directory

@@ -363,9 +363,25 @@ class VerifySettings:
         """
         try:
             text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+        except FileNotFoundError as exc:
             raise SettingsError(
-                f"{path}：无法读取设置文件：{exc}", f"{path}: cannot read settings: {exc}"
+                f"{path}：无法读取设置文件：文件不存在",
+                f"{path}: cannot read settings: no such file",
+            ) from exc
+        except IsADirectoryError as exc:
+            raise SettingsError(
+                f"{path}：无法读取设置文件：这是一个文件夹",
+                f"{path}: cannot read settings: it is a folder",
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise SettingsError(
+                f"{path}：无法读取设置文件：不是 UTF-8 文本",
+                f"{path}: cannot read settings: not UTF-8 text",
+            ) from exc
+        except OSError as exc:
+            raise SettingsError(
+                f"{path}：无法读取设置文件：{exc.strerror or exc}",
+                f"{path}: cannot read settings: {exc.strerror or exc}",
             ) from exc
         try:
             values = json.loads(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -158,8 +159,9 @@ def test_out_of_order_snapshot_refused_and_store_unchanged(
     manifest = (path / "manifest.json").read_bytes()
     files = sorted(p.name for p in (path / "snapshots").iterdir())
     as_of = D(2023, 1, 1)
-    with pytest.raises(UnusableInputError, match=rf"as of {as_of}.*latest.*as of 2023-12-31"):
+    with pytest.raises(UnusableInputError, match=rf"无法添加 {as_of} 的快照.*2023-12-31") as e:
         store.add(base, as_of)
+    assert re.search(rf"as of {as_of}.*latest.*as of 2023-12-31", e.value.message("en"))
     changed = base.with_columns(pl.lit("天津市某中心").alias("name"))
     with pytest.raises(UnusableInputError, match=r"2023-12-31 的快照已存储，且内容与本次不同") as e:
         store.add(changed, S2)
@@ -243,8 +245,10 @@ def test_corrupt_manifest_gives_clear_error(tmp_path: Path, text: str, match: st
     path = tmp_path / "store"
     DirectoryStore.create(path)
     (path / "manifest.json").write_text(text, encoding="utf-8")
-    with pytest.raises(UnusableInputError, match=match):
+    with pytest.raises(UnusableInputError) as e:
         DirectoryStore(path)
+    assert match in e.value.message("en")
+    assert str(path) in str(e.value)
 
 
 def test_listed_file_missing_or_changed(store: DirectoryStore) -> None:
@@ -254,15 +258,18 @@ def test_listed_file_missing_or_changed(store: DirectoryStore) -> None:
     with pytest.raises(UnusableInputError, match="does not match the SHA-256"):
         DirectoryStore(store.path).snapshot(S2)
     target.unlink()
-    with pytest.raises(UnusableInputError, match=r"corrupt store.*2023-12-31.*missing"):
+    with pytest.raises(UnusableInputError, match=r"存储已损坏：2023-12-31 的快照文件.*不存在") as e:
         DirectoryStore(store.path)
+    assert re.search(r"corrupt store.*2023-12-31.*missing", e.value.message("en"))
 
 
 def test_not_a_store(tmp_path: Path) -> None:
-    with pytest.raises(UnusableInputError, match="not a directory store"):
+    with pytest.raises(UnusableInputError, match="不是名录库存储") as e:
         DirectoryStore(tmp_path)
-    with pytest.raises(UnusableInputError, match="folder missing"):
+    assert "not a directory store" in e.value.message("en")
+    with pytest.raises(UnusableInputError, match="文件夹不存在") as e:
         DirectoryStore(tmp_path / "nowhere")
+    assert "folder missing" in e.value.message("en")
     (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
     with pytest.raises(UnusableInputError, match="文件夹不为空"):
         DirectoryStore.create(tmp_path)
@@ -277,7 +284,7 @@ def test_not_a_store(tmp_path: Path) -> None:
     assert "already exists" in e.value.message("en")
     assert DirectoryStore.create(tmp_path / "s", exist_ok=True).snapshots().is_empty()
     (tmp_path / "s" / "manifest.json").write_text("{", encoding="utf-8")
-    with pytest.raises(UnusableInputError, match="corrupt manifest"):
+    with pytest.raises(UnusableInputError, match="存储清单已损坏"):
         DirectoryStore.create(tmp_path / "s", exist_ok=True)
 
 

@@ -35,8 +35,15 @@ def test_bad_settings_are_clear_errors(tmp_path):
     with pytest.raises(SettingsError, match=r"bad\.json：第 3 行第 3 列不是有效的 JSON") as info:
         VerifySettings.from_json(bad)
     assert "bad.json, line 3, column 3: not valid JSON" in info.value.message("en")
-    with pytest.raises(SettingsError, match=r"无法读取设置文件"):
+    with pytest.raises(SettingsError, match=r"missing\.json：无法读取设置文件：文件不存在") as info:
         VerifySettings.from_json(tmp_path / "missing.json")
+    assert "missing.json: cannot read settings: no such file" in info.value.message("en")
+    with pytest.raises(SettingsError, match=r"无法读取设置文件：这是一个文件夹"):
+        VerifySettings.from_json(tmp_path)
+    latin = tmp_path / "gbk.json"
+    latin.write_bytes('{"region_code": "天津"}'.encode("gb18030"))
+    with pytest.raises(SettingsError, match=r"不是 UTF-8 文本"):
+        VerifySettings.from_json(latin)
     listed = tmp_path / "list.json"
     listed.write_text("[1, 2]")
     with pytest.raises(SettingsError, match=r"list\.json：设置须为 JSON 对象"):
