@@ -138,7 +138,7 @@ class DelimitedFile:
 
 
 def sniff_format(path: Path) -> str:
-    """Tell what a file holds, from its first bytes: ``workbook``, ``parquet`` or ``text``.
+    """Tell what a file holds, from its first bytes: ``workbook``, ``ods``, ``parquet``, ``text``.
 
     Parameters
     ----------
@@ -148,8 +148,9 @@ def sniff_format(path: Path) -> str:
     Returns
     -------
     str
-        ``workbook`` (xlsx/xlsm/ods in a ZIP container, or an OLE2 file as old .xls),
-        ``parquet`` or ``text`` (anything else: the text layer decides).
+        ``workbook`` (xlsx/xlsm in a ZIP container, or an OLE2 file as old .xls), ``ods``
+        (an OpenDocument package), ``parquet`` or ``text`` (anything else: the text layer
+        decides).
 
     Raises
     ------
@@ -169,7 +170,9 @@ def sniff_format(path: Path) -> str:
                 names = archive.namelist()
         except (zipfile.BadZipFile, OSError):
             return "workbook"  # a damaged workbook: the workbook reader says what is wrong
-        if any(n.startswith("xl/") for n in names) or "mimetype" in names:
+        if "mimetype" in names:
+            return "ods"  # OpenDocument: its own bounds apply before calamine reads it
+        if any(n.startswith("xl/") for n in names):
             return "workbook"
         raise UnusableInputError(
             f"{path.name}：这是一个 ZIP 压缩包，不是 Excel 工作簿或 CSV 文件："
@@ -548,7 +551,7 @@ class _Tokenizer:
             if self.in_quote:
                 j = body.find(b'"', pos)
                 if j < 0:  # the line break belongs to the cell
-                    if pos == 0 and self.width >= 2 and body.count(delim) + 1 >= self.width:
+                    if pos == 0 and self.width >= 3 and body.count(delim) + 1 >= self.width:
                         line, col = self.quote_at
                         raise _unbalanced(
                             self.name,

@@ -267,6 +267,30 @@ def test_csv_named_xlsx_is_read_as_csv_and_garbage_is_left_to_the_workbook_reade
     assert not delimited.looks_like_text(garbage)
 
 
+def test_opendocument_named_csv_gets_the_opendocument_bounds(tmp_path):
+    # A 1.5 KB OpenDocument file of 10¹⁰ repeated values, named .csv: bounded as an .ods is.
+    import zipfile
+
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body>'
+        '<office:spreadsheet><table:table table:name="S">'
+        '<table:table-row table:number-rows-repeated="100000">'
+        '<table:table-cell table:number-columns-repeated="100000" office:value-type="float" '
+        'office:value="1"/></table:table-row></table:table></office:spreadsheet></office:body>'
+        "</office:document-content>"
+    )
+    path = tmp_path / "bomb.csv"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("content.xml", content)
+    assert delimited.sniff_format(path) == "ods"
+    with pytest.raises(UnusableInputError, match=r"bomb\.csv：重复单元格"):
+        read_returns(path)
+
+
 @pytest.mark.parametrize(
     ("head", "kind"),
     [
