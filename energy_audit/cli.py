@@ -108,7 +108,9 @@ def _t(zh: str, en: str) -> str:
 def _help(zh: str, en: str) -> str:
     """Return a help text in the language of this run, remembered for :func:`_relabel`."""
     pair = (inspect.cleandoc(zh), inspect.cleandoc(en))
-    _HELP[pair[0]] = _HELP[pair[1]] = pair
+    for text in pair:
+        if _HELP.setdefault(text, pair) != pair:  # one text, two translations: relabel fails
+            raise ValueError(f"help text {text!r} has two translations")
     return _t(*pair)
 
 
@@ -172,6 +174,11 @@ def _usage_message_zh(exc: Exception) -> str | None:
                 message = template.format(*m.groups())
                 break
         return f"{hint} 的值无效：{message}"
+    if isinstance(exc, click_errors.NoSuchOption) and exc.option_name in ("--lang", "--version"):
+        return (
+            f"{exc.option_name} 是全局选项，须写在命令之前，例如 energy-audit {exc.option_name}"
+            + (" en read 文件" if exc.option_name == "--lang" else "")
+        )
     if isinstance(exc, click_errors.NoSuchOption):
         also = f"（是否想用 {'、'.join(exc.possibilities)}？）" if exc.possibilities else ""
         return f"没有选项 {exc.option_name}{also}"
@@ -498,6 +505,7 @@ class _Progress:
                 self._task = self._bar.add_task(text.replace("[", r"\["), total=total or None)
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done, total=total or None)
+            self._bar.refresh()  # show the new count now (the bar also refreshes by itself)
 
 
 # -------------------------------------------------------------------------------- commands

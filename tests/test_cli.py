@@ -464,3 +464,48 @@ def test_directory_history_normalises_the_id_and_fits_80_columns(tmp_path, city)
     missing = runner.invoke(app, ["directory", "history", "nope", "--store", str(store)])
     _clean_exit(missing, EXIT_UNUSABLE_INPUT)
     assert "存储中没有单位 nope" in missing.output
+
+
+def test_lang_after_the_command_says_where_it_goes():
+    result = runner.invoke(app, ["read", "x.csv", "--lang", "en"])
+    _clean_exit(result, EXIT_USAGE)
+    assert _shows(result.output, "--lang 是全局选项，须写在命令之前")
+
+
+# ------------------------------------------------------------------------------ progress
+
+
+def test_progress_on_a_terminal_is_a_bar_with_stage_and_counts(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from energy_audit import cli
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "errors", Console(file=buffer, force_terminal=True, width=100))
+    with cli._Progress(["synth_directory", "synth_returns", "synth_files"]) as shown:
+        shown("synth_directory", 1, 1)
+        shown("synth_files", 3, 11)
+        shown("extra", 0, 0)  # a stage not announced is numbered after the others
+        screen = buffer.getvalue()
+    assert "[3/3] 写出文件" in screen and "3/11" in screen
+    assert "[4/4] extra" in screen
+    assert "…\n" not in screen  # no plain lines on a terminal
+
+
+def test_progress_elsewhere_is_one_line_per_stage(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from energy_audit import cli
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "errors", Console(file=buffer, force_terminal=False))
+    with cli._Progress(["read_returns", "verify"]) as shown:
+        for done in range(3):
+            shown("read_returns", done, 2)
+        shown("verify", 0, 4)
+        shown("verify", 4, 4)
+    assert buffer.getvalue() == "[1/2] 读取填报数据…\n[2/2] 核查…\n"
