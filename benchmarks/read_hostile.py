@@ -10,11 +10,17 @@ git-ignored) by a separate process, outside the timing:
   10 MB of text (3.3 million characters 测, on one line);
 - ``300 MB returns``: synthetic returns of :mod:`energy_audit.synthetic` (year 2024, default
   defects, messy cells; UTF-8 with BOM as :func:`~energy_audit.synthetic.write_returns_file`
-  writes them), the data records of a 20,000-row file repeated until the file holds 300 MB.
+  writes them), the data records of a 20,000-row file repeated until the file holds 300 MB;
+- ``300 MB returns, a multi-line cell``: the same file with a line break inside the (quoted)
+  单位名称 cell of its first record: polars' row numbers would no longer be line numbers, so
+  the reader's line tokenizer reads it (its slow path).
 
 Each (file, reader) pair runs in a fresh Python process:
 
 - ``read_returns``: :func:`energy_audit.read_returns` (the project's reader);
+- ``text layer``: :func:`energy_audit.io.delimited.read_delimited` alone (bytes to a grid of
+  text cells: encoding, separator, quotes, record starts), the part of ``read_returns`` before
+  headers and cells are looked at;
 - ``pl.read_csv``: ``polars.read_csv(path)`` with its defaults (the naive baseline);
 - ``pl.read_csv text``: ``polars.read_csv(path, infer_schema=False)``, every column as text
   (parsing alone, no cleaning: the floor of any reader built on polars).
@@ -51,7 +57,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
-READERS = ("read_returns", "pl.read_csv", "pl.read_csv text")
+READERS = ("read_returns", "text layer", "pl.read_csv", "pl.read_csv text")
 FIELDS = 2_000_000
 CELL_CHARS = 10_000_000
 SEED_ROWS = 20_000
@@ -66,13 +72,14 @@ def file_paths(out: Path, mb: int) -> dict[str, Path]:
         "one line, 2 M fields": out / "hostile_one_line_2M_fields.csv",
         "single 10 MB cell": out / "hostile_single_10MB_cell.csv",
         f"{mb} MB returns": out / f"hostile_returns_{mb}MB.csv",
+        f"{mb} MB returns, a multi-line cell": out / f"hostile_returns_{mb}MB_multiline.csv",
     }
 
 
 def write_files(out: Path, mb: int) -> None:
     """Write the missing input files (run in a child process: the parent stays small)."""
     out.mkdir(parents=True, exist_ok=True)
-    wide, cell, returns = file_paths(out, mb).values()
+    wide, cell, returns, multiline = file_paths(out, mb).values()
     if not wide.exists():
         wide.write_bytes(b",".join([b"1234"] * FIELDS) + b"\n")
     if not cell.exists():
@@ -80,6 +87,8 @@ def write_files(out: Path, mb: int) -> None:
         cell.write_text(f"{HEADER}\n{body},10000,300,500000,6000\n", encoding="utf-8")
     if not returns.exists():
         _write_returns(returns, mb)
+    if not multiline.exists():
+        _write_multiline(returns, multiline)
 
 
 def _write_returns(path: Path, mb: int) -> None:
@@ -115,6 +124,18 @@ def _write_returns(path: Path, mb: int) -> None:
     partial.replace(path)
 
 
+def _write_multiline(returns: Path, path: Path) -> None:
+    """The returns file with a line break in the 单位名称 cell of its first record (quoted)."""
+    data = returns.read_bytes()
+    first = data.index(b"\n") + 1
+    second = data.index(b"\n", first) + 1
+    cells = data[first:second].split(b",")
+    cells[2] = b'"' + cells[2] + b'\r\n(second line)"'
+    partial = path.with_name(f"partial_{path.name}")
+    partial.write_bytes(data[:first] + b",".join(cells) + data[second:])
+    partial.replace(path)
+
+
 # ------------------------------------------------------------------------------- measurement
 
 
@@ -130,7 +151,12 @@ def child(reader: str, path: Path | None) -> None:
         return
     start = time.perf_counter()
     try:
-        if reader == "read_returns":
+        if reader == "text layer":
+            from energy_audit.io.delimited import read_delimited
+
+            grid = read_delimited(path)
+            outcome = f"{grid.frame.height:,} records × {grid.frame.width:,} fields"
+        elif reader == "read_returns":
             result = read_returns(path)
             whole = int(result.quarantine["column"].is_null().sum())
             outcome = (
