@@ -722,13 +722,10 @@ def demo(
 
 
 def _without_personal(frame: pl.DataFrame) -> pl.DataFrame:
-    """Drop the columns of the data contract that hold personal data (contacts)."""
-    from energy_audit import contract
+    """Drop the directory's personal-data columns (contact name and phone): the store keeps them."""
+    from energy_audit.directory.diff import PERSONAL_FIELDS
 
-    personal = {
-        c.name for name in contract.TABLE_NAMES for c in contract.table(name).columns if c.personal
-    }
-    return frame.drop([c for c in frame.columns if c in personal])
+    return frame.drop(PERSONAL_FIELDS, strict=False)
 
 
 def _masked_quarantine(quarantine: pl.DataFrame, kind: str) -> pl.DataFrame:
@@ -771,7 +768,8 @@ def _read_summary(path: Path, result: Any) -> str:
         f"{path.name}：读取 {result.rows_in:,} 行，{result.data.height:,} 行进入数据；"
         f"隔离区：{whole:,} 整行、{cells:,} 个单元格；读取说明 {result.notes.height:,} 条",
         f"{path.name}: {result.rows_in:,} rows in, {result.data.height:,} in data; "
-        f"quarantine: {whole:,} whole rows and {cells:,} cells; {result.notes.height:,} notes",
+        f"quarantine: {whole:,} whole row(s) and {cells:,} cell(s); "
+        f"{result.notes.height:,} note(s)",
     )
 
 
@@ -843,8 +841,9 @@ def read(
         typer.Option(
             "--out",
             help=_help(
-                "把数据、隔离区和读取说明写入此文件夹（.parquet 和 quarantine.xlsx）。",
-                "Write data, quarantine and notes into this folder (.parquet and quarantine.xlsx).",
+                "把数据、隔离区和读取说明写入此文件夹（.parquet 和 quarantine.xlsx；不含联系人）。",
+                "Write data, quarantine and notes into this folder (.parquet and "
+                "quarantine.xlsx; without contacts).",
             ),
         ),
     ] = None,
@@ -875,14 +874,14 @@ def read(
         if out is not None:
             shown("write", 0, 0)
             out.mkdir(parents=True, exist_ok=True)
-            result.data.write_parquet(out / f"{kind}.parquet")
+            data = _without_personal(result.data)
+            data.write_parquet(out / f"{kind}.parquet")
             result.quarantine.write_parquet(out / "quarantine.parquet")
             result.notes.write_parquet(out / "notes.parquet")
             sheets = {
                 _t("隔离区", "quarantine"): _masked_quarantine(result.quarantine, kind),
                 _t("读取说明", "notes"): result.notes,
             }
-            data = _without_personal(result.data)
             if data.height + 3 <= _XLSX_MAX_ROWS:
                 sheets[_t("数据", "data")] = data
             write_excel(

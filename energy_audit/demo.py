@@ -35,7 +35,7 @@ from typing import Any
 import polars as pl
 
 from energy_audit import __version__
-from energy_audit.directory.diff import summarize_changes
+from energy_audit.directory.diff import PERSONAL_FIELDS, summarize_changes
 from energy_audit.directory.maintenance import update_store
 from energy_audit.districts import load_districts
 from energy_audit.errors import Lang
@@ -209,7 +209,10 @@ def run_demo(
         inputs.append(path)
     returns = _combine(results)
     returns.data.write_parquet(out / "read" / "returns.parquet")
-    directory.data.write_parquet(out / "read" / "directory.parquet")
+    # contacts (personal data) stay in the directory store only
+    directory.data.drop(PERSONAL_FIELDS, strict=False).write_parquet(
+        out / "read" / "directory.parquet"
+    )
     quarantine = pl.concat([directory.quarantine, returns.quarantine], how="vertical")
     quarantine.write_parquet(out / "read" / "quarantine.parquet")
     notes = pl.concat([directory.notes, returns.notes], how="vertical")

@@ -227,13 +227,7 @@ def _run(command: str, city: City, out: Path) -> Run:
 #: Contact data found in outputs that are not written by energy_audit.io.writers nor by the
 #: directory checks and diff (issue 9, item 4). Each entry is a known leak to fix where it is made;
 #: the test fails on any other leak, and when a listed leak is gone (so the entry is removed).
-KNOWN_LEAKS: dict[str, frozenset[str]] = {
-    # `read --out` writes the canonical directory as read (contacts included) to
-    # directory.parquet (its workbook and the quarantine withhold them).
-    "read directory": frozenset({"directory.parquet"}),
-    # the demo writes the canonical directory as read to read/directory.parquet.
-    "demo": frozenset({"directory.parquet"}),
-}
+KNOWN_LEAKS: dict[str, frozenset[str]] = {}
 
 COMMANDS = (
     "directory check",
