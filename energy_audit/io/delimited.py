@@ -731,15 +731,15 @@ def parse_records(
 
 
 def _without_empty_tail(frame: pl.DataFrame) -> pl.DataFrame:
-    """Drop the trailing columns in which no record has a cell (Excel's ``,,,,`` tails).
+    """Drop the trailing columns in which every cell is null (Excel's ``,,,,`` tails).
 
     They hold nothing, so nothing is lost; a wide empty tail would cost memory per column in
     every later step.
     """
     if frame.width <= 1:
         return frame
-    filled = frame.select((pl.all().is_not_null() & (pl.all() != "")).any()).row(0)
-    last = max((i for i, f in enumerate(filled) if f), default=0)
+    nulls = frame.null_count().row(0)
+    last = max((i for i, n in enumerate(nulls) if n < frame.height), default=0)
     return frame.select(frame.columns[: last + 1]) if last + 1 < frame.width else frame
 
 
