@@ -10,7 +10,12 @@ data contract's ("Cell values"):
   to the canonical unit;
 - empty, ``-``, ``—``, ``/``, ``无``, ``N/A`` (and close variants) are null, not errors;
 - anything else (``约3000``, ``1,2345``, ``12.5`` in a whole-number column) is null in the data
-  and gets a reason.
+  and gets a reason; so do an Excel error value (``#DIV/0!``, ``#N/A``: :data:`EXCEL_ERRORS`), a
+  value that is not finite (``1e400``, ``inf``, ``nan``) and a whole number a column of whole
+  numbers cannot hold (``99999999999999999999``, ``1e20``).
+
+A reason is a key of the glossary's ``reason`` domain (``schemas/glossary.toml``: :data:`REASONS`);
+the reader turns it into the Chinese and English text of the quarantine table.
 """
 
 from __future__ import annotations
@@ -31,17 +36,72 @@ NULL_TOKENS: tuple[str, ...] = (
     "无",
     "n/a",
     "na",
-    "#n/a",
     "null",
     "none",
 )
-"""Cell texts (after NFKC, trimming and lower-casing) that mean "no value"."""
+"""Cell texts (after NFKC, trimming and lower-casing) that mean "no value".
 
-REASON_NOT_A_NUMBER = "not a number"
-REASON_BAD_UNIT = "trailing text is not a unit of this column"
-REASON_NOT_WHOLE = "not a whole number"
-REASON_NOT_A_YEAR = "not a year"
-REASON_NOT_BOOLEAN = "not a yes/no value"
+``#N/A`` is not one of them: in a spreadsheet it is an error value (a lookup that found
+nothing), and Excel writes it into a CSV as the text ``#N/A``; it goes to quarantine with the
+other :data:`EXCEL_ERRORS`.
+"""
+
+EXCEL_ERRORS: tuple[str, ...] = (
+    "#NULL!",
+    "#DIV/0!",
+    "#VALUE!",
+    "#REF!",
+    "#NAME?",
+    "#NUM!",
+    "#N/A",
+    "#GETTING_DATA",
+    "#SPILL!",
+    "#CALC!",
+    "#FIELD!",
+    "#BLOCKED!",
+    "#CONNECT!",
+    "#BUSY!",
+    "#UNKNOWN!",
+    "#PYTHON!",
+)
+"""Excel's error values, as a cell shows them (and as Excel writes them into a CSV).
+
+References: Microsoft Support, "How to correct a #… error" (one page per value); ECMA-376
+Part 1, §18.17.4 (the error values of SpreadsheetML: ``#NULL!`` … ``#GETTING_DATA``).
+"""
+
+# Reasons: keys of the glossary's ``reason`` domain.
+REASON_NOT_A_NUMBER = "not_a_number"
+REASON_BAD_UNIT = "bad_unit"
+REASON_NOT_WHOLE = "not_whole"
+REASON_NOT_A_YEAR = "not_a_year"
+REASON_NOT_BOOLEAN = "not_boolean"
+REASON_OUT_OF_RANGE = "out_of_int_range"
+REASON_NOT_FINITE = "not_finite"
+REASON_EXCEL_ERROR = "excel_error"
+REASON_FORMULA = "formula_not_calculated"
+REASON_NOT_UTF8 = "not_utf8"
+REASON_UNREADABLE_CELL = "cell_unreadable"
+
+REASONS: tuple[str, ...] = (
+    REASON_NOT_A_NUMBER,
+    REASON_BAD_UNIT,
+    REASON_NOT_WHOLE,
+    REASON_NOT_A_YEAR,
+    REASON_NOT_BOOLEAN,
+    REASON_OUT_OF_RANGE,
+    REASON_NOT_FINITE,
+    REASON_EXCEL_ERROR,
+    REASON_FORMULA,
+    REASON_NOT_UTF8,
+    REASON_UNREADABLE_CELL,
+)
+"""Every reason a cell can be quarantined for (glossary keys; the reader adds the header)."""
+
+MAX_EXACT_WHOLE = 2**53
+"""Largest whole number [-] read exactly through floating point (``1e15``, ``3.0``, ``万人``).
+
+A whole number written as plain digits is read exactly up to the Int64 limit (2⁶³ − 1)."""
 
 # A number as people write it: optional sign, digits with optional thousands separators
 # (strict groups of three, so 1,2345 is not silently read as 12345), decimals, exponent.
@@ -64,6 +124,11 @@ def matching_key(raw: pl.Expr) -> pl.Expr:
 def is_blank(raw: pl.Expr) -> pl.Expr:
     """Flag cells that are empty or holds one of :data:`NULL_TOKENS`."""
     return raw.is_null() | matching_key(raw).is_in(list(NULL_TOKENS))
+
+
+def is_excel_error(raw: pl.Expr) -> pl.Expr:
+    """Flag cells that hold one of Excel's error values (:data:`EXCEL_ERRORS`, any case)."""
+    return normalized_text(raw).str.to_uppercase().is_in(list(EXCEL_ERRORS)).fill_null(False)
 
 
 @dataclass(frozen=True)
@@ -103,18 +168,33 @@ def own_unit_column(target: str) -> str:
     return f"__own_unit_{target}"
 
 
+def _exact_whole(digits: pl.Expr, factor: pl.Expr | float) -> pl.Expr:
+    """Int64 of number text written as plain digits with a factor of 1, else null (exact)."""
+    exact = digits.cast(pl.Int64, strict=False)
+    if isinstance(factor, float):
+        return exact if factor == 1.0 else pl.lit(None, pl.Int64)
+    return pl.when(factor == 1.0).then(exact)
+
+
+def _whole_in_range(value: pl.Expr) -> pl.Expr:
+    return value.abs() < MAX_EXACT_WHOLE
+
+
 def _plain(col: NumberColumn) -> pl.Expr:
     """Flag cells the fast path can take: null, or a plain finite number (whole if required)."""
-    value = pl.col(col.source).cast(pl.Float64, strict=False)
+    value = pl.col(col.source).cast(pl.Float64, strict=False) * float(col.factor)
     ok = value.is_finite()
     if col.whole:
-        ok = ok & (value.round(0) == value)
+        exact = _exact_whole(pl.col(col.source), float(col.factor)).is_not_null()
+        ok = exact | (ok & (value.round(0) == value) & _whole_in_range(value))
     return pl.col(col.source).is_null() | ok.fill_null(False)
 
 
-def _finish(value: pl.Expr, col: NumberColumn) -> pl.Expr:
+def _finish(value: pl.Expr, col: NumberColumn, exact: pl.Expr | None = None) -> pl.Expr:
     if col.whole:
         value = value.round(0).cast(pl.Int64, strict=False)
+        if exact is not None:
+            value = pl.coalesce(exact, value)
     return value.alias(col.target)
 
 
@@ -128,12 +208,12 @@ def _clean_numbers_fully(frame: pl.DataFrame, columns: Sequence[NumberColumn]) -
     Each intermediate result is a temporary column computed once: text, blank flag, number
     text, trailing text, unit factor, value.
     """
-    names = [tuple(f"__{k}{i}" for k in "tbnrfv") for i in range(len(columns))]
+    names = [tuple(f"__{k}{i}" for k in "tbnrfvx") for i in range(len(columns))]
     pairs = list(zip(columns, names, strict=True))
     frame = frame.with_columns(normalized_text(pl.col(c.source)).alias(n[0]) for c, n in pairs)
     frame = frame.with_columns(
         expr
-        for _, (t, b, n, r, _f, _v) in pairs
+        for _, (t, b, n, r, _f, _v, _x) in pairs
         for expr in (
             (pl.col(t).is_null() | _key(pl.col(t)).is_in(list(NULL_TOKENS))).alias(b),
             pl.col(t).str.extract(rf"^({_NUMBER})", 1).alias(n),
@@ -142,7 +222,7 @@ def _clean_numbers_fully(frame: pl.DataFrame, columns: Sequence[NumberColumn]) -
     )
     frame = frame.with_columns(
         expr
-        for c, (_t, _b, n, r, f, v) in pairs
+        for c, (_t, _b, n, r, f, v, _x) in pairs
         for expr in (
             pl.when(pl.col(r) == "")
             .then(pl.lit(float(c.factor)))
@@ -158,27 +238,41 @@ def _clean_numbers_fully(frame: pl.DataFrame, columns: Sequence[NumberColumn]) -
         )
     )
     stage = []
-    for c, (_t, b, n, _r, f, v) in pairs:
+    for c, (t, b, n, _r, f, v, x) in pairs:
         value = pl.col(v) * pl.col(f)
+        exact = _exact_whole(pl.col(n).str.replace_all(",", ""), pl.col(f))
         reason = (
             pl.when(pl.col(b))
             .then(None)
+            .when(pl.col(t).str.to_uppercase().is_in(list(EXCEL_ERRORS)))
+            .then(pl.lit(REASON_EXCEL_ERROR))
+            .when(_key(pl.col(t)).str.contains(r"^[+-]?(?:inf|infinity|nan)$"))
+            .then(pl.lit(REASON_NOT_FINITE))
             .when(pl.col(n).is_null() | pl.col(v).is_null())
             .then(pl.lit(REASON_NOT_A_NUMBER))
             .when(pl.col(f).is_null())
             .then(pl.lit(REASON_BAD_UNIT))
+            .when(~value.is_finite())
+            .then(pl.lit(REASON_NOT_FINITE))
         )
         if c.whole:
-            reason = reason.when(value.is_finite() & (value.round(0) != value)).then(
-                pl.lit(REASON_NOT_WHOLE)
+            reason = (
+                reason.when(value.round(0) != value)
+                .then(pl.lit(REASON_NOT_WHOLE))
+                .when(exact.is_null() & ~_whole_in_range(value))
+                .then(pl.lit(REASON_OUT_OF_RANGE))
             )
-        stage += [reason.otherwise(None).alias(reason_column(c.target)), value.alias(v)]
+        stage += [
+            reason.otherwise(None).alias(reason_column(c.target)),
+            value.alias(v),
+            exact.alias(x),
+        ]
     frame = frame.with_columns(stage)
     stage = []
-    for c, (_t, b, _n, r, _f, v) in pairs:
+    for c, (_t, b, _n, r, _f, v, x) in pairs:
         readable = pl.col(reason_column(c.target)).is_null() & ~pl.col(b)
         stage += [
-            _finish(pl.when(readable).then(pl.col(v)), c),
+            _finish(pl.when(readable).then(pl.col(v)), c, pl.when(readable).then(pl.col(x))),
             (readable & (pl.col(r) != "")).alias(own_unit_column(c.target)),
         ]
     outputs = [
@@ -227,7 +321,11 @@ def clean_numbers(
         expr
         for c in columns
         for expr in (
-            _finish(pl.col(c.source).cast(pl.Float64, strict=False) * float(c.factor), c),
+            _finish(
+                pl.col(c.source).cast(pl.Float64, strict=False) * float(c.factor),
+                c,
+                _exact_whole(pl.col(c.source), float(c.factor)) if c.whole else None,
+            ),
             pl.lit(None, pl.String).alias(reason_column(c.target)),
             pl.lit(False).alias(own_unit_column(c.target)),
         )
@@ -247,8 +345,14 @@ def year(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     text = matching_key(raw)
     digits = text.str.extract(r"^(\d{4})(?:\.0+)?(?:年度?)?$", 1)
     value = digits.cast(pl.Int64, strict=False)
-    reason = pl.when(~is_blank(raw) & value.is_null()).then(pl.lit(REASON_NOT_A_YEAR))
-    return value, reason.otherwise(None)
+    reason = (
+        pl.when(is_blank(raw) | value.is_not_null())
+        .then(None)
+        .when(is_excel_error(raw))
+        .then(pl.lit(REASON_EXCEL_ERROR))
+        .otherwise(pl.lit(REASON_NOT_A_YEAR))
+    )
+    return value, reason
 
 
 def boolean(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
@@ -264,7 +368,13 @@ def boolean(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     value = key.replace_strict(mapping, default=None, return_dtype=pl.Boolean)
     blank = is_blank(raw)
     value = pl.when(blank).then(None).otherwise(value)
-    reason = pl.when(~blank & value.is_null()).then(pl.lit(REASON_NOT_BOOLEAN)).otherwise(None)
+    reason = (
+        pl.when(blank | value.is_not_null())
+        .then(None)
+        .when(is_excel_error(raw))
+        .then(pl.lit(REASON_EXCEL_ERROR))
+        .otherwise(pl.lit(REASON_NOT_BOOLEAN))
+    )
     return value, reason
 
 

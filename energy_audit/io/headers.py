@@ -19,6 +19,20 @@ from energy_audit.errors import UnusableInputError
 
 _UNIT_SUFFIX = re.compile(r"^(?P<base>.+?)(?:\((?P<paren>[^()]*)\)|/(?P<slash>[^/()]+))$")
 
+# Dimensions of schemas/units.toml, in Chinese for messages.
+_DIMENSION_ZH = {
+    "electricity": "电量",
+    "volume": "体积",
+    "mass": "质量",
+    "heat": "热量",
+    "coal_equivalent": "标准煤",
+    "area": "面积",
+    "persons": "人数",
+    "vehicles": "车辆数",
+    "money": "金额",
+    "percent": "百分比",
+}
+
 DensityLookup = Callable[[str], float]
 """Returns the density [kg/L] of a liquid fuel item (``gasoline``, ``diesel``)."""
 
@@ -138,7 +152,11 @@ def header_score(cells: Sequence[str | None], spec: TableSpec) -> int:
 
 
 def resolve_headers(
-    headers: Sequence[str | None], spec: TableSpec, where: str, density: DensityLookup
+    headers: Sequence[str | None],
+    spec: TableSpec,
+    where: str,
+    density: DensityLookup,
+    where_zh: str | None = None,
 ) -> tuple[list[HeaderMatch], list[tuple[int, str]]]:
     """Match a header row to contract columns and units.
 
@@ -149,9 +167,11 @@ def resolve_headers(
     spec : TableSpec
         Contract table the file should hold.
     where : str
-        File (and sheet) for messages.
+        File (and sheet) for messages: ``name.xlsx (sheet 表1)``.
     density : callable
         Density lookup for liquid fuels given by mass.
+    where_zh : str, optional
+        The same in Chinese (``name.xlsx（工作表 表1）``; default: ``where``).
 
     Returns
     -------
@@ -165,6 +185,7 @@ def resolve_headers(
     UnusableInputError
         If a header's unit is unknown or of another dimension, or two headers name one column.
     """
+    where_zh = where if where_zh is None else where_zh
     matches: list[HeaderMatch] = []
     ignored: list[tuple[int, str]] = []
     taken: dict[str, str] = {}
@@ -182,22 +203,30 @@ def resolve_headers(
             f = unit_factor(col, unit_text, density)
             if f is None:
                 known = units().get(unit_text)
-                why = (
-                    f"unit {unit_text!r} is {known.dimension}, not a unit of this column"
+                why_zh, why = (
+                    (
+                        f"单位“{unit_text}”是{_DIMENSION_ZH.get(known.dimension, known.dimension)}"
+                        "单位，不是本列的单位",
+                        f"unit {unit_text!r} is {known.dimension}, not a unit of this column",
+                    )
                     if known
-                    else f"unknown unit {unit_text!r}"
+                    else (f"不认识的单位“{unit_text}”", f"unknown unit {unit_text!r}")
                 )
                 raise UnusableInputError(
+                    f"{where_zh}：表头“{header}”（{col.name}，标准单位 {col.unit}）：{why_zh}；"
+                    "请修改表头（表头可用的单位见 docs/data-contract.md）",
                     f"{where}: column {header!r} ({col.name}, canonical unit {col.unit}): {why}; "
-                    "fix the header (see docs/data-contract.md for the units a header may name)"
+                    "fix the header (see docs/data-contract.md for the units a header may name)",
                 )
             factor = f
         elif unit_text is not None:
             unit_text = None  # a bracket on a column without unit, e.g. 统一社会信用代码(18位)
         if col.name in taken:
             raise UnusableInputError(
+                f"{where_zh}：表头“{taken[col.name]}”与“{header}”指同一列 {col.name}；"
+                "请只保留其中一列",
                 f"{where}: columns {taken[col.name]!r} and {header!r} both name {col.name}; "
-                "keep one of them"
+                "keep one of them",
             )
         taken[col.name] = header
         matches.append(HeaderMatch(pos, header, col, unit_text, factor))

@@ -31,9 +31,11 @@ from energy_audit import contract
 from energy_audit.contract import ColumnSpec, TableSpec
 from energy_audit.districts import district_lookup, load_districts
 from energy_audit.errors import UnusableInputError
-from energy_audit.io import cells
+from energy_audit.glossary import term, terms
+from energy_audit.io import cells, excel, parquet
 from energy_audit.io.headers import (
     DensityLookup,
+    HeaderMatch,
     cell_unit_factors,
     header_score,
     resolve_headers,
@@ -47,8 +49,14 @@ NOTE_COLUMNS: dict[str, pl.DataType] = {
     "column": pl.String(),
     "header": pl.String(),
     "detail": pl.String(),
+    "detail_en": pl.String(),
 }
-"""Schema of :attr:`ReadResult.notes`. ``kind`` is one of :data:`NOTE_KINDS`."""
+"""Schema of :attr:`ReadResult.notes`. ``kind`` is one of :data:`NOTE_KINDS`; ``detail`` says
+what the reader did in Chinese, ``detail_en`` the same in English."""
+
+PERSONAL_MASK = "[已隐去]"
+"""What quarantine shows instead of the text of a personal column (联系人, 联系电话: contract
+columns with ``personal = true``), in a cell entry and in the JSON of a whole row."""
 
 NOTE_KINDS: tuple[str, ...] = (
     "header_row",
@@ -81,9 +89,11 @@ class ReadResult:
         Contract columns in contract order, canonical units, then ``source_file``,
         ``source_sheet``, ``source_row``.
     quarantine : polars.DataFrame
-        ``source_file, source_sheet, source_row, column, raw_value, reason``: one row per
-        unreadable cell, and one per row whose identity cannot be read (``column`` null,
-        ``raw_value`` the whole row as JSON).
+        ``source_file, source_sheet, source_row, column, raw_value, reason, reason_en``: one
+        row per unreadable cell, and one per row whose identity cannot be read (``column``
+        null, ``raw_value`` the whole row as JSON, personal columns masked as
+        :data:`PERSONAL_MASK`). ``reason`` is Chinese, ``reason_en`` English; both name the
+        header.
     notes : polars.DataFrame
         What the reader did that a person should know (unit conversions, absent columns filled
         with their default, ignored columns, blank rows skipped…); see :data:`NOTE_COLUMNS`.
@@ -99,8 +109,8 @@ class ReadResult:
     def __repr__(self) -> str:
         whole = int(self.quarantine["column"].is_null().sum())
         return (
-            f"ReadResult({self.rows_in} rows in: {self.data.height} in data, {whole} whole rows "
-            f"and {self.quarantine.height - whole} cells in quarantine; {self.notes.height} notes)"
+            f"ReadResult（读入 {self.rows_in} 行：数据 {self.data.height} 行，隔离整行 {whole} 行、"
+            f"单元格 {self.quarantine.height - whole} 个；说明 {self.notes.height} 条）"
         )
 
 
@@ -113,6 +123,9 @@ class _Sheet:
     row_numbers: list[int]
     header_row: int | None = None  # index into frame; None: headers are the column names
     headers: list[str | None] = field(default_factory=list)
+    # Cells whose text is not their value (an Excel error, a formula without a result, bytes
+    # that are not UTF-8): frame column → reason key per frame row (null where none).
+    flags: dict[str, pl.Series] = field(default_factory=dict)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -128,28 +141,15 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _load_excel(path: Path) -> list[_Sheet]:
-    import fastexcel
-
     # Before calamine, which aborts the process on a far cell and expands repeated ODS cells.
     if path.suffix.lower() == ".ods":
         check_ods(path)
     else:
         check_workbook(path)
-    try:
-        reader = fastexcel.read_excel(str(path))
-    except Exception as exc:  # fastexcel raises its own error types
-        raise UnusableInputError(f"{path.name}: cannot open as a workbook: {exc}") from exc
-    sheets = []
-    for name in reader.sheet_names:
-        try:
-            sheet = reader.load_sheet(name, header_row=None, dtypes="string", skip_rows=0)
-            frame = sheet.to_polars()
-        except Exception as exc:
-            raise UnusableInputError(f"{path.name} (sheet {name}): cannot read: {exc}") from exc
-        frame = frame.rename({c: f"c{i}" for i, c in enumerate(frame.columns)})
-        frame = frame.with_columns(pl.all().cast(pl.String))
-        sheets.append(_Sheet(name, frame, list(range(1, frame.height + 1))))
-    return sheets
+    return [
+        _Sheet(s.name, s.frame, list(range(1, s.frame.height + 1)), flags=s.flags)
+        for s in excel.load_sheets(path)
+    ]
 
 
 def _decode(path: Path, data: bytes) -> tuple[str, str]:
@@ -232,20 +232,8 @@ def _load_csv(path: Path) -> tuple[list[_Sheet], str]:
 
 def _load_parquet(path: Path) -> list[_Sheet]:
     check_parquet(path)  # before polars, which would decode every run
-    try:
-        frame = pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise UnusableInputError(f"{path.name}: cannot read as Parquet: {exc}") from exc
-    headers: list[str | None] = list(frame.columns)
-    nested = [c for c, t in frame.schema.items() if t.is_nested()]
-    if nested:
-        raise UnusableInputError(
-            f"{path.name}: column(s) {', '.join(nested)} hold lists or structs, not cell values"
-        )
-    frame = frame.select(
-        pl.col(c).cast(pl.String).alias(f"c{i}") for i, c in enumerate(frame.columns)
-    )
-    return [_Sheet(None, frame, list(range(1, frame.height + 1)), None, headers)]
+    frame, headers, flags = parquet.load_table(path)
+    return [_Sheet(None, frame, list(range(1, frame.height + 1)), None, headers, flags)]
 
 
 def _load(path: Path) -> tuple[list[_Sheet], str | None]:
@@ -299,7 +287,19 @@ class _Context:
     def where(self) -> str:
         return self.file if self.sheet is None else f"{self.file} (sheet {self.sheet})"
 
-    def note(self, kind: str, detail: str, column: str | None = None, header: str | None = None):
+    @property
+    def where_zh(self) -> str:
+        return self.file if self.sheet is None else f"{self.file}（工作表 {self.sheet}）"
+
+    def note(
+        self,
+        kind: str,
+        detail: str,
+        column: str | None = None,
+        header: str | None = None,
+        detail_en: str | None = None,
+    ) -> None:
+        """Record a note: ``detail`` in Chinese, ``detail_en`` in English (default: ``detail``)."""
         self.notes.append(
             {
                 "source_file": self.file,
@@ -308,6 +308,7 @@ class _Context:
                 "column": column,
                 "header": header,
                 "detail": detail,
+                "detail_en": detail if detail_en is None else detail_en,
             }
         )
 
@@ -355,51 +356,107 @@ def _read_sheet(
     sheet: _Sheet, ctx: _Context, identity: Sequence[str], defaults: dict[str, Any]
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     spec = ctx.spec
-    matches, ignored = resolve_headers(sheet.headers, spec, ctx.where, ctx.density)
+    matches, ignored = resolve_headers(sheet.headers, spec, ctx.where, ctx.density, ctx.where_zh)
     by_name = {m.column.name: m for m in matches}
     missing = [
         c for c in spec.columns if c.required and c.name not in by_name and c.name not in defaults
     ]
     if missing:
-        wanted = ", ".join(f"{c.name} ({c.header_zh})" for c in missing)
-        found = ", ".join(str(h) for h in sheet.headers if h) or "none"
+        found = "、".join(str(h) for h in sheet.headers if h) or "无"
         raise UnusableInputError(
-            f"{ctx.where}: required column(s) missing: {wanted}; headers found: {found}"
+            f"{ctx.where_zh}：缺少必填列 {'、'.join(c.header_zh for c in missing)}；"
+            f"文件中的表头：{found}",
+            f"{ctx.where}: required column(s) missing: "
+            f"{', '.join(f'{c.name} ({c.header_zh})' for c in missing)}; headers found: "
+            f"{', '.join(str(h) for h in sheet.headers if h) or 'none'}",
         )
+    _header_notes(sheet, ctx, matches, ignored)
+
+    start = 0 if sheet.header_row is None else sheet.header_row + 1
+    columns = list(sheet.frame.columns)
+    raw = sheet.frame.slice(start).with_columns(
+        pl.Series("__row", sheet.row_numbers[start:], dtype=pl.Int64),
+        *[flags.slice(start).alias(_flag_column(c)) for c, flags in sheet.flags.items()],
+    )
+    n_all = raw.height
+    raw = _nonblank_rows(raw, columns)
+    if n_all - raw.height:
+        n = n_all - raw.height
+        ctx.note("blank_rows", f"跳过空行 {n} 行", detail_en=f"{n} blank row(s) skipped")
+    for i, c in enumerate(columns):
+        if i < len(sheet.headers) and sheet.headers[i]:
+            continue
+        n = raw.select((~cells.is_blank(pl.col(c))).sum()).item()
+        if n:
+            ctx.note(
+                "ignored_column",
+                f"第 {i + 1} 列没有表头，但有 {n} 个值：未读取",
+                detail_en=f"column {i + 1} has no header but {n} values",
+            )
+
+    cleaned = _clean_cells(raw, matches, sheet, ctx)
+    cleaned = _fill_defaults(cleaned, ctx, by_name, defaults)
+    _normalized_id_notes(cleaned, ctx, by_name)
+
+    # Identity: rows without it go whole to quarantine.
+    ident_ok = pl.all_horizontal(pl.col(c).is_not_null() for c in identity)
+    whole = cleaned.filter(~ident_ok).select(
+        *_provenance(ctx),
+        pl.lit(None, pl.String).alias("column"),
+        _row_json(sheet, matches).alias("raw_value"),
+        *_identity_reasons(ctx, identity, by_name),
+    )
+    kept = cleaned.filter(ident_ok)
+    cell_q = [
+        kept.filter(pl.col(cells.reason_column(m.column.name)).is_not_null()).select(
+            *_provenance(ctx),
+            pl.lit(m.column.name).alias("column"),
+            _shown(m.column, pl.col(f"c{m.position}")).alias("raw_value"),
+            *_cell_reasons(m, pl.col(f"c{m.position}")),
+        )
+        for m in matches
+    ]
+    data = kept.select(
+        *[pl.col(c.name).cast(c.polars_dtype) for c in spec.columns],
+        *_provenance(ctx),
+    )
+    quarantine = pl.concat([whole, *cell_q], how="vertical")
+    return data, quarantine, raw.height
+
+
+def _flag_column(column: str) -> str:
+    return f"__flag_{column}"
+
+
+def _header_notes(
+    sheet: _Sheet, ctx: _Context, matches: Sequence[HeaderMatch], ignored: Sequence[tuple[int, str]]
+) -> None:
     if sheet.header_row is not None:
-        ctx.note("header_row", f"header found on row {sheet.row_numbers[sheet.header_row]}")
+        row = sheet.row_numbers[sheet.header_row]
+        ctx.note("header_row", f"表头在第 {row} 行", detail_en=f"header found on row {row}")
     for m in matches:
         if m.unit_label is not None and m.factor != 1.0:
             ctx.note(
                 "unit_conversion",
-                f"values in {m.unit_label} multiplied by {m.factor:g} into {m.column.unit}",
+                f"以{m.unit_label}填报的数值乘以 {m.factor:g}，换算为 {m.column.unit}",
                 m.column.name,
                 m.header,
+                f"values in {m.unit_label} multiplied by {m.factor:g} into {m.column.unit}",
             )
     for pos, header in ignored:
         ctx.note(
-            "ignored_column", f"column {pos + 1} is not in the contract: ignored", None, header
+            "ignored_column",
+            f"第 {pos + 1} 列不在数据规范中：未读取",
+            None,
+            header,
+            f"column {pos + 1} is not in the contract: ignored",
         )
 
-    start = 0 if sheet.header_row is None else sheet.header_row + 1
-    raw = sheet.frame.slice(start).with_columns(
-        pl.Series("__row", sheet.row_numbers[start:], dtype=pl.Int64)
-    )
-    raw_cols = [f"c{m.position}" for m in matches]
-    n_all = raw.height
-    raw = _nonblank_rows(raw, raw.columns[:-1])
-    if n_all - raw.height:
-        ctx.note("blank_rows", f"{n_all - raw.height} blank row(s) skipped")
-    headerless = [
-        c
-        for i, c in enumerate(raw.columns[:-1])
-        if (i >= len(sheet.headers) or not sheet.headers[i])
-    ]
-    for c in headerless:
-        n = raw.select((~cells.is_blank(pl.col(c))).sum()).item()
-        if n:
-            ctx.note("ignored_column", f"column {int(c[1:]) + 1} has no header but {n} values")
 
+def _clean_cells(
+    raw: pl.DataFrame, matches: Sequence[HeaderMatch], sheet: _Sheet, ctx: _Context
+) -> pl.DataFrame:
+    """Value and reason key (:func:`cells.reason_column`) of every matched column."""
     numeric = [m for m in matches if m.column.dtype in ("float", "int")]
     cleaned = cells.clean_numbers(
         raw,
@@ -414,12 +471,24 @@ def _read_sheet(
             for m in numeric
         ],
     )
-    others = [m for m in matches if m not in numeric]
     exprs = []
-    for m in others:
+    for m in (m for m in matches if m not in numeric):
         value, reason = _clean(m.column, pl.col(f"c{m.position}"), ctx)
         exprs += [value.alias(m.column.name), reason.alias(cells.reason_column(m.column.name))]
     cleaned = cleaned.with_columns(exprs)
+    # A flagged cell (Excel error, formula without a result, not UTF-8) is never a value.
+    flagged = [m for m in matches if f"c{m.position}" in sheet.flags]
+    cleaned = cleaned.with_columns(
+        expr
+        for m in flagged
+        for flag in (pl.col(_flag_column(f"c{m.position}")),)
+        for expr in (
+            pl.when(flag.is_null()).then(pl.col(m.column.name)).alias(m.column.name),
+            pl.coalesce(flag, pl.col(cells.reason_column(m.column.name))).alias(
+                cells.reason_column(m.column.name)
+            ),
+        )
+    )
     own_units = cleaned.select(
         pl.col(cells.own_unit_column(m.column.name)).sum().alias(m.column.name) for m in numeric
     )
@@ -428,14 +497,23 @@ def _read_sheet(
         if n:
             ctx.note(
                 "cell_unit_conversion",
-                f"{n} cell(s) carried a unit of their own (500 千瓦时): read into {m.column.unit}",
+                f"{n} 个单元格自带单位（如 500 千瓦时）：已换算为 {m.column.unit}",
                 m.column.name,
                 m.header,
+                f"{n} cell(s) carried a unit of their own (500 千瓦时): read into {m.column.unit}",
             )
+    return cleaned
 
-    # Defaults: absent columns and blank cells where the caller gave a value (year=).
+
+def _fill_defaults(
+    cleaned: pl.DataFrame,
+    ctx: _Context,
+    by_name: dict[str, HeaderMatch],
+    defaults: dict[str, Any],
+) -> pl.DataFrame:
+    """Absent columns and blank cells where the caller gave a value (``year=``)."""
     fill = []
-    for col in spec.columns:
+    for col in ctx.spec.columns:
         if col.name in by_name:
             if col.name in defaults:
                 blank = pl.col(col.name).is_null() & pl.col(cells.reason_column(col.name)).is_null()
@@ -443,9 +521,10 @@ def _read_sheet(
                 if n:
                     ctx.note(
                         "default_year",
-                        f"{n} blank cell(s) set to {defaults[col.name]}",
+                        f"{n} 个空单元格填为 {defaults[col.name]}",
                         col.name,
                         by_name[col.name].header,
+                        f"{n} blank cell(s) set to {defaults[col.name]}",
                     )
                     fill.append(
                         pl.when(blank)
@@ -456,14 +535,24 @@ def _read_sheet(
             continue
         default = defaults.get(col.name, col.absent_default)
         if default is not None:
-            ctx.note("absent_column", f"column absent: set to {default}", col.name)
+            ctx.note(
+                "absent_column",
+                f"缺少此列：按 {default} 计",
+                col.name,
+                detail_en=f"column absent: set to {default}",
+            )
         else:
-            ctx.note("absent_column", "column absent: left empty", col.name)
+            ctx.note(
+                "absent_column", "缺少此列：留空", col.name, detail_en="column absent: left empty"
+            )
         fill.append(pl.lit(default, col.polars_dtype).alias(col.name))
-    if fill:
-        cleaned = cleaned.with_columns(fill)
+    return cleaned.with_columns(fill) if fill else cleaned
 
-    for name in (c.name for c in spec.columns if c.dtype == "credit_code"):
+
+def _normalized_id_notes(
+    cleaned: pl.DataFrame, ctx: _Context, by_name: dict[str, HeaderMatch]
+) -> None:
+    for name in (c.name for c in ctx.spec.columns if c.dtype == "credit_code"):
         if name in by_name:
             pos = f"c{by_name[name].position}"
             n = cleaned.select(
@@ -472,62 +561,84 @@ def _read_sheet(
             if n:
                 ctx.note(
                     "normalized_id",
-                    f"{n} code(s) normalised (width, case, spaces, hyphens)",
+                    f"{n} 个代码已规范化（全角、大小写、空格、连字符）",
                     name,
                     by_name[name].header,
+                    f"{n} code(s) normalised (width, case, spaces, hyphens)",
                 )
 
-    # Identity: rows without it go whole to quarantine.
-    ident_ok = pl.all_horizontal(pl.col(c).is_not_null() for c in identity)
-    headers_json = pl.struct(
+
+def _provenance(ctx: _Context) -> list[pl.Expr]:
+    return [
+        pl.lit(ctx.file).alias("source_file"),
+        pl.lit(ctx.sheet, pl.String).alias("source_sheet"),
+        pl.col("__row").alias("source_row"),
+    ]
+
+
+def _shown(column: ColumnSpec, raw: pl.Expr) -> pl.Expr:
+    """Show a cell's text as quarantine does: personal columns masked (:data:`PERSONAL_MASK`)."""
+    if not column.personal:
+        return raw
+    return pl.when(raw.is_null()).then(None).otherwise(pl.lit(PERSONAL_MASK))
+
+
+def _row_json(sheet: _Sheet, matches: Sequence[HeaderMatch]) -> pl.Expr:
+    """Give the row as JSON ``{header: text}`` of the matched columns, personal ones masked."""
+    return pl.struct(
         [
-            pl.col(c).alias(str(sheet.headers[int(c[1:])] or f"column {int(c[1:]) + 1}"))
-            for c in raw_cols
+            _shown(m.column, pl.col(f"c{m.position}")).alias(
+                str(sheet.headers[m.position] or f"column {m.position + 1}")
+            )
+            for m in matches
         ]
     ).struct.json_encode()
-    missing_what = " and ".join(f"{by_name[c].header if c in by_name else c}" for c in identity)
-    whole = cleaned.filter(~ident_ok).select(
-        pl.lit(ctx.file).alias("source_file"),
-        pl.lit(ctx.sheet, pl.String).alias("source_sheet"),
-        pl.col("__row").alias("source_row"),
-        pl.lit(None, pl.String).alias("column"),
-        headers_json.alias("raw_value"),
-        pl.concat_str(
-            pl.lit(f"identity cannot be read ({missing_what}): "),
-            pl.concat_str(
-                [
-                    pl.when(pl.col(c).is_null()).then(pl.lit(f"{c} missing or unreadable; "))
-                    for c in identity
-                ],
-                ignore_nulls=True,
-            ),
+
+
+def _cell_reasons(m: HeaderMatch, raw: pl.Expr) -> list[pl.Expr]:
+    """``reason`` (Chinese) and ``reason_en`` of a quarantined cell, naming its header."""
+    key = pl.col(cells.reason_column(m.column.name))
+    error = cells.normalized_text(raw).str.to_uppercase()
+    out = []
+    for lang, header in (("zh", f"（表头“{m.header}”）"), ("en", f" (header '{m.header}')")):
+        text = key.replace_strict(dict(terms("reason", lang)), default=key, return_dtype=pl.String)
+        value = pl.when(key == cells.REASON_EXCEL_ERROR).then(
+            pl.concat_str(text, pl.lit(" "), error)
         )
-        .str.strip_chars_end("; ")
-        .alias("reason"),
-    )
-    kept = cleaned.filter(ident_ok)
-    cell_q = [
-        kept.filter(pl.col(cells.reason_column(m.column.name)).is_not_null()).select(
-            pl.lit(ctx.file).alias("source_file"),
-            pl.lit(ctx.sheet, pl.String).alias("source_sheet"),
-            pl.col("__row").alias("source_row"),
-            pl.lit(m.column.name).alias("column"),
-            pl.col(f"c{m.position}").alias("raw_value"),
-            pl.concat_str(
-                pl.col(cells.reason_column(m.column.name)),
-                pl.lit(f" (header {m.header!r})"),
-            ).alias("reason"),
+        out.append(
+            pl.concat_str(value.otherwise(text), pl.lit(header)).alias(
+                "reason" if lang == "zh" else "reason_en"
+            )
         )
-        for m in matches
-    ]
-    data = kept.select(
-        *[pl.col(c.name).cast(c.polars_dtype) for c in spec.columns],
-        pl.lit(ctx.file).alias("source_file"),
-        pl.lit(ctx.sheet, pl.String).alias("source_sheet"),
-        pl.col("__row").alias("source_row"),
+    return out
+
+
+def _identity_reasons(
+    ctx: _Context, identity: Sequence[str], by_name: dict[str, HeaderMatch]
+) -> list[pl.Expr]:
+    """``reason`` and ``reason_en`` of a row whose identity cannot be read."""
+    headers = {
+        c: by_name[c].header if c in by_name else ctx.spec.column(c).header_zh for c in identity
+    }
+    zh = (
+        f"{term('reason', 'identity_unreadable')}（{'、'.join(headers.values())}）：",
+        "；",
+        lambda c: f"{headers[c]}{term('reason', 'missing_or_unreadable')}",
     )
-    quarantine = pl.concat([whole, *cell_q], how="vertical")
-    return data, quarantine, raw.height
+    en = (
+        f"{term('reason', 'identity_unreadable', 'en')} ({' and '.join(headers.values())}): ",
+        "; ",
+        lambda c: f"{c} {term('reason', 'missing_or_unreadable', 'en')}",
+    )
+    out = []
+    for (lead, sep, what), name in ((zh, "reason"), (en, "reason_en")):
+        parts = pl.concat_str(
+            [pl.when(pl.col(c).is_null()).then(pl.lit(what(c))) for c in identity],
+            separator=sep,
+            ignore_nulls=True,
+        )
+        out.append(pl.concat_str(pl.lit(lead), parts).alias(name))
+    return out
 
 
 def _quarantine_schema() -> pl.Schema:
@@ -549,13 +660,15 @@ def _read(
     if sheet is not None:
         sheets = [s for s in sheets if s.name == sheet]
         if not sheets:
-            raise UnusableInputError(f"{path.name}: no sheet named {sheet!r}")
+            raise UnusableInputError(
+                f"{path.name}：没有名为“{sheet}”的工作表", f"{path.name}: no sheet named {sheet!r}"
+            )
     lookup = district_lookup(load_districts() if districts is None else districts)
     datas, quarantines, rows_in = [], [], 0
     for s in sheets:
         ctx = _Context(spec, path.name, s.name, density, lookup, notes)
         if encoding is not None:
-            ctx.note("encoding", f"read as {encoding}")
+            ctx.note("encoding", f"按 {encoding} 编码读取", detail_en=f"read as {encoding}")
         if not _find_header(s, spec):
             filled = (
                 s.frame.select(
@@ -566,7 +679,9 @@ def _read(
             )
             ctx.note(
                 "skipped_sheet",
-                f"no header row naming the {spec.name} columns; {filled} non-empty row(s) not read",
+                f"没有列出{spec.title_zh}各列的表头行：{filled} 个非空行未读取",
+                detail_en=f"no header row naming the {spec.name} columns; {filled} non-empty "
+                "row(s) not read",
             )
             continue
         d, q, n = _read_sheet(s, ctx, identity, defaults)
@@ -574,10 +689,12 @@ def _read(
         quarantines.append(q)
         rows_in += n
     if not datas:
-        names = ", ".join(f"{c.header_zh}" for c in spec.columns if c.required)
+        names = [c.header_zh for c in spec.columns if c.required]
         raise UnusableInputError(
+            f"{path.name}：任何工作表的前 {HEADER_SEARCH_ROWS} 行中都没有找到表头行；应有"
+            f"{'、'.join(names)}等表头",
             f"{path.name}: no header row found in the first {HEADER_SEARCH_ROWS} rows of any "
-            f"sheet; expected headers such as {names}"
+            f"sheet; expected headers such as {', '.join(names)}",
         )
     data = pl.concat(datas, how="vertical")
     quarantine = pl.concat(quarantines, how="vertical").cast(_quarantine_schema())

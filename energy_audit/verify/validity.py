@@ -53,7 +53,6 @@ from energy_audit.directory.codes import (
 )
 from energy_audit.errors import UnusableInputError
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
-from energy_audit.io import cells
 from energy_audit.io.readers import ReadResult
 from energy_audit.verify.settings import VerifySettings
 
@@ -124,15 +123,6 @@ _FAILURE_SCHEMA: Final[Mapping[str, pl.DataType]] = {
     "index": pl.Int64(),
 }
 
-# The reader's reasons (energy_audit.io.cells), in Chinese for message_zh. Text not listed here
-# (a reason added later) is shown as the reader wrote it.
-_REASONS_ZH: Final[Mapping[str, str]] = {
-    cells.REASON_BAD_UNIT: "后缀不是本列的单位",
-    cells.REASON_NOT_WHOLE: "不是整数",
-    cells.REASON_NOT_A_NUMBER: "不是数字",
-    cells.REASON_NOT_A_YEAR: "不是年份",
-    cells.REASON_NOT_BOOLEAN: "不是“是/否”",
-}
 
 
 @functools.cache
@@ -501,12 +491,6 @@ def _other_year(frame: pl.DataFrame, year: int, flagged: pl.Series) -> pl.DataFr
     )
 
 
-def _reason_zh(reason: pl.Expr) -> pl.Expr:
-    return reason.str.replace_many(list(_REASONS_ZH), list(_REASONS_ZH.values())).str.replace(
-        r" \(header '(.*)'\)$", "（表头“$1”）"
-    )
-
-
 def _quarantined_cells(frame: pl.DataFrame, q_cells: pl.DataFrame) -> pl.DataFrame:
     """VAL-004 hits: one per quarantined cell, with the return's identity where it is known."""
     on = ["source_file", "source_sheet", "source_row"]
@@ -535,7 +519,7 @@ def _quarantined_cells(frame: pl.DataFrame, q_cells: pl.DataFrame) -> pl.DataFra
             header,
             "column",
             pl.col("raw_value").fill_null(""),
-            _reason_zh(pl.col("reason").fill_null("")),
+            pl.col("reason").fill_null(""),
         ).alias("message_zh"),
         pl.format(
             "{}{} ({}): '{}' cannot be read: {}",
@@ -543,7 +527,7 @@ def _quarantined_cells(frame: pl.DataFrame, q_cells: pl.DataFrame) -> pl.DataFra
             "column",
             header,
             pl.col("raw_value").fill_null(""),
-            pl.col("reason").fill_null(""),
+            pl.col("reason_en").fill_null(""),
         ).alias("message_en"),
         *on,
         pl.concat_str(
@@ -557,32 +541,20 @@ def _quarantined_cells(frame: pl.DataFrame, q_cells: pl.DataFrame) -> pl.DataFra
 
 def _quarantined_rows(q_rows: pl.DataFrame) -> pl.DataFrame:
     """VAL-005 hits: one per row quarantined whole, quoting the row as read."""
-    reason = pl.col("reason").fill_null("")
-    what_zh = pl.concat_str(
-        pl.when(reason.str.contains("institution_id missing", literal=True)).then(
-            pl.lit("统一社会信用代码缺失或无法读取")
-        ),
-        pl.when(reason.str.contains("year missing", literal=True)).then(
-            pl.lit("统计年度缺失或无法读取")
-        ),
-        separator="，",
-        ignore_nulls=True,
-    )
-    what_zh = pl.when(what_zh == "").then(reason).otherwise(what_zh)
     return q_rows.select(
         pl.lit(None, pl.String).alias("institution_id"),
         pl.lit(None, pl.Int64).alias("year"),
         pl.lit(None, pl.String).alias("field"),
         pl.format(
-            "{}整行无法识别单位或年度（{}），未进入查验；原行内容：{}",
+            "{}整行未进入查验：{}；原行内容：{}",
             _where_zh(),
-            what_zh,
+            pl.col("reason").fill_null(""),
             pl.col("raw_value").fill_null(""),
         ).alias("message_zh"),
         pl.format(
-            "{}the row cannot be verified, {}; the row as read: {}",
+            "{}the row cannot be verified: {}; the row as read: {}",
             _where_en(),
-            reason,
+            pl.col("reason_en").fill_null(""),
             pl.col("raw_value").fill_null(""),
         ).alias("message_en"),
         "source_file",

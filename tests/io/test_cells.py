@@ -66,6 +66,55 @@ def test_unreadable_numbers_get_a_reason(raw, reason):
     assert reasons == [reason]
 
 
+@pytest.mark.parametrize("raw", ["1e400", "-1e400", "inf", "-Inf", "Infinity", "nan", "NaN"])
+def test_values_that_are_not_finite_get_a_reason(raw):
+    assert _number([raw]) == ([None], [cells.REASON_NOT_FINITE])
+
+
+def test_header_factor_that_overflows_is_not_finite():
+    # 1e305 万千瓦时 is 1e309 kWh: beyond a float, so never inf in the data
+    assert _number(["1e305"], factor=1e4) == ([None], [cells.REASON_NOT_FINITE])
+
+
+@pytest.mark.parametrize("raw", [*cells.EXCEL_ERRORS, "#n/a", " #div/0! "])
+def test_excel_error_values_get_a_reason(raw):
+    assert _number([raw]) == ([None], [cells.REASON_EXCEL_ERROR])
+    df = pl.DataFrame({"raw": [raw]})
+    for clean in (cells.year, cells.boolean):
+        value, reason = clean(pl.col("raw"))
+        assert df.select(value, reason.alias("r")).row(0) == (None, cells.REASON_EXCEL_ERROR)
+
+
+def test_na_is_an_error_value_not_a_blank():
+    assert not pl.DataFrame({"raw": ["#N/A"]}).select(cells.is_blank(pl.col("raw"))).item()
+
+
+@pytest.mark.parametrize("raw", ["99999999999999999999", "1e20", "-1e20", "9223372036854775808"])
+def test_whole_numbers_beyond_int64_get_a_reason(raw):
+    assert _number([raw], whole=True) == ([None], [cells.REASON_OUT_OF_RANGE])
+
+
+def test_whole_numbers_written_as_digits_are_exact():
+    # 2^53 + 1 and the Int64 limit: a float would round them; the file's digits are kept
+    values, reasons = _number(
+        ["9007199254740993", "9,223,372,036,854,775,807", "-9223372036854775807"], whole=True
+    )
+    assert values == [9007199254740993, 9223372036854775807, -9223372036854775807]
+    assert reasons == [None] * 3
+    # through a float (exponent) only below 2^53
+    assert _number(["1e15", "9.1e15"], whole=True) == (
+        [10**15, None],
+        [None, cells.REASON_OUT_OF_RANGE],
+    )
+
+
+def test_every_reason_is_in_the_glossary():
+    from energy_audit.glossary import terms
+
+    for lang in ("zh", "en"):
+        assert set(cells.REASONS) <= set(terms("reason", lang))
+
+
 def test_header_factor_applies_to_bare_numbers_only():
     values, _ = _number(["12.5", "500 千瓦时"], factor=1e4)
     assert values == [125000.0, 500.0]
@@ -111,19 +160,28 @@ def test_credit_code_normalisation():
 numberish = st.one_of(
     st.text(alphabet="0123456789+-.,eE 　１２，千瓦时万kwhinfa", max_size=10),
     st.from_regex(r"[+-]?\d{1,7}(\.\d{0,3})?([eE][+-]?\d{1,2})?", fullmatch=True),
-    st.sampled_from(["inf", "-inf", "nan", "NaN", "1.", ".5", "+5", "1e400", " 12", "12 "]),
+    st.sampled_from(
+        ["inf", "-inf", "nan", "NaN", "1.", ".5", "+5", "1e400", " 12", "12 ", "#N/A", "1e20"]
+    ),
+    st.integers(min_value=-(2**64), max_value=2**64).map(str),
     st.none(),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(values=st.lists(numberish, min_size=1, max_size=20), whole=st.booleans())
-def test_fast_path_agrees_with_the_full_rules(values, whole):
-    fast = _clean(values, factor=10.0, whole=whole, fast_path=True)
-    full = _clean(values, factor=10.0, whole=whole, fast_path=False)
+@given(
+    values=st.lists(numberish, min_size=1, max_size=20),
+    whole=st.booleans(),
+    factor=st.sampled_from([1.0, 10.0]),
+)
+def test_fast_path_agrees_with_the_full_rules(values, whole, factor):
+    fast = _clean(values, factor=factor, whole=whole, fast_path=True)
+    full = _clean(values, factor=factor, whole=whole, fast_path=False)
     assert fast.equals(full)
     assert fast.height == len(values)
     assert fast["raw"].to_list() == values  # order kept, input column untouched
+    assert fast["value"].cast(pl.Float64).is_infinite().sum() == 0  # nothing infinite gets in
+    assert fast["value"].cast(pl.Float64).is_nan().sum() == 0
 
 
 def test_unit_of_own_is_flagged():

@@ -130,7 +130,8 @@ def test_messy_cells(tmp_path):
         "source_row": 5,
         "column": "occupants",
         "raw_value": "约3000",
-        "reason": "not a number (header '用能人数')",
+        "reason": "不是数字（表头“用能人数”）",
+        "reason_en": "not a number (header '用能人数')",
     }
 
 
@@ -144,14 +145,21 @@ def test_row_without_identity_goes_whole_to_quarantine(tmp_path):
     whole = result.quarantine.filter(pl.col("column").is_null())
     assert whole["source_row"].to_list() == [5]
     assert "合计" in whole["raw_value"][0]
-    assert "institution_id" in whole["reason"][0] and "year" in whole["reason"][0]
+    assert whole["reason"][0] == (
+        "无法识别本行（统一社会信用代码、统计年度）：统一社会信用代码缺失或无法读取；"
+        "统计年度缺失或无法读取"
+    )
+    assert whole["reason_en"][0] == (
+        "identity cannot be read (统一社会信用代码 and 统计年度): institution_id missing or "
+        "unreadable; year missing or unreadable"
+    )
     assert result.rows_in == result.data.height + whole.height
 
 
 def test_year_argument_fills_absent_or_blank_year(tmp_path):
     headers = [h for h in RETURN_HEADERS if h != "统计年度"]
     path = write_xlsx(tmp_path / "r.xlsx", [headers, [ID1, "甲", 100, 3, 10, 1]])
-    with pytest.raises(UnusableInputError, match=r"r\.xlsx.*required column.*year \(统计年度\)"):
+    with pytest.raises(UnusableInputError, match=r"r\.xlsx.*缺少必填列 统计年度"):
         read_returns(path)
     result = read_returns(path, year=2024)
     assert result.data["year"].to_list() == [2024]
@@ -163,39 +171,42 @@ def test_missing_required_column_is_a_clear_error(tmp_path):
     headers = [h for h in RETURN_HEADERS if not h.startswith("电")]
     path = write_xlsx(tmp_path / "no_power.xlsx", [headers, [ID1, 2023, "甲", 100, 3, 1]])
     with pytest.raises(
-        UnusableInputError, match=r"no_power\.xlsx \(sheet 表1\).*electricity_kwh \(电\)"
-    ):
+        UnusableInputError, match=r"no_power\.xlsx（工作表 表1）：缺少必填列 电"
+    ) as err:
         read_returns(path)
+    assert "electricity_kwh (电)" in err.value.message_en
 
 
 def test_unknown_unit_is_a_clear_error(tmp_path):
     headers = [*RETURN_HEADERS[:5], "电(千卡)", "水(吨)"]
     path = write_xlsx(tmp_path / "bad_unit.xlsx", [headers, [ID1, 2023, "甲", 100, 3, 10, 1]])
     with pytest.raises(
-        UnusableInputError, match=r"bad_unit\.xlsx.*'电\(千卡\)'.*unknown unit '千卡'"
-    ):
+        UnusableInputError, match=r"bad_unit\.xlsx.*“电\(千卡\)”.*不认识的单位“千卡”"
+    ) as err:
         read_returns(path)
+    assert "unknown unit '千卡'" in err.value.message_en
 
 
 def test_unit_of_wrong_dimension_is_a_clear_error(tmp_path):
     headers = [*RETURN_HEADERS[:5], "电(立方米)", "水(吨)"]
     path = write_xlsx(tmp_path / "dim.xlsx", [headers, [ID1, 2023, "甲", 100, 3, 10, 1]])
-    with pytest.raises(UnusableInputError, match=r"dim\.xlsx.*'立方米' is volume"):
+    with pytest.raises(UnusableInputError, match=r"dim\.xlsx.*单位“立方米”是体积单位") as err:
         read_returns(path)
+    assert "'立方米' is volume" in err.value.message_en
 
 
 def test_no_header_row_is_a_clear_error(tmp_path):
     path = write_csv(tmp_path / "x.csv", [["a", "b"], [1, 2]])
-    with pytest.raises(UnusableInputError, match=r"x\.csv: no header row found"):
+    with pytest.raises(UnusableInputError, match=r"x\.csv：任何工作表的前 30 行中都没有找到表头行"):
         read_returns(path)
 
 
 def test_unreadable_file_is_a_clear_error(tmp_path):
     path = tmp_path / "broken.xlsx"
     path.write_bytes(b"this is not a workbook")
-    with pytest.raises(UnusableInputError, match=r"broken\.xlsx: cannot open"):
+    with pytest.raises(UnusableInputError, match=r"broken\.xlsx：无法作为 Excel 工作簿打开"):
         read_returns(path)
-    with pytest.raises(UnusableInputError, match=r"no such file"):
+    with pytest.raises(UnusableInputError, match=r"absent\.csv"):
         read_returns(tmp_path / "absent.csv")
 
 
@@ -241,7 +252,8 @@ def test_every_sheet_with_a_header_is_read(tmp_path):
     assert result.data["source_sheet"].to_list() == ["和平区", "河东区"]
     skipped = result.notes.filter(pl.col("kind") == "skipped_sheet")
     assert skipped["source_sheet"].to_list() == ["填表说明"]
-    assert "1 non-empty row" in skipped["detail"][0]
+    assert "1 个非空行未读取" in skipped["detail"][0]
+    assert "1 non-empty row" in skipped["detail_en"][0]
 
 
 def test_csv_row_numbers_follow_lines(tmp_path):

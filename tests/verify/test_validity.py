@@ -258,6 +258,9 @@ def test_unreadable_row_quotes_the_row(tmp_path):
     assert hit["source_row"][0] == 3
     raw = result.quarantine["raw_value"][0]
     assert '"建筑面积":"987"' in raw
+    # the reader's reasons as they are, in each language
+    assert "统一社会信用代码缺失或无法读取" in hit["message_zh"][0]
+    assert "institution_id missing or unreadable" in hit["message_en"][0]
     assert raw in hit["message_zh"][0] and raw in hit["message_en"][0]
     assert "统一社会信用代码缺失" in hit["message_zh"][0]
 
@@ -367,7 +370,8 @@ def test_input_is_not_modified():
             "source_row": [3],
             "column": ["occupants"],
             "raw_value": ["约1500人"],
-            "reason": ["not a number"],
+            "reason": ["不是数字（表头“用能人数”）"],
+            "reason_en": ["not a number (header '用能人数')"],
         },
         schema=contract.table("quarantine").polars_schema,
     )
@@ -386,7 +390,8 @@ def test_quarantined_cell_replaces_the_not_reported_finding():
             "source_row": [2],
             "column": ["occupants"],
             "raw_value": ["约1500人"],
-            "reason": ["not a number"],
+            "reason": ["不是数字（表头“用能人数”）"],
+            "reason_en": ["not a number (header '用能人数')"],
         },
         schema=contract.table("quarantine").polars_schema,
     )
