@@ -369,6 +369,7 @@ def _say(*parts: str, style: str | None = None) -> None:
 
 def _fail(message: str) -> typer.Exit:
     """Print ``message`` as one line on stderr; return the exit (1) to raise."""
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
     errors.print(
         Text.assemble((_t("错误：", "error: "), "bold red"), message),
         highlight=False,
