@@ -15,11 +15,8 @@ of a CSV file where the record starts, the record number (1 = first record) of a
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
-import io
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +29,7 @@ from energy_audit.contract import ColumnSpec, TableSpec
 from energy_audit.districts import district_lookup, load_districts
 from energy_audit.errors import UnusableInputError
 from energy_audit.glossary import term, terms
-from energy_audit.io import cells, excel, parquet
+from energy_audit.io import cells, delimited, excel, parquet
 from energy_audit.io.headers import (
     DensityLookup,
     HeaderMatch,
@@ -152,82 +149,14 @@ def _load_excel(path: Path) -> list[_Sheet]:
     ]
 
 
-def _decode(path: Path, data: bytes) -> tuple[str, str]:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8"), "utf-8 with BOM"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030"), "gb18030"
-    except UnicodeDecodeError as exc:
-        raise UnusableInputError(
-            f"{path.name}: not UTF-8 and not GB18030 text (byte {exc.start}): save it as CSV "
-            "UTF-8 or as an Excel workbook"
-        ) from exc
-
-
-def _csv_by_lines(text: str, delimiter: str) -> pl.DataFrame | None:
-    """Parse CSV text with polars when every record is one line; else ``None``.
-
-    Polars is fast, but with a quoted field spanning lines its row numbers are no longer line
-    numbers, and a row wider than the first rows stops it: then the caller falls back to the
-    ``csv`` module, which is slow but exact.
-    """
-    if "\r" in text.replace("\r\n", ""):
-        return None
-    head = list(itertools.islice(csv.reader(io.StringIO(text[:200_000]), delimiter=delimiter), 50))
-    width = max((len(r) for r in head), default=0)
-    if width == 0:
-        return None
-    try:
-        frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")),
-            has_header=False,
-            separator=delimiter,
-            schema={f"c{i}": pl.String for i in range(width)},
-            missing_columns="insert",
-        )
-    except pl.exceptions.PolarsError:
-        return None
-    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    return frame if frame.height == lines else None
-
-
 def _load_csv(path: Path) -> tuple[list[_Sheet], str]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UnusableInputError(f"{path.name}: cannot read: {exc}") from exc
-    text, encoding = _decode(path, data)
-    head = text[:20000]
-    delimiter = ","
-    if head.count("\t") > head.count(",") and head.count("\t") > 0:
-        delimiter = "\t"
-    fast = _csv_by_lines(text, delimiter)
-    if fast is not None:
-        return [_Sheet(None, fast, list(range(1, fast.height + 1)))], encoding
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows: list[list[str]] = []
-    starts: list[int] = []
-    last = 0
-    try:
-        for row in reader:
-            starts.append(last + 1)
-            rows.append(row)
-            last = reader.line_num
-    except csv.Error as exc:
-        raise UnusableInputError(f"{path.name}, line {last + 1}: malformed CSV: {exc}") from exc
-    width = max((len(r) for r in rows), default=0)
-    columns = [[r[i] if i < len(r) else None for r in rows] for i in range(width)]
-    frame = pl.DataFrame(
-        {f"c{i}": pl.Series(col, dtype=pl.String) for i, col in enumerate(columns)},
-        height=len(rows),
-    )
-    return [_Sheet(None, frame, starts)], encoding
+    """Cells of a delimited text file as one sheet, and how it was read (for the note).
+
+    Encoding, separator, quotes and the start line of each record: see
+    :mod:`energy_audit.io.delimited`.
+    """
+    text = delimited.read_delimited(path)
+    return [_Sheet(None, text.frame, text.row_numbers)], text.description  # type: ignore[arg-type]
 
 
 def _load_parquet(path: Path) -> list[_Sheet]:
@@ -237,18 +166,57 @@ def _load_parquet(path: Path) -> list[_Sheet]:
 
 
 def _load(path: Path) -> tuple[list[_Sheet], str | None]:
+    """Sheets of a file read as what its bytes hold, and how (``None``: nothing to note).
+
+    The suffix names the expected kind; the first bytes decide (:func:`delimited.sniff_format`):
+    a workbook or Parquet file named ``.csv`` (or a CSV named ``.xlsx``) is read as what it is,
+    and the returned text says so.
+    """
     if not path.exists():
-        raise UnusableInputError(f"{path}: no such file")
+        raise UnusableInputError(f"{path}：文件不存在", f"{path}: no such file")
+    if not path.is_file():
+        raise UnusableInputError(
+            f"{path}：不是文件（是文件夹？）", f"{path}: not a file (a folder?)"
+        )
     suffix = path.suffix.lower()
-    if suffix in EXCEL_SUFFIXES:
-        return _load_excel(path), None
-    if suffix in CSV_SUFFIXES:
-        return _load_csv(path)
-    if suffix in PARQUET_SUFFIXES:
-        return _load_parquet(path), None
-    raise UnusableInputError(
-        f"{path.name}: unknown file type {suffix!r}; give .xlsx, .csv or .parquet"
+    named = (
+        "workbook"
+        if suffix in EXCEL_SUFFIXES
+        else "text"
+        if suffix in CSV_SUFFIXES
+        else "parquet"
+        if suffix in PARQUET_SUFFIXES
+        else None
     )
+    holds = delimited.sniff_format(path)
+    if holds == "ods":
+        if suffix != ".ods":
+            check_ods(path)  # _load_excel bounds an OpenDocument sheet only when named .ods
+        holds = "workbook"
+    if holds == "text" and named != "text":
+        if named is None:
+            raise UnusableInputError(
+                f"{path.name}：未知的文件类型 {suffix!r}：请提交 .xlsx、.csv 或 .parquet 文件",
+                f"{path.name}: unknown file type {suffix!r}; give .xlsx, .csv or .parquet",
+            )
+        if not delimited.looks_like_text(path):
+            holds = named  # not text either: the reader of its kind says what is wrong
+    how: str | None = None
+    if holds == "workbook":
+        sheets = _load_excel(path)
+    elif holds == "parquet":
+        sheets = _load_parquet(path)
+    else:
+        sheets, how = _load_csv(path)
+    if holds != named:
+        what = {
+            "workbook": ("Excel 工作簿", "Excel workbook"),
+            "parquet": ("Parquet 文件", "Parquet file"),
+            "text": ("CSV 文本", "CSV text"),
+        }[holds]
+        misnamed = f"{what[0]} / {what[1]} ({suffix or '-'})"
+        how = misnamed if how is None else f"{how}, {misnamed}"
+    return sheets, how
 
 
 # ------------------------------------------------------------------------------ header finding
