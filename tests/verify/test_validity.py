@@ -217,8 +217,9 @@ def test_right_dtypes_and_all_null_optional_column_give_no_type_finding():
 
 
 def test_missing_contract_column_is_unusable_input():
-    with pytest.raises(UnusableInputError, match=r"occupants \(用能人数\)"):
+    with pytest.raises(UnusableInputError, match=r"缺少.*occupants（用能人数）") as info:
         check_validity(_returns(GOOD).drop("occupants"), year=YEAR)
+    assert "occupants (用能人数)" in info.value.message_en
 
 
 # ------------------------------------------------------------------------ VAL-004, VAL-005
