@@ -378,6 +378,24 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_UNUSABLE_INPUT)
 
 
+def _warn_if_no_cjk_font() -> None:
+    """Warn once on stderr, with the install command, that charts cannot be drawn (no CJK font)."""
+    from energy_audit.plotting import INSTALL_HINT_EN, INSTALL_HINT_ZH, has_cjk_font
+
+    if not has_cjk_font():
+        errors.print(
+            Text.assemble(
+                (_t("警告：", "warning: "), "bold yellow"),
+                _t(
+                    f"没有可用于图表的中文字体，本次不绘制图表。{INSTALL_HINT_ZH}",
+                    f"no font with Chinese characters: no chart is drawn. {INSTALL_HINT_EN}",
+                ),
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def _row(table: Table, *values: object) -> None:
     """Add a row of plain text (a value such as ``[x]`` is not taken for markup)."""
     table.add_row(*(Text("" if v is None else str(v)) for v in values))
@@ -658,6 +676,7 @@ def demo(
     settings = DemoSettings(
         institutions=institutions, first_year=year_list[0], last_year=year_list[-1], seed=seed
     )
+    _warn_if_no_cjk_font()
     with _Reported(), _Progress(DEMO_STAGES) as shown:
         try:
             result = run_demo(out, settings, progress=shown, lang=_lang)
@@ -992,6 +1011,8 @@ def verify_command(
     if not evidence:
         stages.remove("evidence")
     drawn = None
+    if evidence:
+        _warn_if_no_cjk_font()
     with _Reported(), _Progress(stages) as shown:
         settings = VerifySettings.from_json(settings_file) if settings_file else None
         shown("read_directory", 0, 1)

@@ -511,3 +511,29 @@ def test_progress_elsewhere_is_one_line_per_stage(monkeypatch):
         shown("verify", 0, 4)
         shown("verify", 4, 4)
     assert buffer.getvalue() == "[1/2] 读取填报数据…\n[2/2] 核查…\n"
+
+
+def test_commands_that_draw_warn_once_without_a_cjk_font(tmp_path, city, monkeypatch):
+    from energy_audit import plotting
+
+    monkeypatch.setattr(plotting, "CJK_FONT_FALLBACK", ["No Such Font SC"])
+    args = [
+        "verify",
+        "--directory",
+        str(city / "directory_2024Q4.xlsx"),
+        "--returns",
+        str(city / "returns_2024.xlsx"),
+        "--year",
+        "2024",
+        "--evidence",
+        "2",
+        "--out",
+        str(tmp_path / "v"),
+    ]
+    result = runner.invoke(app, args)
+    _clean_exit(result, EXIT_OK)
+    assert result.output.count("没有可用于图表的中文字体") == 1
+    assert "pip install 'energy_audit[fonts]'" in result.output
+    assert not list((tmp_path / "v" / "evidence").glob("*.png"))
+    quiet = runner.invoke(app, [*args[:-3], "0", "--out", str(tmp_path / "w")])
+    assert "中文字体" not in quiet.output  # nothing is drawn: no warning
