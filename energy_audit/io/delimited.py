@@ -125,14 +125,6 @@ class DelimitedFile:
     delimiter: str
     notes: tuple[LoadNote, ...]
 
-    @property
-    def description(self) -> str:
-        """Say in one line how the file was read (encoding; separator when not the comma)."""
-        if self.delimiter == ",":
-            return self.encoding
-        zh, en = DELIMITER_NAMES[self.delimiter]
-        return f"{self.encoding} ({zh}分隔 / {en}-separated {self.delimiter!r})"
-
 
 # ----------------------------------------------------------------------------------- sniffing
 

@@ -66,6 +66,8 @@ NOTE_KINDS: tuple[str, ...] = (
     "blank_rows",
     "skipped_sheet",
     "encoding",
+    "delimiter",
+    "file_type",
 )
 
 HEADER_SEARCH_ROWS = 30
@@ -149,14 +151,18 @@ def _load_excel(path: Path) -> list[_Sheet]:
     ]
 
 
-def _load_csv(path: Path) -> tuple[list[_Sheet], str]:
-    """Cells of a delimited text file as one sheet, and how it was read (for the note).
+def _load_csv(path: Path) -> tuple[list[_Sheet], list[delimited.LoadNote]]:
+    """Cells of a delimited text file as one sheet, and the notes on how it was read.
 
     Encoding, separator, quotes and the start line of each record: see
     :mod:`energy_audit.io.delimited`.
     """
     text = delimited.read_delimited(path)
-    return [_Sheet(None, text.frame, text.row_numbers)], text.description  # type: ignore[arg-type]
+    read_as = delimited.LoadNote(
+        "encoding", f"按 {text.encoding} 编码读取", f"read as {text.encoding}"
+    )
+    sheet = _Sheet(None, text.frame, text.row_numbers)  # type: ignore[arg-type]
+    return [sheet], [read_as, *text.notes]
 
 
 def _load_parquet(path: Path) -> list[_Sheet]:
@@ -165,12 +171,12 @@ def _load_parquet(path: Path) -> list[_Sheet]:
     return [_Sheet(None, frame, list(range(1, frame.height + 1)), None, headers, flags)]
 
 
-def _load(path: Path) -> tuple[list[_Sheet], str | None]:
-    """Sheets of a file read as what its bytes hold, and how (``None``: nothing to note).
+def _load(path: Path) -> tuple[list[_Sheet], list[delimited.LoadNote]]:
+    """Sheets of a file read as what its bytes hold, and the notes on how it was read.
 
     The suffix names the expected kind; the first bytes decide (:func:`delimited.sniff_format`):
     a workbook or Parquet file named ``.csv`` (or a CSV named ``.xlsx``) is read as what it is,
-    and the returned text says so.
+    and a ``file_type`` note says so.
     """
     if not path.exists():
         raise UnusableInputError(f"{path}：文件不存在", f"{path}: no such file")
@@ -201,22 +207,27 @@ def _load(path: Path) -> tuple[list[_Sheet], str | None]:
             )
         if not delimited.looks_like_text(path):
             holds = named  # not text either: the reader of its kind says what is wrong
-    how: str | None = None
+    notes: list[delimited.LoadNote] = []
     if holds == "workbook":
         sheets = _load_excel(path)
     elif holds == "parquet":
         sheets = _load_parquet(path)
     else:
-        sheets, how = _load_csv(path)
+        sheets, notes = _load_csv(path)
     if holds != named:
-        what = {
+        zh, en = {
             "workbook": ("Excel 工作簿", "Excel workbook"),
             "parquet": ("Parquet 文件", "Parquet file"),
             "text": ("CSV 文本", "CSV text"),
         }[holds]
-        misnamed = f"{what[0]} / {what[1]} ({suffix or '-'})"
-        how = misnamed if how is None else f"{how}, {misnamed}"
-    return sheets, how
+        notes.append(
+            delimited.LoadNote(
+                "file_type",
+                f"文件名为 {suffix or '（无后缀）'}，内容却是 {zh}：按 {zh} 读取",
+                f"named {suffix or '(no suffix)'}, holds: {en}; read as such",
+            )
+        )
+    return sheets, notes
 
 
 # ------------------------------------------------------------------------------ header finding
@@ -623,7 +634,7 @@ def _read(
     sheet: str | None,
 ) -> ReadResult:
     path = Path(path)
-    sheets, encoding = _load(path)
+    sheets, load_notes = _load(path)
     notes: list[dict[str, Any]] = []
     if sheet is not None:
         sheets = [s for s in sheets if s.name == sheet]
@@ -633,10 +644,11 @@ def _read(
             )
     lookup = district_lookup(load_districts() if districts is None else districts)
     datas, quarantines, rows_in = [], [], 0
+    file_ctx = _Context(spec, path.name, None, density, lookup, notes)
+    for note in load_notes:
+        file_ctx.note(note.kind, note.detail_zh, detail_en=note.detail_en)
     for s in sheets:
         ctx = _Context(spec, path.name, s.name, density, lookup, notes)
-        if encoding is not None:
-            ctx.note("encoding", f"按 {encoding} 编码读取", detail_en=f"read as {encoding}")
         if not _find_header(s, spec):
             filled = (
                 s.frame.select(

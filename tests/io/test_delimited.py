@@ -36,7 +36,8 @@ def write(path: Path, content: str | bytes) -> Path:
 
 
 def encoding_note(result) -> str:
-    return " ".join(result.notes.filter(pl.col("kind") == "encoding")["detail"].to_list())
+    kinds = pl.col("kind").is_in(["encoding", "delimiter"])
+    return " ".join(result.notes.filter(kinds)["detail"].to_list())
 
 
 # ------------------------------------------------------------------------------------ quotes
@@ -239,7 +240,9 @@ def test_workbook_named_csv_is_read_as_a_workbook(tmp_path):
     assert delimited.sniff_format(path) == "workbook"
     result = read_returns(path)
     assert result.data["institution_id"].to_list() == [ID1]
-    assert "Excel workbook (.csv)" in " ".join(result.notes["detail_en"].to_list())
+    (kind,) = result.notes.filter(pl.col("kind") == "file_type").rows(named=True)
+    assert kind["detail"] == "文件名为 .csv，内容却是 Excel 工作簿：按 Excel 工作簿 读取"
+    assert kind["detail_en"] == "named .csv, holds: Excel workbook; read as such"
 
 
 def test_parquet_named_csv_is_read_as_parquet(tmp_path):
