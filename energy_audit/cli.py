@@ -20,7 +20,6 @@ import contextlib
 import datetime as dt
 import errno
 import inspect
-import json
 import os
 import re
 import sys
@@ -748,38 +747,6 @@ def _without_personal(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.drop(PERSONAL_FIELDS, strict=False)
 
 
-def _masked_quarantine(quarantine: pl.DataFrame, kind: str) -> pl.DataFrame:
-    """Hide contact data in a quarantine: personal cells and personal keys of whole rows."""
-    from energy_audit import contract
-    from energy_audit.io.headers import match_header
-
-    spec = contract.table(kind)
-    personal = [c.name for c in spec.columns if c.personal]
-    hidden = _t("（个人信息，不显示）", "(personal data, not shown)")
-
-    def mask_row(text: str | None) -> str | None:
-        try:
-            row = json.loads(text) if text else None
-        except ValueError:
-            return text
-        if not isinstance(row, dict):
-            return text
-        for key in row:
-            match = match_header(str(key), spec)
-            if match is not None and match[0].personal and row[key] not in (None, ""):
-                row[key] = hidden
-        return json.dumps(row, ensure_ascii=False)
-
-    return quarantine.with_columns(
-        pl.when(pl.col("column").is_in(personal))
-        .then(pl.lit(hidden))
-        .when(pl.col("column").is_null())
-        .then(pl.col("raw_value").map_elements(mask_row, return_dtype=pl.String))
-        .otherwise(pl.col("raw_value"))
-        .alias("raw_value")
-    )
-
-
 def _read_summary(path: Path, result: Any) -> str:
     """One line on a :class:`~energy_audit.io.readers.ReadResult`: rows in, data, quarantine."""
     whole = int(result.quarantine["column"].is_null().sum())
@@ -899,7 +866,7 @@ def read(
             result.quarantine.write_parquet(out / "quarantine.parquet")
             result.notes.write_parquet(out / "notes.parquet")
             sheets = {
-                _t("隔离区", "quarantine"): _masked_quarantine(result.quarantine, kind),
+                _t("隔离区", "quarantine"): result.quarantine,
                 _t("读取说明", "notes"): result.notes,
             }
             if data.height + 3 <= _XLSX_MAX_ROWS:
@@ -916,7 +883,7 @@ def read(
         _say(
             f"  {term('note_kind', note['kind'], _lang)}{_t('：', ': ')}{what}",
         )
-    _print_quarantine(_masked_quarantine(result.quarantine, kind), show)
+    _print_quarantine(result.quarantine, show)
     if out is not None:
         _say(
             _t(

@@ -15,12 +15,12 @@ and never raises on bad data. Rules (domain.md §4-5, data contract §1):
 
 Personal data (contract columns marked ``personal``: contact name and phone) never enters a
 finding: in a quarantined row or cell a personal value is quoted as
-:data:`~energy_audit.directory.diff.PERSONAL_MASK`.
+:data:`~energy_audit.io.readers.PERSONAL_MASK`
+(:func:`~energy_audit.io.readers.mask_personal_quarantine`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -29,7 +29,6 @@ import polars as pl
 
 from energy_audit import contract
 from energy_audit.directory.codes import credit_codes_valid, validate_credit_code
-from energy_audit.directory.diff import PERSONAL_FIELDS, PERSONAL_MASK
 from energy_audit.districts import load_districts
 from energy_audit.findings import (
     Rule,
@@ -38,8 +37,7 @@ from energy_audit.findings import (
     provenance,
     sort_findings,
 )
-from energy_audit.io.headers import match_header
-from energy_audit.io.readers import ReadResult
+from energy_audit.io.readers import ReadResult, mask_personal_quarantine
 
 
 def _rule(rule_id: str, severity: str, zh: str, en: str, *settings: str) -> Rule:
@@ -529,49 +527,10 @@ def _merges(d: pl.DataFrame) -> dict[Rule, pl.DataFrame]:
     }
 
 
-def row_without_personal_data(raw_row: str | None) -> str:
-    """Return a quarantined row's JSON (header → cell) with its personal-data cells withheld.
-
-    Parameters
-    ----------
-    raw_row : str or None
-        The reader's ``raw_value`` of a row quarantined whole: a JSON object from the file's
-        headers to the cells' text.
-
-    Returns
-    -------
-    str
-        The same JSON object (key order kept, Chinese as is) where a non-empty cell under a
-        header naming a personal-data column of the directory (联系人, 联系电话, their aliases,
-        with or without a unit) reads :data:`~energy_audit.directory.diff.PERSONAL_MASK`;
-        the mask alone if the text is not a JSON object (nothing can then tell which part is
-        personal); ``""`` for null.
-
-    Examples
-    --------
-    >>> row_without_personal_data('{"单位名称": "天津市第一中学", "联系电话": "022-1"}')
-    '{"单位名称": "天津市第一中学", "联系电话": "[已隐去]"}'
-    """
-    if raw_row is None:
-        return ""
-    try:
-        row = json.loads(raw_row)
-    except ValueError:
-        return PERSONAL_MASK
-    if not isinstance(row, dict):
-        return PERSONAL_MASK
-    spec = contract.table("directory")
-    shown = {}
-    for key, value in row.items():
-        match = match_header(str(key), spec)
-        personal = match is not None and match[0].name in PERSONAL_FIELDS
-        shown[key] = PERSONAL_MASK if personal and value not in (None, "") else value
-    return json.dumps(shown, ensure_ascii=False)
-
-
 def _quarantine(d: pl.DataFrame, quarantine: pl.DataFrame) -> dict[Rule, pl.DataFrame]:
     if quarantine.is_empty():
         return {}
+    quarantine = mask_personal_quarantine(quarantine, "directory")  # it may come from a caller
     ids = (
         d.select("institution_id", "source_file", "source_sheet", "source_row")
         if "source_file" in d.columns
@@ -584,20 +543,7 @@ def _quarantine(d: pl.DataFrame, quarantine: pl.DataFrame) -> dict[Rule, pl.Data
         )
     else:
         cells = cells.with_columns(pl.lit(None, pl.String).alias("institution_id"))
-    cells = cells.with_columns(
-        pl.when(pl.col("column").is_in(list(PERSONAL_FIELDS)))
-        .then(pl.lit(PERSONAL_MASK, pl.String))
-        .otherwise(pl.col("raw_value"))
-        .alias("raw_value")
-    )
     rows = quarantine.filter(pl.col("column").is_null())
-    rows = rows.with_columns(
-        pl.Series(
-            "raw_value",
-            [row_without_personal_data(v) for v in rows["raw_value"].to_list()],
-            dtype=pl.String,
-        )
-    )
     return {
         R_UNREADABLE_CELL: cells.select(
             "institution_id",

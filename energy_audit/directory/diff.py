@@ -41,6 +41,7 @@ import polars as pl
 
 from energy_audit import contract, glossary
 from energy_audit.errors import Lang, UnusableInputError
+from energy_audit.io.readers import PERSONAL_MASK
 from energy_audit.io.writers import header, write_excel
 
 __all__ = [
@@ -97,9 +98,6 @@ CHANGES_SCHEMA: Final = pl.Schema(
 #: Directory fields holding personal data (contract ``personal = true``): contact name, phone.
 PERSONAL_FIELDS: Final[tuple[str, ...]] = tuple(c.name for c in _DIRECTORY.columns if c.personal)
 
-#: What the changes table and the change report show instead of a personal value (the same
-#: text as the reader's quarantine shows).
-PERSONAL_MASK: Final = "[已隐去]"
 
 _BOOL_TERMS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
     {"zh": {"true": "是", "false": "否"}, "en": {"true": "yes", "false": "no"}}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from energy_audit.io.headers import (
     HeaderMatch,
     cell_unit_factors,
     header_score,
+    match_header,
     resolve_headers,
 )
 from energy_audit.io.limits import check_ods, check_parquet, check_workbook
@@ -560,6 +562,65 @@ def _shown(column: ColumnSpec, raw: pl.Expr) -> pl.Expr:
     if not column.personal:
         return raw
     return pl.when(raw.is_null()).then(None).otherwise(pl.lit(PERSONAL_MASK))
+
+
+def mask_personal_quarantine(quarantine: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Withhold personal data in a quarantine table, however it was made.
+
+    The readers already write quarantine this way; a check that takes a quarantine from its
+    caller (:func:`energy_audit.directory.checks.check_directory`) applies it again before it
+    quotes anything.
+
+    Parameters
+    ----------
+    quarantine : polars.DataFrame
+        Quarantine table (data contract): ``column``, ``raw_value`` at least.
+    table : str
+        Contract table the quarantined rows belong to (``directory``, ``returns``).
+
+    Returns
+    -------
+    polars.DataFrame
+        The same rows. A non-empty cell entry of a personal column reads :data:`PERSONAL_MASK`;
+        in a whole-row entry (JSON ``{header: text}``), a non-empty value under a header naming a
+        personal column does; a whole-row text that is not a JSON object becomes the mask alone
+        (nothing can tell which part of it is personal).
+
+    Examples
+    --------
+    >>> row = '{"单位名称": "甲", "联系电话": "022-1"}'
+    >>> q = pl.DataFrame({"column": [None], "raw_value": [row]})
+    >>> mask_personal_quarantine(q, "directory")["raw_value"][0]
+    '{"单位名称": "甲", "联系电话": "[已隐去]"}'
+    """
+    spec = contract.table(table)
+    personal = [c.name for c in spec.columns if c.personal]
+    if not personal:
+        return quarantine
+
+    def row(text: str | None) -> str | None:
+        if text is None:
+            return None
+        try:
+            values = json.loads(text)
+        except ValueError:
+            return PERSONAL_MASK
+        if not isinstance(values, dict):
+            return PERSONAL_MASK
+        for key, value in values.items():
+            match = match_header(str(key), spec)
+            if match is not None and match[0].personal and value not in (None, ""):
+                values[key] = PERSONAL_MASK
+        return json.dumps(values, ensure_ascii=False)
+
+    return quarantine.with_columns(
+        pl.when(pl.col("column").is_in(personal) & pl.col("raw_value").is_not_null())
+        .then(pl.lit(PERSONAL_MASK, pl.String))
+        .when(pl.col("column").is_null())
+        .then(pl.col("raw_value").map_elements(row, return_dtype=pl.String, skip_nulls=True))
+        .otherwise(pl.col("raw_value"))
+        .alias("raw_value")
+    )
 
 
 def _row_json(sheet: _Sheet, matches: Sequence[HeaderMatch]) -> pl.Expr:

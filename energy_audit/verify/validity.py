@@ -124,7 +124,6 @@ _FAILURE_SCHEMA: Final[Mapping[str, pl.DataType]] = {
 }
 
 
-
 @functools.cache
 def _schema() -> Any:
     return contract.pandera_schema("returns")
