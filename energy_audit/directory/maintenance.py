@@ -15,9 +15,7 @@ make them in Jupyter too. Every call writes its outputs into a folder:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from energy_audit.directory.diff import (
 from energy_audit.directory.history import DirectoryStore, SnapshotInfo
 from energy_audit.errors import Lang, UnusableInputError
 from energy_audit.io.readers import ReadResult, file_sha256, read_directory
-from energy_audit.io.writers import write_excel
+from energy_audit.io.writers import output_folder, write_excel
 
 
 @dataclass(frozen=True)
@@ -76,21 +74,6 @@ class UpdateResult:
     out_dir: Path
 
 
-@contextlib.contextmanager
-def _writing(out_dir: str | Path) -> Iterator[Path]:
-    """Create the output folder; a file system error becomes one message naming the path."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        yield out
-    except OSError as exc:
-        where = exc.filename or out
-        raise UnusableInputError(
-            f"{where}：无法写入输出文件：{exc.strerror or exc}",
-            f"{where}: cannot write the outputs: {exc.strerror or exc}",
-        ) from exc
-
-
 def write_findings(
     findings: pl.DataFrame, out_dir: str | Path, *, title: str, lang: Lang = "zh"
 ) -> Path:
@@ -118,7 +101,7 @@ def write_findings(
     UnusableInputError
         If the folder or a file cannot be written (e.g. ``out_dir`` names an existing file).
     """
-    with _writing(out_dir) as out:
+    with output_folder(out_dir) as out:
         findings.write_parquet(out / "findings.parquet")
         sheet = "findings" if lang == "en" else "核查发现"
         write_excel({sheet: findings}, out / "findings.xlsx", title=title, lang=lang)
@@ -201,7 +184,7 @@ def diff_files(
 def _write_changes(
     changes: pl.DataFrame, out_dir: str | Path, old: str, new: str, lang: Lang
 ) -> None:
-    with _writing(out_dir) as out:
+    with output_folder(out_dir) as out:
         mask_personal(changes).write_parquet(out / "changes.parquet")
         write_change_report(changes, out / "changes.xlsx", old_label=old, new_label=new, lang=lang)
 

@@ -32,7 +32,7 @@ from typing import Any, Final, TypeVar
 import polars as pl
 
 from energy_audit import contract, glossary
-from energy_audit.errors import Lang
+from energy_audit.errors import Lang, UnusableInputError
 
 __all__ = [
     "FORMULA_TRIGGERS",
@@ -40,6 +40,7 @@ __all__ = [
     "header",
     "neutralize_text",
     "neutralized",
+    "output_folder",
     "present",
     "safe_text",
     "write_csv",
@@ -349,3 +350,35 @@ def _workbook(path: Path) -> Iterator[Any]:
         yield book
     finally:
         book.close()
+
+
+@contextlib.contextmanager
+def output_folder(out_dir: str | Path) -> Iterator[Path]:
+    """Create an output folder; a file-system error while writing in it is one clear message.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The folder (created with its parents).
+
+    Yields
+    ------
+    pathlib.Path
+        The folder, to write the outputs in inside the ``with`` block.
+
+    Raises
+    ------
+    UnusableInputError
+        If the folder cannot be created or a file in it cannot be written (``out_dir`` names
+        an existing file, no permission, disk full); the message names the path.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        yield out
+    except OSError as exc:
+        where = exc.filename or out
+        raise UnusableInputError(
+            f"{where}：无法写入输出文件：{exc.strerror or exc}",
+            f"{where}: cannot write the outputs: {exc.strerror or exc}",
+        ) from exc

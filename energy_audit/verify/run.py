@@ -20,10 +20,10 @@ import polars as pl
 
 from energy_audit import contract, glossary
 from energy_audit.directory.history import DirectoryStore
-from energy_audit.errors import Lang, UnusableInputError
+from energy_audit.errors import Lang
 from energy_audit.findings import CATEGORY_ZH, sort_findings
 from energy_audit.io.readers import ReadResult, file_sha256
-from energy_audit.io.writers import write_excel
+from energy_audit.io.writers import output_folder, write_excel
 from energy_audit.progress import Progress, quiet
 from energy_audit.verify.consistency import check_consistency
 from energy_audit.verify.coverage import Coverage, check_coverage
@@ -201,9 +201,7 @@ def write_verification(
         If the folder cannot be created or a file cannot be written there (e.g. ``out_dir``
         names an existing file); the message names the path.
     """
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
+    with output_folder(out_dir) as out:
         result.findings.write_parquet(out / "findings.parquet")
         sheets = {
             glossary.term("category", category, lang): result.findings.filter(
@@ -234,10 +232,4 @@ def write_verification(
         (out / "verify.json").write_text(
             json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
         )
-    except OSError as exc:
-        where = exc.filename or out
-        raise UnusableInputError(
-            f"{where}：无法写入核查结果：{exc.strerror or exc}",
-            f"{where}: cannot write the verification outputs: {exc.strerror or exc}",
-        ) from exc
     return out
