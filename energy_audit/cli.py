@@ -361,14 +361,33 @@ class _Reported(contextlib.AbstractContextManager["_Reported"]):
         return None
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    r"""Show control characters of file text as escapes (``\x1b``), so none reaches the terminal.
+
+    Names, headers and cells come from the files people send: an escape sequence in them would
+    otherwise drive the terminal (clear it, set a link, change colours).
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
 def _say(*parts: str, style: str | None = None) -> None:
     """Print a message on stdout: plain text (no markup), wrapped by the terminal, not rich."""
-    console.print(*parts, sep="", style=style, markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        *(_printable(p) for p in parts),
+        sep="",
+        style=style,
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _fail(message: str) -> typer.Exit:
     """Print ``message`` as one line on stderr; return the exit (1) to raise."""
-    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    message = _printable(" ".join(line.strip() for line in message.splitlines() if line.strip()))
     errors.print(
         Text.assemble((_t("错误：", "error: "), "bold red"), message),
         highlight=False,
@@ -397,7 +416,7 @@ def _warn_if_no_cjk_font() -> None:
 
 def _row(table: Table, *values: object) -> None:
     """Add a row of plain text (a value such as ``[x]`` is not taken for markup)."""
-    table.add_row(*(Text("" if v is None else str(v)) for v in values))
+    table.add_row(*(Text("" if v is None else _printable(str(v))) for v in values))
 
 
 def _out_folder(path: Path, option: str = "--out") -> Path:

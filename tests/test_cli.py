@@ -537,3 +537,15 @@ def test_commands_that_draw_warn_once_without_a_cjk_font(tmp_path, city, monkeyp
     assert not list((tmp_path / "v" / "evidence").glob("*.png"))
     quiet = runner.invoke(app, [*args[:-3], "0", "--out", str(tmp_path / "w")])
     assert "中文字体" not in quiet.output  # nothing is drawn: no warning
+
+
+def test_control_characters_of_a_file_never_reach_the_terminal(tmp_path):
+    # A cell holding an escape sequence (clear the screen, a hidden link) is shown escaped.
+    header = "统一社会信用代码,统计年度,单位名称,建筑面积(平方米),用能人数,电(千瓦时),水(吨)\n"
+    row = "12120000MB1520001X,2024,\x1b]8;;http://x\x1b\\点我\x1b]8;;\x1b\\,100,3,abc\x1b[2J,1\n"
+    path = tmp_path / "esc.csv"
+    path.write_text(header + row, encoding="utf-8")
+    result = runner.invoke(app, ["read", str(path)])
+    _clean_exit(result, EXIT_OK)
+    assert "\x1b" not in result.output
+    assert "abc\\x1b[2J" in result.output  # the quarantined cell, escaped
