@@ -72,6 +72,9 @@ NOTE_KINDS: tuple[str, ...] = (
     "file_type",
 )
 
+MAX_COLUMN_NOTES = 20
+"""Ignored columns noted one by one; the rest of a wide file's are counted in one note."""
+
 HEADER_SEARCH_ROWS = 30
 """How many rows from the top of a sheet are searched for the header row."""
 
@@ -364,15 +367,27 @@ def _read_sheet(
     if n_all - raw.height:
         n = n_all - raw.height
         ctx.note("blank_rows", f"跳过空行 {n} 行", detail_en=f"{n} blank row(s) skipped")
-    for i, c in enumerate(columns):
-        if i < len(sheet.headers) and sheet.headers[i]:
-            continue
-        n = raw.select((~cells.is_blank(pl.col(c))).sum()).item()
-        if n:
+    headerless = [
+        (i, c) for i, c in enumerate(columns) if not (i < len(sheet.headers) and sheet.headers[i])
+    ]
+    if headerless:
+        counts = raw.select((~cells.is_blank(pl.col(c))).sum().alias(c) for _, c in headerless)
+        filled = [(i, n) for (i, c), n in zip(headerless, counts.row(0), strict=True) if n]
+        for i, n in filled[:MAX_COLUMN_NOTES]:
             ctx.note(
                 "ignored_column",
                 f"第 {i + 1} 列没有表头，但有 {n} 个值：未读取",
                 detail_en=f"column {i + 1} has no header but {n} values",
+            )
+        if len(filled) > MAX_COLUMN_NOTES:
+            rest = filled[MAX_COLUMN_NOTES:]
+            ctx.note(
+                "ignored_column",
+                f"另有 {len(rest):,} 列没有表头但有值（第 {rest[0][0] + 1}–{rest[-1][0] + 1} 列"
+                f"之间，共 {sum(n for _, n in rest):,} 个值）：未读取",
+                detail_en=f"{len(rest):,} more columns without a header hold values (between "
+                f"columns {rest[0][0] + 1} and {rest[-1][0] + 1}, "
+                f"{sum(n for _, n in rest):,} values): not read",
             )
 
     cleaned = _clean_cells(raw, matches, sheet, ctx)
@@ -424,13 +439,24 @@ def _header_notes(
                 m.header,
                 f"values in {m.unit_label} multiplied by {m.factor:g} into {m.column.unit}",
             )
-    for pos, header in ignored:
+    for pos, header in ignored[:MAX_COLUMN_NOTES]:
         ctx.note(
             "ignored_column",
             f"第 {pos + 1} 列不在数据规范中：未读取",
             None,
             header,
             f"column {pos + 1} is not in the contract: ignored",
+        )
+    if len(ignored) > MAX_COLUMN_NOTES:
+        rest = ignored[MAX_COLUMN_NOTES:]
+        ctx.note(
+            "ignored_column",
+            f"另有 {len(rest):,} 列不在数据规范中（第 {rest[0][0] + 1}–{rest[-1][0] + 1} 列之间）"
+            "：未读取",
+            None,
+            None,
+            f"{len(rest):,} more columns are not in the contract (between columns "
+            f"{rest[0][0] + 1} and {rest[-1][0] + 1}): ignored",
         )
 
 

@@ -308,3 +308,16 @@ def test_input_is_read_not_judged(tmp_path):
     row = read_returns(path).data.row(0, named=True)
     assert row["institution_id"] == "11100000000013338X"
     assert row["electricity_kwh"] == -10.0
+
+
+def test_a_wide_file_notes_twenty_ignored_columns_and_counts_the_rest(tmp_path):
+    header = "统一社会信用代码,统计年度,建筑面积(平方米),用能人数,电(千瓦时),水(吨)"
+    extra = ",".join(f"备注{i}" for i in range(30))
+    row = "12120000MB1520001X,2024,100,3,10,1" + ",x" * 30 + ",y" * 25
+    path = tmp_path / "wide.csv"
+    path.write_text(f"{header},{extra}\n{row}\n", encoding="utf-8")
+    notes = read_returns(path).notes.filter(pl.col("kind") == "ignored_column")
+    assert notes.height == 20 + 1 + 20 + 1  # not in the contract; without a header but values
+    assert notes["header"][:20].to_list() == [f"备注{i}" for i in range(20)]
+    assert "另有 10 列不在数据规范中（第 27–36 列之间）" in notes["detail"][20]
+    assert notes["detail_en"][-1].startswith("5 more columns without a header hold values")
