@@ -35,6 +35,7 @@ import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,7 +304,14 @@ def flagged_cells(path: Path) -> dict[str, list[FlaggedCell]]:
     with zipfile.ZipFile(path) as zf:
         try:
             parts, full_calc = _sheet_parts(zf)
-        except (ET.ParseError, zipfile.BadZipFile, OSError):
+        except (
+            ET.ParseError,
+            zipfile.BadZipFile,
+            zlib.error,
+            OSError,
+            EOFError,
+            NotImplementedError,
+        ):
             return {}  # not a SpreadsheetML package calamine reads either
         for name, part in parts.items():
             try:
@@ -312,7 +320,14 @@ def flagged_cells(path: Path) -> dict[str, list[FlaggedCell]]:
                 flags = _scan(zf, part, full_calc)
             except KeyError:
                 continue
-            except (expat.ExpatError, zipfile.BadZipFile, OSError, EOFError) as exc:
+            except (
+                expat.ExpatError,
+                zipfile.BadZipFile,
+                zlib.error,
+                OSError,
+                EOFError,
+                NotImplementedError,
+            ) as exc:
                 raise UnusableInputError(
                     f"{path.name}（工作表 {name}）：工作表内容已损坏，无法确认公式单元格是否有计算"
                     f"结果（{_short(exc)}）",

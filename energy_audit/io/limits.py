@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -228,24 +229,38 @@ def check_workbook(path: str | Path) -> list[SheetExtent]:
                     f"{path.name}: part {info.filename} inflates {ratio:,.0f}-fold (limit "
                     f"{MAX_INFLATION:.0f}); not read: the file may be damaged or crafted",
                 )
-        names = _sheet_names(archive)
-        extents = []
-        for info in infos:
-            member = info.filename
-            if not re.fullmatch(r"xl/worksheets/[^/]+\.xml", member):
-                continue
-            sheet = _scan_sheet(archive, member, names.get(member, member))
-            grid = sheet.grid_cells
-            if grid > MAX_SPARSE_CELLS and sheet.cells < MIN_DENSITY * grid:
-                raise UnusableInputError(
-                    f"{path.name}（工作表 {sheet.name}）：单元格一直延伸到 {sheet.farthest}"
-                    f"（{sheet.max_row:,} 行 × {sheet.max_col:,} 列，{grid:,} 个单元格），"
-                    f"实际只写了 {sheet.cells:,} 个：请删除远处的单元格后另存再报",
-                    f"{path.name} (sheet {sheet.name}): cells reach {sheet.farthest} "
-                    f"({sheet.max_row:,} rows × {sheet.max_col:,} columns, {grid:,} cells) but "
-                    f"only {sheet.cells:,} are written: delete the far cells and save again",
-                )
-            extents.append(sheet)
+        try:
+            return _check_sheets(path, archive, infos)
+        # A damaged part: zipfile raises these (NotImplementedError for flags it does not know).
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+            raise UnusableInputError(
+                f"{path.name}：无法作为 Excel 工作簿打开：文件已损坏（{exc}）",
+                f"{path.name}: cannot be opened as an Excel workbook: the file is damaged ({exc})",
+            ) from exc
+
+
+def _check_sheets(
+    path: Path, archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]
+) -> list[SheetExtent]:
+    """Scan every worksheet part; refuse a sparse grid (see :func:`check_workbook`)."""
+    names = _sheet_names(archive)
+    extents = []
+    for info in infos:
+        member = info.filename
+        if not re.fullmatch(r"xl/worksheets/[^/]+\.xml", member):
+            continue
+        sheet = _scan_sheet(archive, member, names.get(member, member))
+        grid = sheet.grid_cells
+        if grid > MAX_SPARSE_CELLS and sheet.cells < MIN_DENSITY * grid:
+            raise UnusableInputError(
+                f"{path.name}（工作表 {sheet.name}）：单元格一直延伸到 {sheet.farthest}"
+                f"（{sheet.max_row:,} 行 × {sheet.max_col:,} 列，{grid:,} 个单元格），"
+                f"实际只写了 {sheet.cells:,} 个：请删除远处的单元格后另存再报",
+                f"{path.name} (sheet {sheet.name}): cells reach {sheet.farthest} "
+                f"({sheet.max_row:,} rows × {sheet.max_col:,} columns, {grid:,} cells) but "
+                f"only {sheet.cells:,} are written: delete the far cells and save again",
+            )
+        extents.append(sheet)
     return extents
 
 

@@ -22,7 +22,8 @@ from energy_audit.io import cells
 def _frame(path: Path) -> pl.DataFrame:
     try:
         return pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
+    # polars panics (a BaseException) on some damaged pages: that is a damaged file too.
+    except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
         first = exc
     if "utf-8" in str(first).lower() or "utf8" in str(first).lower():
         import pyarrow as pa
@@ -43,7 +44,7 @@ def _frame(path: Path) -> pl.DataFrame:
             frame = pl.from_arrow(table)
             if isinstance(frame, pl.DataFrame):
                 return frame
-        except (OSError, pa.ArrowException, pl.exceptions.PolarsError):
+        except (OSError, ValueError, pa.ArrowException, pl.exceptions.PolarsError):
             pass
     cause = str(first).split("\n", 1)[0][:200]
     raise UnusableInputError(

@@ -121,3 +121,21 @@ def test_a_parquet_file_of_runs_claiming_far_more_cells_than_bytes_is_refused(tm
     ordinary = tmp_path / "ordinary.parquet"
     pq.write_table(pa.table({"a": list(range(1000)), "b": [str(i) for i in range(1000)]}), ordinary)
     assert check_parquet(ordinary) == (1000, 2)
+
+
+def test_a_damaged_sheet_part_is_one_message_not_a_zip_error(tmp_path):
+    # Found by the damage property test: a flipped byte inside the compressed sheet XML made
+    # zipfile raise zlib.error / BadZipFile (bad CRC) out of the reader.
+    cells = {(r, c): r * c for r in range(50) for c in range(6)}
+    path = _book(tmp_path / "ok.xlsx", cells)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("xl/worksheets/sheet1.xml")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for at in range(start + 10, start + info.compress_size - 10, 37):
+        raw[at] ^= 0x5A
+    damaged = tmp_path / "坏.xlsx"
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(UnusableInputError, match=r"坏\.xlsx：无法作为 Excel 工作簿打开") as info:
+        read_returns(damaged)
+    assert "cannot be opened as an Excel workbook" in info.value.message_en
