@@ -146,8 +146,12 @@ def _rels(zf: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _sheet_parts(zf: zipfile.ZipFile) -> tuple[dict[str, str], bool]:
-    """Return sheet name → zip member of its XML, and whether to recalculate on opening."""
+def sheet_parts(zf: zipfile.ZipFile) -> tuple[dict[str, str], bool]:
+    """Return sheet name → zip member of its XML, and whether to recalculate on opening.
+
+    The workbook part is found through the package relationships, its sheets through its own
+    (ECMA-376 Part 2 §9), as calamine finds them.
+    """
     package = _rels(zf, "")
     workbook = next(
         (t for kind, t in package.values() if kind.endswith(_OFFICE_DOCUMENT)), "xl/workbook.xml"
@@ -303,7 +307,7 @@ def flagged_cells(path: Path) -> dict[str, list[FlaggedCell]]:
     out: dict[str, list[FlaggedCell]] = {}
     with zipfile.ZipFile(path) as zf:
         try:
-            parts, full_calc = _sheet_parts(zf)
+            parts, full_calc = sheet_parts(zf)
         except (
             ET.ParseError,
             zipfile.BadZipFile,
@@ -345,7 +349,7 @@ def copy_with_errors_as_text(path: Path, target: Path) -> None:
     The sheet XML is rewritten block by block; other members are copied as they are.
     """
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
-        parts, _ = _sheet_parts(src)
+        parts, _ = sheet_parts(src)
         sheets = set(parts.values())
         for info in src.infolist():
             with src.open(info) as fin, dst.open(info.filename, "w", force_zip64=True) as fout:

@@ -18,7 +18,6 @@ reader allocates. The bounds are far above real returns: a full Excel sheet of 1
 
 from __future__ import annotations
 
-import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from energy_audit.errors import UnusableInputError
+from energy_audit.io import excel
 
 MAX_SPARSE_CELLS: Final[int] = 10_000_000
 """Grid size [cells] up to which a sheet is loaded however few of its cells are used."""
@@ -160,29 +160,6 @@ def _scan_sheet(archive: zipfile.ZipFile, member: str, name: str) -> SheetExtent
     return SheetExtent(name, max_row, max_col, cells)
 
 
-def _sheet_names(archive: zipfile.ZipFile) -> dict[str, str]:
-    """Worksheet part → sheet name, from ``xl/workbook.xml`` and its relationships."""
-    try:
-        book = archive.read("xl/workbook.xml").decode("utf-8", "replace")
-        rels = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
-    except KeyError:
-        return {}
-    targets = {}
-    for rel in re.finditer(r"<Relationship\b[^>]*>", rels):
-        rid = re.search(r'\bId="([^"]+)"', rel.group(0))
-        target = re.search(r'\bTarget="([^"]+)"', rel.group(0))
-        if rid and target:
-            path = target.group(1).lstrip("/")
-            targets[rid.group(1)] = path if path.startswith("xl/") else f"xl/{path}"
-    names = {}
-    for sheet in re.finditer(r"<sheet\b[^>]*>", book):
-        name = re.search(r'\bname="([^"]*)"', sheet.group(0))
-        rid = re.search(r'\br:id="([^"]+)"', sheet.group(0))
-        if name and rid and rid.group(1) in targets:
-            names[targets[rid.group(1)]] = name.group(1)
-    return names
-
-
 def check_workbook(path: str | Path) -> list[SheetExtent]:
     """Refuse an ``.xlsx``/``.xlsm`` whose sheets or parts would take far more than its size.
 
@@ -243,13 +220,16 @@ def _check_sheets(
     path: Path, archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]
 ) -> list[SheetExtent]:
     """Scan every worksheet part; refuse a sparse grid (see :func:`check_workbook`)."""
-    names = _sheet_names(archive)
+    names_in_zip = {info.filename for info in infos}
+    try:
+        parts, _ = excel.sheet_parts(archive)
+    except ElementTree.ParseError:
+        return []  # not a workbook calamine reads either: the reader says so
     extents = []
-    for info in infos:
-        member = info.filename
-        if not re.fullmatch(r"xl/worksheets/[^/]+\.xml", member):
+    for name, member in parts.items():
+        if member not in names_in_zip:
             continue
-        sheet = _scan_sheet(archive, member, names.get(member, member))
+        sheet = _scan_sheet(archive, member, name)
         grid = sheet.grid_cells
         if grid > MAX_SPARSE_CELLS and sheet.cells < MIN_DENSITY * grid:
             raise UnusableInputError(
