@@ -314,10 +314,13 @@ def clean_numbers(
         return frame
     if not fast_path:
         return _clean_numbers_fully(frame, columns)
+    # Only the numeric source columns are split, re-ordered and cleaned; the outputs are then
+    # set beside the untouched frame (its other columns, names and all, are never copied).
     order = "__clean_order"
-    frame = frame.with_row_index(order)
+    sources = list(dict.fromkeys(c.source for c in columns))
+    narrow = frame.select(sources).with_row_index(order)
     plain_rows = pl.all_horizontal(_plain(c) for c in columns)
-    fast = frame.filter(plain_rows).with_columns(
+    fast = narrow.filter(plain_rows).with_columns(
         expr
         for c in columns
         for expr in (
@@ -330,8 +333,14 @@ def clean_numbers(
             pl.lit(False).alias(own_unit_column(c.target)),
         )
     )
-    slow = _clean_numbers_fully(frame.filter(~plain_rows), columns).select(fast.columns)
-    return pl.concat([fast, slow], how="vertical").sort(order).drop(order)
+    slow = _clean_numbers_fully(narrow.filter(~plain_rows), columns).select(fast.columns)
+    outputs = [
+        name
+        for c in columns
+        for name in (c.target, reason_column(c.target), own_unit_column(c.target))
+    ]
+    cleaned = pl.concat([fast, slow], how="vertical").sort(order).select(outputs)
+    return frame.with_columns(cleaned)
 
 
 def year(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:

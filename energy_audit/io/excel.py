@@ -36,7 +36,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -178,11 +178,23 @@ def _blocks(fh: IO[bytes]) -> Iterator[bytes]:
         yield block
 
 
+# Literal bytes one of which every match of _INTERESTING holds: a block without any of them is
+# passed over at memory speed instead of by the (slow, prefix-less) regular expression.
+_INTERESTING_HINTS = (b"<f", b":f", b'"e"', b"'e'")
+
+
+def is_interesting(block: bytes) -> bool:
+    """Tell whether a block of sheet XML holds a formula element or an error-typed cell."""
+    if not any(hint in block for hint in _INTERESTING_HINTS):
+        return False
+    return _INTERESTING.search(block) is not None
+
+
 def _has_interesting(zf: zipfile.ZipFile, part: str) -> bool:
     tail = b""
     with zf.open(part) as fh:
         for block in _blocks(fh):
-            if _INTERESTING.search(tail + block):
+            if is_interesting(tail + block):
                 return True
             tail = block[-64:]
     return False
@@ -283,13 +295,19 @@ def _scan(zf: zipfile.ZipFile, part: str, full_calc: bool) -> list[FlaggedCell]:
     return scan.flags
 
 
-def flagged_cells(path: Path) -> dict[str, list[FlaggedCell]]:
+def flagged_cells(
+    path: Path, interesting: Collection[str] | None = None
+) -> dict[str, list[FlaggedCell]]:
     """Find the formula cells without a result and the error cells of every sheet.
 
     Parameters
     ----------
     path : Path
         A workbook; only ``.xlsx`` / ``.xlsm`` packages are scanned (others give ``{}``).
+    interesting : collection of str, optional
+        The sheet parts (zip members) known to hold formulas or error cells, when an earlier
+        pass over the XML found them (:func:`energy_audit.io.limits.check_workbook`): only these
+        are parsed, the others are not searched again. Default: search every sheet.
 
     Returns
     -------
@@ -319,7 +337,9 @@ def flagged_cells(path: Path) -> dict[str, list[FlaggedCell]]:
             return {}  # not a SpreadsheetML package calamine reads either
         for name, part in parts.items():
             try:
-                if not _has_interesting(zf, part):
+                if interesting is not None and part not in interesting:
+                    continue
+                if interesting is None and not _has_interesting(zf, part):
                     continue
                 flags = _scan(zf, part, full_calc)
             except KeyError:
@@ -444,13 +464,15 @@ class _UnsupportedErrorValue(Exception):
     """calamine met an error value it does not know (``#SPILL!``)."""
 
 
-def load_sheets(path: Path) -> list[Sheet]:
+def load_sheets(path: Path, interesting: Collection[str] | None = None) -> list[Sheet]:
     """Read every sheet of a workbook as text, its error cells and uncalculated formulas flagged.
 
     Parameters
     ----------
     path : Path
         ``.xlsx``, ``.xlsm``, ``.xlsb``, ``.xls`` or ``.ods``.
+    interesting : collection of str, optional
+        See :func:`flagged_cells`.
 
     Returns
     -------
@@ -470,7 +492,7 @@ def load_sheets(path: Path) -> list[Sheet]:
         reader = fastexcel.read_excel(str(path))
     except Exception as exc:  # fastexcel raises its own error types
         raise open_error(path, exc) from exc
-    flagged = flagged_cells(path)
+    flagged = flagged_cells(path, interesting)
     try:
         return _sheets(path, reader, flagged)
     except _UnsupportedErrorValue:

@@ -64,17 +64,24 @@ class SheetExtent:
     Attributes
     ----------
     name : str
-        Sheet name as the workbook lists it (the part name if it cannot be found).
+        Sheet name as the workbook lists it.
+    part : str
+        Zip member holding the sheet's XML.
     max_row, max_col : int
         Largest 1-based row and column of any cell or row reference (0 for an empty sheet).
     cells : int
         Cell references in the sheet (cells written, empty ones included).
+    interesting : bool
+        The XML holds a formula or an error-typed cell (:func:`energy_audit.io.excel.
+        is_interesting`): the reader then parses it for formulas without a result.
     """
 
     name: str
+    part: str
     max_row: int
     max_col: int
     cells: int
+    interesting: bool = False
 
     @property
     def grid_cells(self) -> int:
@@ -142,6 +149,7 @@ def _refs_in_block(buf: np.ndarray, limit: int) -> tuple[int, int, int]:
 
 def _scan_sheet(archive: zipfile.ZipFile, member: str, name: str) -> SheetExtent:
     max_row = max_col = cells = 0
+    interesting = False
     carry = b""
     with archive.open(member) as stream:
         while True:
@@ -153,11 +161,12 @@ def _scan_sheet(archive: zipfile.ZipFile, member: str, name: str) -> SheetExtent
             keep = 0 if not block else len(_REF) + 3 + _DIGIT_WIDTH + 1
             buf = np.frombuffer(data + b"\0" * (len(_REF) + 4 + _DIGIT_WIDTH), dtype=np.uint8)
             r, c, n = _refs_in_block(buf, len(data) - keep)
+            interesting = interesting or excel.is_interesting(data)
             max_row, max_col, cells = max(max_row, r), max(max_col, c), cells + n
             carry = data[len(data) - keep :] if keep else b""
             if not block:
                 break
-    return SheetExtent(name, max_row, max_col, cells)
+    return SheetExtent(name, member, max_row, max_col, cells, interesting)
 
 
 def check_workbook(path: str | Path) -> list[SheetExtent]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,13 +147,15 @@ def file_sha256(path: str | Path) -> str:
 
 def _load_excel(path: Path) -> list[_Sheet]:
     # Before calamine, which aborts the process on a far cell and expands repeated ODS cells.
+    interesting = None
     if path.suffix.lower() == ".ods":
         check_ods(path)
-    else:
-        check_workbook(path)
+    elif zipfile.is_zipfile(path):
+        # The same pass found the sheets holding formulas or error cells: only those are parsed.
+        interesting = {e.part for e in check_workbook(path) if e.interesting}
     return [
         _Sheet(s.name, s.frame, list(range(1, s.frame.height + 1)), flags=s.flags)
-        for s in excel.load_sheets(path)
+        for s in excel.load_sheets(path, interesting)
     ]
 
 
@@ -325,15 +328,15 @@ def _nonblank_rows(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
     """
     if not columns:
         return frame.clear()
-    order = "__blank_order"
-    frame = frame.with_row_index(order)
-    has_number = pl.any_horizontal(
-        pl.col(c).cast(pl.Float64, strict=False).is_not_null() for c in columns
-    )
-    sure = frame.filter(has_number)
-    rest = frame.filter(~has_number)
-    rest = rest.filter(pl.any_horizontal(~cells.is_blank(pl.col(c)) for c in columns))
-    return pl.concat([sure, rest], how="vertical").sort(order).drop(order)
+    has_number = frame.select(
+        pl.any_horizontal(pl.col(c).cast(pl.Float64, strict=False).is_not_null() for c in columns)
+    ).to_series()
+    if has_number.all():
+        return frame  # no copy: most files have no blank row
+    rest = pl.arg_where(~has_number, eager=True)
+    filled = frame[rest].select(pl.any_horizontal(~cells.is_blank(pl.col(c)) for c in columns))
+    keep = has_number.scatter(rest, filled.to_series())
+    return frame if keep.all() else frame.filter(keep)
 
 
 def _read_sheet(
