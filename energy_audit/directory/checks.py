@@ -544,6 +544,8 @@ def _quarantine(d: pl.DataFrame, quarantine: pl.DataFrame) -> dict[Rule, pl.Data
     else:
         cells = cells.with_columns(pl.lit(None, pl.String).alias("institution_id"))
     rows = quarantine.filter(pl.col("column").is_null())
+    # The reader's quarantine has the reason in both languages; a caller's may have only one.
+    reason_en = pl.col("reason_en" if "reason_en" in quarantine.columns else "reason")
     return {
         R_UNREADABLE_CELL: cells.select(
             "institution_id",
@@ -551,9 +553,9 @@ def _quarantine(d: pl.DataFrame, quarantine: pl.DataFrame) -> dict[Rule, pl.Data
             pl.format("第 {} 行“{}”无法读取：{}", "source_row", "raw_value", "reason").alias(
                 "message_zh"
             ),
-            pl.format("row {}: '{}' cannot be read: {}", "source_row", "raw_value", "reason").alias(
-                "message_en"
-            ),
+            pl.format(
+                "row {}: '{}' cannot be read: {}", "source_row", "raw_value", reason_en
+            ).alias("message_en"),
             "source_file",
             "source_row",
             pl.col("column").alias("key"),

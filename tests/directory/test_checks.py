@@ -177,6 +177,9 @@ def test_unreadable_cells_and_rows_are_findings(tmp_path, clean):
     assert cell["field"].to_list() == ["key_energy_user"]
     assert cell["institution_id"].to_list() == [clean["institution_id"][1]]
     assert "也许" in cell["message_zh"][0]
+    assert "不是“是/否”" in cell["message_zh"][0]
+    assert "not a yes/no value" in cell["message_en"][0]  # the reader's English reason
+    assert "不是" not in cell["message_en"][0]
     row = findings.filter(pl.col("rule_id") == "DIR-016")
     assert row.height == 1
     # the row is quoted without its personal data (联系人, 联系电话)
