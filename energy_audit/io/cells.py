@@ -314,13 +314,13 @@ def clean_numbers(
         return frame
     if not fast_path:
         return _clean_numbers_fully(frame, columns)
-    # Only the numeric source columns are split, re-ordered and cleaned; the outputs are then
-    # set beside the untouched frame (its other columns, names and all, are never copied).
-    order = "__clean_order"
+    # The fast rule is applied to every row (one cast per column, no text copied); the rows it
+    # cannot take are cleaned the full way on their own and scattered into place. The frame's
+    # text columns are never filtered, re-ordered or copied.
     sources = list(dict.fromkeys(c.source for c in columns))
-    narrow = frame.select(sources).with_row_index(order)
-    plain_rows = pl.all_horizontal(_plain(c) for c in columns)
-    fast = narrow.filter(plain_rows).with_columns(
+    narrow = frame.select(sources)
+    plain = narrow.select(pl.all_horizontal(_plain(c) for c in columns)).to_series()
+    fast = narrow.select(
         expr
         for c in columns
         for expr in (
@@ -329,18 +329,15 @@ def clean_numbers(
                 c,
                 _exact_whole(pl.col(c.source), float(c.factor)) if c.whole else None,
             ),
-            pl.lit(None, pl.String).alias(reason_column(c.target)),
-            pl.lit(False).alias(own_unit_column(c.target)),
+            pl.repeat(None, pl.len(), dtype=pl.String).alias(reason_column(c.target)),
+            pl.repeat(False, pl.len()).alias(own_unit_column(c.target)),
         )
     )
-    slow = _clean_numbers_fully(narrow.filter(~plain_rows), columns).select(fast.columns)
-    outputs = [
-        name
-        for c in columns
-        for name in (c.target, reason_column(c.target), own_unit_column(c.target))
-    ]
-    cleaned = pl.concat([fast, slow], how="vertical").sort(order).select(outputs)
-    return frame.with_columns(cleaned)
+    slow_rows = pl.arg_where(~plain, eager=True)
+    if slow_rows.len():
+        slow = _clean_numbers_fully(narrow[slow_rows], columns).select(fast.columns)
+        fast = fast.with_columns(fast[name].scatter(slow_rows, slow[name]) for name in fast.columns)
+    return frame.with_columns(fast)
 
 
 def year(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
