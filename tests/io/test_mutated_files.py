@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import polars as pl
 import pyarrow as pa
@@ -67,6 +68,7 @@ TEXT_LIKE = [
 ]
 XLSX_ONLY = ["<error cell>", "<formula without result>"]
 FORMATS = ("csv", "xlsx", "parquet")
+PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9]\d{0,14})(?:\.\d+)?")
 HYPOTHESIS = settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -94,7 +96,11 @@ def _columns(header):
 
 
 def _write(fmt, path, header, rows, special):
-    """Write header and rows; ``special`` (row, col) → kind for xlsx-only cells."""
+    """Write header and rows; ``special`` (row, col) → kind for xlsx-only cells.
+
+    In a workbook, a plain number of a number column is a number cell; all else is text.
+    """
+    numeric_at = {i for i, c in _columns(header).items() if c.dtype in ("float", "int")}
     if fmt == "csv":
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
@@ -116,15 +122,10 @@ def _write(fmt, path, header, rows, special):
                     sheet.write_formula(i, j, f"=D{i + 1}*2")
                 elif value == "":
                     continue
+                elif j in numeric_at and PLAIN_NUMBER.fullmatch(value):
+                    sheet.write_number(i, j, float(value))  # as a person types a number
                 else:
-                    try:
-                        number = float(value)
-                    except ValueError:
-                        number = None
-                    if number is not None and value.strip() == value and abs(number) < 1e15:
-                        sheet.write_number(i, j, number)
-                    else:
-                        sheet.write_string(i, j, value)
+                    sheet.write_string(i, j, value)
         book.close()
     return path
 
