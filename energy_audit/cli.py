@@ -32,6 +32,7 @@ from typing import Annotated, Any, Final
 
 import polars as pl
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -745,7 +746,9 @@ def demo(
     }
     city = result.city.sort("year")
     # one row per indicator, one column per year: readable at 80 columns for five years
-    table.add_column(_t("指标", "indicator"), overflow="fold", ratio=1)
+    # No column rules and no outer padding: five years and the label fit 80 columns.
+    table.box, table.pad_edge, table.collapse_padding = box.SIMPLE_HEAD, False, True
+    table.add_column(_t("指标", "indicator"), overflow="fold", min_width=14)
     for year in city["year"].to_list():
         table.add_column(str(year), justify="right", no_wrap=True)
     for column, fmt in formats.items():
