@@ -50,6 +50,7 @@ from typer._click import exceptions as click_errors  # the click classes typer r
 from typer.core import TyperCommand, TyperGroup
 
 from energy_audit.errors import EnergyAuditError, Lang
+from energy_audit.glossary import term, terms
 
 EXIT_OK = 0
 EXIT_UNUSABLE_INPUT = 1
@@ -476,22 +477,6 @@ def _years(text: str) -> list[int]:
 
 # -------------------------------------------------------------------------------- progress
 
-_STAGES: Final[Mapping[str, tuple[str, str]]] = {
-    "synth_directory": ("生成名录库", "making the directory"),
-    "synth_returns": ("生成填报数据", "making the returns"),
-    "synth_files": ("写出文件", "writing files"),
-    "read_directory": ("读取名录库", "reading the directory"),
-    "read_returns": ("读取填报数据", "reading the returns"),
-    "read_history": ("读取往年数据", "reading earlier years"),
-    "read": ("读取文件", "reading the file"),
-    "directory_run": ("名录库季度更新", "quarterly directory run"),
-    "verify": ("核查", "verifying"),
-    "write": ("写出结果", "writing the outputs"),
-    "evidence": ("绘制证据图", "drawing the evidence"),
-    "indicators": ("计算指标", "computing indicators"),
-}
-"""Label of each stage a long call reports (:data:`energy_audit.progress.Progress`)."""
-
 
 class _Progress:
     """Show the stages of a command: a rich bar on a terminal, else one line per stage.
@@ -499,8 +484,8 @@ class _Progress:
     Parameters
     ----------
     stages : sequence of str
-        The stages expected, in order (keys of :data:`_STAGES`), for the ``[i/n]`` numbering;
-        a stage not listed is numbered after them.
+        The stages expected, in order (keys of the glossary's ``stage`` domain), for the
+        ``[i/n]`` numbering; a stage not listed is numbered after them.
     """
 
     def __init__(self, stages: Sequence[str]) -> None:
@@ -533,7 +518,7 @@ class _Progress:
             self._seen.append(stage)
             if stage not in self._stages:
                 self._stages.append(stage)
-            label = _t(*_STAGES.get(stage, (stage, stage)))
+            label = term("stage", stage, _lang)
             text = f"[{self._stages.index(stage) + 1}/{len(self._stages)}] {label}"
             if self._bar is None:
                 errors.print(f"{text}…", highlight=False, markup=False)
@@ -619,33 +604,21 @@ def synth(
 
 
 def _terms(domain: str, counts: Mapping[str, Any]) -> str:
-    from energy_audit.glossary import term
 
     sep = _t("，", ", ")
     return sep.join(f"{term(domain, k, _lang)} {v:,}" for k, v in counts.items())
 
 
-_COVERAGE: Final[Mapping[str, tuple[str, str]]] = {
-    "expected": ("应报", "expected"),
-    "received": ("已报", "received"),
-    "missing": ("未报", "missing"),
-    "unknown": ("名录外", "unknown"),
-    "out_of_scope": ("不在核查范围", "out of scope"),
-    "duplicated": ("重复", "duplicated"),
-}
-"""Labels of the coverage counts (:class:`energy_audit.verify.coverage.Coverage`)."""
-
-
 def _coverage_text(counts: Mapping[str, Any]) -> str:
     return _t("，", ", ").join(
-        f"{_t(*_COVERAGE[k])} {counts[k]:,}" for k in _COVERAGE if isinstance(counts.get(k), int)
+        f"{label} {counts[k]:,}"
+        for k, label in terms("coverage", _lang).items()
+        if isinstance(counts.get(k), int)
     )
 
 
 def _findings_text(counts: Mapping[str, int]) -> str:
     """``category/severity`` → n, as ``完整性·错误 12，…``."""
-    from energy_audit.glossary import term
-
     parts = []
     for key, n in counts.items():
         category, _, severity = key.partition("/")
@@ -866,7 +839,6 @@ def read(
     ] = QUARANTINE_SHOWN,
 ) -> None:
     """Read a file (``read_returns`` / ``read_directory``); list the quarantine."""
-    from energy_audit.glossary import term
     from energy_audit.io.readers import read_directory, read_returns
     from energy_audit.io.writers import write_excel
 
@@ -987,7 +959,6 @@ def verify_command(
 ) -> None:
     """Verify a year's returns (``energy_audit.verify.run.verify``)."""
     from energy_audit.directory.history import DirectoryStore
-    from energy_audit.glossary import term
     from energy_audit.io.readers import read_directory, read_returns
     from energy_audit.panel.evidence import write_evidence
     from energy_audit.verify.run import verify, write_verification
@@ -1121,7 +1092,6 @@ def contract(
 
 
 def _print_findings_summary(findings: pl.DataFrame) -> None:
-    from energy_audit.glossary import term
 
     if findings.is_empty():
         _say(_t("没有核查发现", "no findings"))
@@ -1382,7 +1352,6 @@ def directory_history(
 ) -> None:
     """Show one institution's versions, one block per version."""
     from energy_audit.directory.history import DirectoryStore
-    from energy_audit.glossary import term
 
     with _Reported():
         versions = DirectoryStore(store).history(institution_id)
