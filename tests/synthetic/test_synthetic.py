@@ -516,7 +516,7 @@ def test_written_files(city: dict[str, Path]) -> None:
 
 
 def test_xlsx_only_when_it_fits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(synthetic.evolution, "XLSX_MAX_ROWS", 250)
+    monkeypatch.setattr(synthetic.files, "XLSX_MAX_ROWS", 250)
     written = write_city(tmp_path, 300, [2024], SEED, formats=("xlsx",))
     assert set(written) == {
         "directory_parquet", "returns_parquet", "truth_parquet", "truth_csv", "district_trends_csv"
@@ -602,11 +602,11 @@ def test_headers_and_labels_are_the_contracts(city: dict[str, Path]) -> None:
 
 def test_unit_variants_are_checked_against_the_contract() -> None:
     water = contract.table("returns").column("water_m3")
-    assert synthetic.evolution._header_zh(water, unit="万立方米") == "水(万立方米)"
+    assert synthetic.columns._header_zh(water, unit="万立方米") == "水(万立方米)"
     with pytest.raises(ContractError, match="not a unit of column water_m3"):
-        synthetic.evolution._header_zh(water, unit="千瓦时")
+        synthetic.columns._header_zh(water, unit="千瓦时")
     with pytest.raises(ContractError, match="not an alias of column water_m3"):
-        synthetic.evolution._header_zh(water, alias="用电量")
+        synthetic.columns._header_zh(water, alias="用电量")
 
 
 # --- round trip: the readers recover what the generator wrote -------------------------------
