@@ -53,8 +53,10 @@ from energy_audit.synthetic.columns import DIRECTORY_COLUMNS, RETURNS_COLUMNS, R
 from energy_audit.synthetic.defects import (
     DEFAULT_DEFECT_RATES,
     DEFECT_KINDS,
+    DEFECTS,
     STATISTICAL_DEFECT_KINDS,
     TRUTH_SCHEMA,
+    Defect,
 )
 from energy_audit.synthetic.directory import district_trends, make_directory
 from energy_audit.synthetic.evolution import (
@@ -79,6 +81,7 @@ __all__ = [
     "CHANGES_SCHEMA",
     "DEFAULT_DEFECT_RATES",
     "DEFAULT_EVOLUTION_RATES",
+    "DEFECTS",
     "DEFECT_KINDS",
     "DIRECTORY_CHANGE_KINDS",
     "DIRECTORY_COLUMNS",
@@ -91,6 +94,7 @@ __all__ = [
     "STATISTICAL_DEFECT_KINDS",
     "TRUTH_SCHEMA",
     "XLSX_MAX_ROWS",
+    "Defect",
     "district_trends",
     "evolve_directory",
     "inject_directory_defects",

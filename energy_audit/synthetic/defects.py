@@ -1,11 +1,20 @@
-"""Defects of the yearly returns: kinds, rates, and the injector that records them.
+"""Defects of the yearly returns: a registry of kinds, each injected by one small function.
 
-Each injected defect is one row of the truth table (:data:`TRUTH_SCHEMA`).
+Every kind is a :class:`Defect` of the registry :data:`DEFECTS`, in injection order: its
+description, whether only the statistical stage can find it, its default rate, the rule ids of
+the library expected to find it (``docs/rules.md``), and the function that injects it. The
+injector (:class:`_Injector`) keeps the grid of true values of every institution and year,
+chooses rows for each kind (a row carries at most one defect), changes the values and records
+each change as one row of the truth table (:data:`TRUTH_SCHEMA`).
+
+:data:`DEFECT_KINDS`, :data:`STATISTICAL_DEFECT_KINDS` and :data:`DEFAULT_DEFECT_RATES` are
+views of the registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
@@ -29,93 +38,12 @@ from energy_audit.synthetic.totals import _total_tce
 
 __all__ = [
     "DEFAULT_DEFECT_RATES",
+    "DEFECTS",
     "DEFECT_KINDS",
     "STATISTICAL_DEFECT_KINDS",
     "TRUTH_SCHEMA",
+    "Defect",
 ]
-
-
-#: Every defect kind the generator injects, with a one-line description (domain.md §6).
-DEFECT_KINDS: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "unit_slip_10k": "a figure in 万 units typed under the base unit: reported = true / 10,000",
-        "unit_slip_kg_for_t": "coal in kg typed under 吨: reported = true × 1000",
-        "unit_slip_mj_for_gj": "heat in MJ typed under GJ (百万千焦): reported = true × 1000",
-        "unit_slip_kg_for_l": "fuel in kg typed under litres: reported = true × density",
-        "typo_x10": "an extra digit: reported = true × 10",
-        "yoy_jump": "one item jumps or drops by more than 30 % on last year's reported value",
-        "area_change": "building area differs by more than 10 % from last year",
-        "occupants_change": "occupants differ by more than 10 % from last year",
-        "copied_figures": "every quantity and cost identical to last year's return",
-        "round_number": "a metered item reported as a round number (e.g. exactly 100,000 kWh)",
-        "identical_siblings": "units of one parent report identical quantities and costs",
-        "pv_exceeds_electricity": "PV generation reported above electricity consumption",
-        "vehicles_no_fuel": "vehicles reported but no gasoline or diesel",
-        "metered_heat_zero": "heat billed by meter (按热量计费) but zero heat reported",
-        "total_mismatch": "the institution's own total ≠ Σ items × standard-coal coefficients",
-        "absurd_unit_price": "electricity cost implies an absurd price (万元 under 元, or × 100)",
-        "missing_return": "an institution in scope has no return for the year",
-        "unknown_institution": "a return from an institution not in the directory",
-        "return_from_dissolved": "a return from an institution the directory lists as dissolved",
-        "return_from_merged": "a return from an institution the directory lists as merged",
-        "duplicate_exact": "the same return twice, identical",
-        "duplicate_conflicting": "two returns of one institution and year, electricity differs",
-        "name_mismatch": "the reported name differs from the directory name",
-        "negative_value": "a quantity reported negative",
-        "nonpositive_area": "building area reported as zero or negative",
-        "nonpositive_occupants": "occupants reported as zero",
-        "messy_cell": "a file cell typed as text (1,234, １２３, 500 千瓦时, —, 约3000)",
-    }
-)
-
-STATISTICAL_DEFECT_KINDS: Final = (
-    "unit_slip_10k",
-    "unit_slip_kg_for_t",
-    "unit_slip_mj_for_gj",
-    "unit_slip_kg_for_l",
-    "typo_x10",
-    "yoy_jump",
-    "copied_figures",
-    "identical_siblings",
-    "round_number",
-)
-"""Kinds of :data:`DEFECT_KINDS` that only the statistical stage can find (no rule proves them
-wrong); the detection benchmark and tests measure recall on these."""
-
-#: Default rate of each defect kind, as a share of the in-scope institution-years (for
-#: ``messy_cell``: of the numeric cells of each xlsx/CSV returns file and of the directory codes).
-#: At least one of each kind is injected when a row qualifies.
-DEFAULT_DEFECT_RATES: Final[Mapping[str, float]] = MappingProxyType(
-    {
-        "unit_slip_10k": 0.004,
-        "unit_slip_kg_for_t": 0.002,
-        "unit_slip_mj_for_gj": 0.003,
-        "unit_slip_kg_for_l": 0.003,
-        "typo_x10": 0.004,
-        "yoy_jump": 0.005,
-        "area_change": 0.004,
-        "occupants_change": 0.004,
-        "copied_figures": 0.004,
-        "round_number": 0.004,
-        "identical_siblings": 0.001,
-        "pv_exceeds_electricity": 0.002,
-        "vehicles_no_fuel": 0.003,
-        "metered_heat_zero": 0.003,
-        "total_mismatch": 0.004,
-        "absurd_unit_price": 0.003,
-        "missing_return": 0.01,
-        "unknown_institution": 0.002,
-        "return_from_dissolved": 0.002,
-        "return_from_merged": 0.002,
-        "duplicate_exact": 0.002,
-        "duplicate_conflicting": 0.002,
-        "name_mismatch": 0.005,
-        "negative_value": 0.002,
-        "nonpositive_area": 0.002,
-        "nonpositive_occupants": 0.002,
-        "messy_cell": 0.002,
-    }
-)
 
 #: Columns of the truth table.
 TRUTH_SCHEMA: Final[Mapping[str, pl.DataType]] = MappingProxyType(
@@ -138,21 +66,14 @@ TRUTH_SCHEMA: Final[Mapping[str, pl.DataType]] = MappingProxyType(
 )
 
 
-def _defect_rates(defects: bool | Mapping[str, float]) -> dict[str, float]:
-    if defects is False:
-        return dict.fromkeys(DEFECT_KINDS, 0.0)
-    rates = dict(DEFAULT_DEFECT_RATES)
-    if defects is True:
-        return rates
-    unknown = sorted(set(defects) - set(DEFECT_KINDS))
-    if unknown:
-        raise ValueError(f"unknown defect kind(s) {unknown}; known: {sorted(DEFECT_KINDS)}")
-    rates.update({k: float(v) for k, v in defects.items()})
-    return rates
-
-
 class _Injector:
-    """Injects defects into the true grid and records each one in the truth table."""
+    """Injects defects into the true grid and records each one in the truth table.
+
+    The grid holds one row per institution and year, institution-major (the row before a row is
+    the institution's previous year). ``used`` marks rows that carry a defect (or are the clean
+    previous year a year-on-year defect is measured against), so that each defect stays one
+    truth row; ``keep`` marks the rows that become returns.
+    """
 
     def __init__(
         self,
@@ -169,8 +90,8 @@ class _Injector:
         self.rng = rng
         self.i = values["_inst"]
         self.yi = values["_yi"]
-        status = inst.status[self.i]
-        self.scope = status == "active"
+        self.status = inst.status[self.i]
+        self.scope = self.status == "active"
         self.used = np.zeros(self.scope.size, dtype=bool)
         self.n_scope = int(self.scope.sum())
         self.keep = self.scope.copy()
@@ -181,14 +102,24 @@ class _Injector:
 
     # ---- bookkeeping ------------------------------------------------------------------------
 
+    def run(self) -> None:
+        """Inject every kind of :data:`DEFECTS` whose rate is positive, in registry order."""
+        for defect in DEFECTS.values():
+            if defect.inject is not None:
+                defect.inject(self, defect.kind)
+
     def count(self, kind: str) -> int:
+        """Rows a kind asks for: its rate × the in-scope rows, at least one when positive."""
         rate = self.rates.get(kind, 0.0)
         return 0 if rate <= 0 else max(1, round(rate * self.n_scope))
 
     def pick(
         self, kind: str, eligible: npt.NDArray[np.bool_], *, yoy: bool = False
     ) -> npt.NDArray[np.int64]:
-        """Choose rows for a defect among eligible unused rows, and mark them used."""
+        """Choose rows for a defect among eligible unused rows, and mark them used.
+
+        With ``yoy`` the rows have a previous year, which stays clean (it is marked used too).
+        """
         k = self.count(kind)
         if k == 0:
             return np.zeros(0, dtype=np.int64)
@@ -220,6 +151,7 @@ class _Injector:
         reported_text: pl.Series | None = None,
         detail: str | pl.Series | None = None,
     ) -> None:
+        """Add one truth row per row; ``factor`` is reported ÷ true where true is not 0."""
         n = rows.size
         if n == 0:
             return
@@ -256,6 +188,7 @@ class _Injector:
         reported: npt.NDArray,
         **kw: object,
     ) -> None:
+        """Report ``reported`` in ``field`` of ``rows`` and record the change."""
         true = self.v[field][rows].astype(np.float64)
         self.v[field][rows] = reported
         self.record(
@@ -277,204 +210,23 @@ class _Injector:
         chosen[~ok] = fields[np.argmax(positive[~ok], axis=1)]
         return chosen
 
-    # ---- the defects ------------------------------------------------------------------------
+    def set_fields(
+        self,
+        kind: str,
+        rows: npt.NDArray[np.int64],
+        fields: npt.NDArray[np.str_],
+        reported: Callable[[str, npt.NDArray[np.int64], npt.NDArray[np.bool_]], npt.NDArray],
+        **kw: object,
+    ) -> None:
+        """Set each row's own field (``fields``) to ``reported(field, rows, where)``.
 
-    def run(self) -> None:
-        v, rng = self.v, self.rng
-        scope = self.scope
-
-        rows = self.pick("missing_return", scope)
-        self.keep[rows] = False
-        self.record("missing_return", rows)
-
-        rows = self.pick("unit_slip_10k", scope)
-        fields = self.choose_field(
-            rows, {"electricity_kwh": 0.7, "natural_gas_m3": 0.15, "water_m3": 0.15}
-        )
-        for field in np.unique(fields):
-            r = rows[fields == field]
-            self.set_field("unit_slip_10k", r, str(field), v[field][r] / 10_000)
-
-        rows = self.pick("unit_slip_kg_for_t", scope & (v["coal_t"] > 0))
-        self.set_field("unit_slip_kg_for_t", rows, "coal_t", v["coal_t"][rows] * 1000)
-
-        rows = self.pick("unit_slip_mj_for_gj", scope & (v["heat_gj"] > 0))
-        self.set_field("unit_slip_mj_for_gj", rows, "heat_gj", v["heat_gj"][rows] * 1000)
-
-        rows = self.pick(
-            "unit_slip_kg_for_l", scope & ((v["gasoline_l"] > 0) | (v["diesel_l"] > 0))
-        )
-        fields = self.choose_field(rows, {"gasoline_l": 0.7, "diesel_l": 0.3})
-        for field in np.unique(fields):
-            r = rows[fields == field]
-            density = density_kg_per_l(None, _RETURNS.column(str(field)).item)
-            self.set_field("unit_slip_kg_for_l", r, str(field), np.round(v[field][r] * density, 2))
-
-        rows = self.pick("typo_x10", scope)
-        fields = self.choose_field(
-            rows, {"electricity_kwh": 0.5, "water_m3": 0.3, "natural_gas_m3": 0.2}
-        )
-        for field in np.unique(fields):
-            r = rows[fields == field]
-            self.set_field("typo_x10", r, str(field), v[field][r] * 10)
-
-        rows = self.pick("yoy_jump", scope, yoy=True)
-        fields = self.choose_field(
-            rows, {"electricity_kwh": 0.6, "natural_gas_m3": 0.2, "water_m3": 0.2}
-        )
-        up = rng.random(rows.size) < 0.5
-        ratio = np.where(up, rng.uniform(1.45, 2.4, rows.size), rng.uniform(0.35, 0.62, rows.size))
+        ``where`` marks the rows (of ``rows``) of that field, for draws made for all rows.
+        """
         for field in np.unique(fields):
             here = fields == field
-            r = rows[here]
-            jumped = _not_round(v[field][r - 1] * ratio[here], rng)
             self.set_field(
-                "yoy_jump", r, str(field), jumped, detail="ratio to last year's reported value"
+                kind, rows[here], str(field), reported(str(field), rows[here], here), **kw
             )
-
-        rows = self.pick("area_change", scope, yoy=True)
-        up = rng.random(rows.size) < 0.5
-        ratio = np.where(up, rng.uniform(1.15, 1.6, rows.size), rng.uniform(0.5, 0.85, rows.size))
-        self.set_field(
-            "area_change",
-            rows,
-            "building_area_m2",
-            np.round(v["building_area_m2"][rows - 1] * ratio, 2),
-        )
-
-        rows = self.pick("occupants_change", scope & (v["occupants"] >= 10), yoy=True)
-        up = rng.random(rows.size) < 0.5
-        ratio = np.where(up, rng.uniform(1.2, 1.8, rows.size), rng.uniform(0.4, 0.82, rows.size))
-        self.set_field(
-            "occupants_change",
-            rows,
-            "occupants",
-            np.round(v["occupants"][rows - 1] * ratio).astype(np.int64),
-        )
-
-        rows = self.pick("copied_figures", scope, yoy=True)
-        self.copy_figures("copied_figures", rows, rows - 1, detail="figures of last year's return")
-
-        rows = self.pick(
-            "round_number", scope & ((v["electricity_kwh"] >= 10_000) | (v["water_m3"] >= 10_000))
-        )
-        fields = self.choose_field(rows, {"electricity_kwh": 0.8, "water_m3": 0.2}, above=9_999)
-        for field in np.unique(fields):
-            r = rows[fields == field]
-            digits = np.where(rng.random(r.size) < 0.3, 1, 2)
-            scale = 10.0 ** (np.floor(np.log10(v[field][r])) - digits + 1)
-            self.set_field("round_number", r, str(field), np.round(v[field][r] / scale) * scale)
-
-        self.identical_siblings()
-
-        rows = self.pick("pv_exceeds_electricity", scope & (v["pv_generation_kwh"] > 0))
-        if rows.size == 0:
-            rows = self.pick("pv_exceeds_electricity", scope)
-        pv = _not_round(v["electricity_kwh"][rows] * rng.uniform(1.2, 3.0, rows.size), rng)
-        self.set_field("pv_exceeds_electricity", rows, "pv_generation_kwh", pv)
-
-        rows = self.pick(
-            "vehicles_no_fuel",
-            scope & (v["vehicles"] > 0) & ((v["gasoline_l"] + v["diesel_l"]) > 0),
-        )
-        for field in ("gasoline_l", "diesel_l"):
-            r = rows[v[field][rows] > 0]
-            self.set_field("vehicles_no_fuel", r, field, np.zeros(r.size))
-
-        metered = self.inst.heat[self.i] == _HEAT_BILLING.index("metered")
-        rows = self.pick("metered_heat_zero", scope & metered & (v["heat_gj"] > 0))
-        self.set_field("metered_heat_zero", rows, "heat_gj", np.zeros(rows.size))
-
-        rows = self.pick("absurd_unit_price", scope & (v["electricity_cost_yuan"] > 0))
-        wan = rng.random(rows.size) < 0.6
-        cost = v["electricity_cost_yuan"][rows]
-        self.set_field(
-            "absurd_unit_price",
-            rows,
-            "electricity_cost_yuan",
-            np.round(np.where(wan, cost / 10_000, cost * 100), 2),
-        )
-
-        rows = self.pick("negative_value", scope)
-        fields = self.choose_field(
-            rows,
-            {"electricity_kwh": 0.4, "water_m3": 0.3, "natural_gas_m3": 0.15, "gasoline_l": 0.15},
-        )
-        for field in np.unique(fields):
-            r = rows[fields == field]
-            self.set_field("negative_value", r, str(field), -v[field][r])
-
-        rows = self.pick("nonpositive_area", scope)
-        zero = rng.random(rows.size) < 0.7
-        self.set_field(
-            "nonpositive_area",
-            rows,
-            "building_area_m2",
-            np.where(zero, 0.0, -v["building_area_m2"][rows]),
-        )
-
-        rows = self.pick("nonpositive_occupants", scope)
-        self.set_field(
-            "nonpositive_occupants", rows, "occupants", np.zeros(rows.size, dtype=np.int64)
-        )
-
-        self.name_mismatch()
-
-        # Totals as the form computes them from the reported items; then wrong totals.
-        all_rows = np.arange(self.i.size)
-        v["reported_total_tce"] = _total_tce(v, all_rows, self.years)
-        rows = self.pick("total_mismatch", scope)
-        kgce_as_tce = rng.random(rows.size) < 0.3
-        ratio = np.where(
-            kgce_as_tce,
-            1000.0,
-            np.where(
-                rng.random(rows.size) < 0.5,
-                rng.uniform(1.15, 1.6, rows.size),
-                rng.uniform(0.5, 0.85, rows.size),
-            ),
-        )
-        self.set_field(
-            "total_mismatch",
-            rows,
-            "reported_total_tce",
-            np.round(v["reported_total_tce"][rows] * ratio, 3),
-        )
-
-        # Returns that should not be there.
-        status = self.inst.status[self.i]
-        for kind, which in (
-            ("return_from_dissolved", "dissolved"),
-            ("return_from_merged", "merged"),
-        ):
-            rows = self.pick(kind, status == which)
-            self.keep[rows] = True
-            related = self.inst.related.gather(self.i[rows]) if which == "merged" else None
-            self.record(kind, rows, related=related)
-        rows = self.pick("unknown_institution", status == "phantom")
-        self.keep[rows] = True
-        self.record("unknown_institution", rows, reported_text=self.inst.names.gather(self.i[rows]))
-
-        # Duplicates (appended after the year's rows, as a second submission).
-        rows = self.pick("duplicate_exact", scope & self.keep)
-        self.extra.append((rows, {c: v[c][rows].copy() for c in _VALUE_COLUMNS}))
-        self.record("duplicate_exact", rows)
-        rows = self.pick("duplicate_conflicting", scope & self.keep)
-        second = {c: v[c][rows].copy() for c in _VALUE_COLUMNS}
-        up = rng.random(rows.size) < 0.5
-        ratio = np.where(up, rng.uniform(1.05, 1.25, rows.size), rng.uniform(0.8, 0.95, rows.size))
-        second["electricity_kwh"] = _not_round(second["electricity_kwh"] * ratio, rng)
-        second["electricity_cost_yuan"] = np.round(second["electricity_cost_yuan"] * ratio, 2)
-        second["reported_total_tce"] = _total_tce(second, np.arange(rows.size), self.years)
-        self.extra.append((rows, second))
-        self.record(
-            "duplicate_conflicting",
-            rows,
-            field="electricity_kwh",
-            true=v["electricity_kwh"][rows],
-            reported=second["electricity_kwh"],
-            detail="the second return of the year",
-        )
 
     def copy_figures(
         self,
@@ -497,48 +249,6 @@ class _Injector:
                 related=None if related is None else related.filter(pl.Series(differs)),
             )
 
-    def identical_siblings(self) -> None:
-        k = self.count("identical_siblings")
-        parent = self.inst.parent[self.i]
-        ok = self.scope & ~self.used & (parent >= 0)
-        if k == 0 or not ok.any():
-            return
-        candidates = pl.DataFrame(
-            {
-                "row": np.flatnonzero(ok),
-                "parent": parent[ok],
-                "yi": self.yi[ok],
-                "u": self.rng.random(int(ok.sum())),
-            }
-        )
-        ranked = (
-            candidates.with_columns(
-                rank=pl.col("u").rank("ordinal").over("parent", "yi"),
-                size=pl.len().over("parent", "yi"),
-            )
-            .filter((pl.col("size") >= 3) & (pl.col("rank") <= 3))
-            .sort("parent", "yi", "rank")
-        )
-        groups = ranked.select("parent", "yi").unique(maintain_order=True)
-        if groups.height == 0:
-            return
-        chosen = groups.gather(
-            np.sort(self.rng.choice(groups.height, size=min(k, groups.height), replace=False))
-        )
-        members = ranked.join(chosen, on=["parent", "yi"], how="semi", maintain_order="left")
-        rows = members["row"].to_numpy()
-        self.used[rows] = True
-        source = members.with_columns(src=pl.col("row").first().over("parent", "yi"))
-        copies = source.filter(pl.col("rank") > 1)
-        src_rows = copies["src"].to_numpy()
-        self.copy_figures(
-            "identical_siblings",
-            copies["row"].to_numpy(),
-            src_rows,
-            detail="same figures as a unit of the same parent (related_id)",
-            related=self.inst.ids.gather(self.i[src_rows]),
-        )
-
     def reported_names(self, rows: npt.NDArray[np.int64]) -> pl.Series:
         """Names as reported on the given grid rows (the directory name unless changed)."""
         names = self.inst.names.gather(self.i[rows])
@@ -548,27 +258,510 @@ class _Injector:
             names = names.scatter(changed, texts)
         return names
 
-    def name_mismatch(self) -> None:
-        rows = self.pick("name_mismatch", self.scope)
-        if rows.size == 0:
-            return
-        names = self.inst.names.gather(self.i[rows])
-        variant = pl.Series(self.rng.integers(0, 3, rows.size))
-        frame = pl.DataFrame({"name": names, "variant": variant})
-        prefix_toggled = (
-            pl.when(pl.col("name").str.starts_with(_REGION_NAME))
-            .then(pl.col("name").str.strip_prefix(_REGION_NAME))
-            .otherwise(pl.concat_str(pl.lit(_REGION_NAME), pl.col("name")))
+
+# --------------------------------------------------------------------------------------------
+# One function per kind: ``inject(injector, kind)``
+# --------------------------------------------------------------------------------------------
+
+
+def _missing_return(inj: _Injector, kind: str) -> None:
+    rows = inj.pick(kind, inj.scope)
+    inj.keep[rows] = False
+    inj.record(kind, rows)
+
+
+def _unit_slip_10k(inj: _Injector, kind: str) -> None:
+    rows = inj.pick(kind, inj.scope)
+    fields = inj.choose_field(
+        rows, {"electricity_kwh": 0.7, "natural_gas_m3": 0.15, "water_m3": 0.15}
+    )
+    inj.set_fields(kind, rows, fields, lambda f, r, _: inj.v[f][r] / 10_000)
+
+
+def _times(item: str, factor: float) -> Callable[[_Injector, str], None]:
+    """Make the injector of a slip that multiplies ``item`` by ``factor`` where it is positive."""
+
+    def inject(inj: _Injector, kind: str) -> None:
+        rows = inj.pick(kind, inj.scope & (inj.v[item] > 0))
+        inj.set_field(kind, rows, item, inj.v[item][rows] * factor)
+
+    return inject
+
+
+def _unit_slip_kg_for_l(inj: _Injector, kind: str) -> None:
+    v = inj.v
+    rows = inj.pick(kind, inj.scope & ((v["gasoline_l"] > 0) | (v["diesel_l"] > 0)))
+    fields = inj.choose_field(rows, {"gasoline_l": 0.7, "diesel_l": 0.3})
+
+    def reported(field: str, r: npt.NDArray[np.int64], _: object) -> npt.NDArray:
+        density = density_kg_per_l(None, _RETURNS.column(field).item)
+        return np.round(v[field][r] * density, 2)
+
+    inj.set_fields(kind, rows, fields, reported)
+
+
+def _typo_x10(inj: _Injector, kind: str) -> None:
+    rows = inj.pick(kind, inj.scope)
+    fields = inj.choose_field(
+        rows, {"electricity_kwh": 0.5, "water_m3": 0.3, "natural_gas_m3": 0.2}
+    )
+    inj.set_fields(kind, rows, fields, lambda f, r, _: inj.v[f][r] * 10)
+
+
+def _yoy_jump(inj: _Injector, kind: str) -> None:
+    rng = inj.rng
+    rows = inj.pick(kind, inj.scope, yoy=True)
+    fields = inj.choose_field(
+        rows, {"electricity_kwh": 0.6, "natural_gas_m3": 0.2, "water_m3": 0.2}
+    )
+    up = rng.random(rows.size) < 0.5
+    ratio = np.where(up, rng.uniform(1.45, 2.4, rows.size), rng.uniform(0.35, 0.62, rows.size))
+    inj.set_fields(
+        kind,
+        rows,
+        fields,
+        lambda f, r, here: _not_round(inj.v[f][r - 1] * ratio[here], rng),
+        detail="ratio to last year's reported value",
+    )
+
+
+def _area_change(inj: _Injector, kind: str) -> None:
+    rng = inj.rng
+    rows = inj.pick(kind, inj.scope, yoy=True)
+    up = rng.random(rows.size) < 0.5
+    ratio = np.where(up, rng.uniform(1.15, 1.6, rows.size), rng.uniform(0.5, 0.85, rows.size))
+    area = inj.v["building_area_m2"]
+    inj.set_field(kind, rows, "building_area_m2", np.round(area[rows - 1] * ratio, 2))
+
+
+def _occupants_change(inj: _Injector, kind: str) -> None:
+    rng = inj.rng
+    occupants = inj.v["occupants"]
+    rows = inj.pick(kind, inj.scope & (occupants >= 10), yoy=True)
+    up = rng.random(rows.size) < 0.5
+    ratio = np.where(up, rng.uniform(1.2, 1.8, rows.size), rng.uniform(0.4, 0.82, rows.size))
+    inj.set_field(kind, rows, "occupants", np.round(occupants[rows - 1] * ratio).astype(np.int64))
+
+
+def _copied_figures(inj: _Injector, kind: str) -> None:
+    rows = inj.pick(kind, inj.scope, yoy=True)
+    inj.copy_figures(kind, rows, rows - 1, detail="figures of last year's return")
+
+
+def _round_number(inj: _Injector, kind: str) -> None:
+    v, rng = inj.v, inj.rng
+    rows = inj.pick(
+        kind, inj.scope & ((v["electricity_kwh"] >= 10_000) | (v["water_m3"] >= 10_000))
+    )
+    fields = inj.choose_field(rows, {"electricity_kwh": 0.8, "water_m3": 0.2}, above=9_999)
+
+    def reported(field: str, r: npt.NDArray[np.int64], _: object) -> npt.NDArray:
+        digits = np.where(rng.random(r.size) < 0.3, 1, 2)
+        scale = 10.0 ** (np.floor(np.log10(v[field][r])) - digits + 1)
+        return np.round(v[field][r] / scale) * scale
+
+    inj.set_fields(kind, rows, fields, reported)
+
+
+def _identical_siblings(inj: _Injector, kind: str) -> None:
+    """Make groups of three units of one parent and year: two copy the figures of the first."""
+    k = inj.count(kind)
+    parent = inj.inst.parent[inj.i]
+    ok = inj.scope & ~inj.used & (parent >= 0)
+    if k == 0 or not ok.any():
+        return
+    candidates = pl.DataFrame(
+        {
+            "row": np.flatnonzero(ok),
+            "parent": parent[ok],
+            "yi": inj.yi[ok],
+            "u": inj.rng.random(int(ok.sum())),
+        }
+    )
+    ranked = (
+        candidates.with_columns(
+            rank=pl.col("u").rank("ordinal").over("parent", "yi"),
+            size=pl.len().over("parent", "yi"),
         )
-        reported = frame.select(
-            pl.when(pl.col("variant") == 1)
-            .then(pl.concat_str(pl.col("name"), pl.lit("（本部）")))
-            .when((pl.col("variant") == 2) & pl.col("name").str.contains("委员会"))
-            .then(pl.col("name").str.replace("委员会", "委", literal=True))
-            .otherwise(prefix_toggled)
-        ).to_series()
-        self.name_rows, self.name_texts = rows, reported  # rows are sorted (see pick)
-        self.record("name_mismatch", rows, field="name", true_text=names, reported_text=reported)
+        .filter((pl.col("size") >= 3) & (pl.col("rank") <= 3))
+        .sort("parent", "yi", "rank")
+    )
+    groups = ranked.select("parent", "yi").unique(maintain_order=True)
+    if groups.height == 0:
+        return
+    chosen = groups.gather(
+        np.sort(inj.rng.choice(groups.height, size=min(k, groups.height), replace=False))
+    )
+    members = ranked.join(chosen, on=["parent", "yi"], how="semi", maintain_order="left")
+    rows = members["row"].to_numpy()
+    inj.used[rows] = True
+    source = members.with_columns(src=pl.col("row").first().over("parent", "yi"))
+    copies = source.filter(pl.col("rank") > 1)
+    src_rows = copies["src"].to_numpy()
+    inj.copy_figures(
+        kind,
+        copies["row"].to_numpy(),
+        src_rows,
+        detail="same figures as a unit of the same parent (related_id)",
+        related=inj.inst.ids.gather(inj.i[src_rows]),
+    )
+
+
+def _pv_exceeds_electricity(inj: _Injector, kind: str) -> None:
+    v, rng = inj.v, inj.rng
+    rows = inj.pick(kind, inj.scope & (v["pv_generation_kwh"] > 0))
+    if rows.size == 0:
+        rows = inj.pick(kind, inj.scope)
+    pv = _not_round(v["electricity_kwh"][rows] * rng.uniform(1.2, 3.0, rows.size), rng)
+    inj.set_field(kind, rows, "pv_generation_kwh", pv)
+
+
+def _vehicles_no_fuel(inj: _Injector, kind: str) -> None:
+    v = inj.v
+    rows = inj.pick(kind, inj.scope & (v["vehicles"] > 0) & ((v["gasoline_l"] + v["diesel_l"]) > 0))
+    for field in ("gasoline_l", "diesel_l"):
+        r = rows[v[field][rows] > 0]
+        inj.set_field(kind, r, field, np.zeros(r.size))
+
+
+def _metered_heat_zero(inj: _Injector, kind: str) -> None:
+    metered = inj.inst.heat[inj.i] == _HEAT_BILLING.index("metered")
+    rows = inj.pick(kind, inj.scope & metered & (inj.v["heat_gj"] > 0))
+    inj.set_field(kind, rows, "heat_gj", np.zeros(rows.size))
+
+
+def _absurd_unit_price(inj: _Injector, kind: str) -> None:
+    cost = inj.v["electricity_cost_yuan"]
+    rows = inj.pick(kind, inj.scope & (cost > 0))
+    wan = inj.rng.random(rows.size) < 0.6
+    reported = np.where(wan, cost[rows] / 10_000, cost[rows] * 100)
+    inj.set_field(kind, rows, "electricity_cost_yuan", np.round(reported, 2))
+
+
+def _negative_value(inj: _Injector, kind: str) -> None:
+    rows = inj.pick(kind, inj.scope)
+    fields = inj.choose_field(
+        rows,
+        {"electricity_kwh": 0.4, "water_m3": 0.3, "natural_gas_m3": 0.15, "gasoline_l": 0.15},
+    )
+    inj.set_fields(kind, rows, fields, lambda f, r, _: -inj.v[f][r])
+
+
+def _nonpositive_area(inj: _Injector, kind: str) -> None:
+    rows = inj.pick(kind, inj.scope)
+    zero = inj.rng.random(rows.size) < 0.7
+    area = inj.v["building_area_m2"][rows]
+    inj.set_field(kind, rows, "building_area_m2", np.where(zero, 0.0, -area))
+
+
+def _nonpositive_occupants(inj: _Injector, kind: str) -> None:
+    rows = inj.pick(kind, inj.scope)
+    inj.set_field(kind, rows, "occupants", np.zeros(rows.size, dtype=np.int64))
+
+
+def _name_mismatch(inj: _Injector, kind: str) -> None:
+    rows = inj.pick(kind, inj.scope)
+    if rows.size == 0:
+        return
+    names = inj.inst.names.gather(inj.i[rows])
+    variant = pl.Series(inj.rng.integers(0, 3, rows.size))
+    frame = pl.DataFrame({"name": names, "variant": variant})
+    prefix_toggled = (
+        pl.when(pl.col("name").str.starts_with(_REGION_NAME))
+        .then(pl.col("name").str.strip_prefix(_REGION_NAME))
+        .otherwise(pl.concat_str(pl.lit(_REGION_NAME), pl.col("name")))
+    )
+    reported = frame.select(
+        pl.when(pl.col("variant") == 1)
+        .then(pl.concat_str(pl.col("name"), pl.lit("（本部）")))
+        .when((pl.col("variant") == 2) & pl.col("name").str.contains("委员会"))
+        .then(pl.col("name").str.replace("委员会", "委", literal=True))
+        .otherwise(prefix_toggled)
+    ).to_series()
+    inj.name_rows, inj.name_texts = rows, reported  # rows are sorted (see pick)
+    inj.record(kind, rows, field="name", true_text=names, reported_text=reported)
+
+
+def _total_mismatch(inj: _Injector, kind: str) -> None:
+    v, rng = inj.v, inj.rng
+    # Totals as the form computes them from the reported items; then wrong totals.
+    v["reported_total_tce"] = _total_tce(v, np.arange(inj.i.size), inj.years)
+    rows = inj.pick(kind, inj.scope)
+    kgce_as_tce = rng.random(rows.size) < 0.3
+    ratio = np.where(
+        kgce_as_tce,
+        1000.0,
+        np.where(
+            rng.random(rows.size) < 0.5,
+            rng.uniform(1.15, 1.6, rows.size),
+            rng.uniform(0.5, 0.85, rows.size),
+        ),
+    )
+    total = v["reported_total_tce"][rows]
+    inj.set_field(kind, rows, "reported_total_tce", np.round(total * ratio, 3))
+
+
+def _return_from(status: str) -> Callable[[_Injector, str], None]:
+    """Make the injector of returns from institutions listed with ``status`` (dissolved …)."""
+
+    def inject(inj: _Injector, kind: str) -> None:
+        rows = inj.pick(kind, inj.status == status)
+        inj.keep[rows] = True
+        related = inj.inst.related.gather(inj.i[rows]) if status == "merged" else None
+        inj.record(kind, rows, related=related)
+
+    return inject
+
+
+def _unknown_institution(inj: _Injector, kind: str) -> None:
+    rows = inj.pick(kind, inj.status == "phantom")
+    inj.keep[rows] = True
+    inj.record(kind, rows, reported_text=inj.inst.names.gather(inj.i[rows]))
+
+
+def _duplicate_exact(inj: _Injector, kind: str) -> None:
+    """Send a return twice, identical (the second after the year's rows, a later submission)."""
+    v = inj.v
+    rows = inj.pick(kind, inj.scope & inj.keep)
+    inj.extra.append((rows, {c: v[c][rows].copy() for c in _VALUE_COLUMNS}))
+    inj.record(kind, rows)
+
+
+def _duplicate_conflicting(inj: _Injector, kind: str) -> None:
+    """Send a second return of the year whose electricity (and its cost) differs by 5-25 %."""
+    v, rng = inj.v, inj.rng
+    rows = inj.pick(kind, inj.scope & inj.keep)
+    second = {c: v[c][rows].copy() for c in _VALUE_COLUMNS}
+    up = rng.random(rows.size) < 0.5
+    ratio = np.where(up, rng.uniform(1.05, 1.25, rows.size), rng.uniform(0.8, 0.95, rows.size))
+    second["electricity_kwh"] = _not_round(second["electricity_kwh"] * ratio, rng)
+    second["electricity_cost_yuan"] = np.round(second["electricity_cost_yuan"] * ratio, 2)
+    second["reported_total_tce"] = _total_tce(second, np.arange(rows.size), inj.years)
+    inj.extra.append((rows, second))
+    inj.record(
+        kind,
+        rows,
+        field="electricity_kwh",
+        true=v["electricity_kwh"][rows],
+        reported=second["electricity_kwh"],
+        detail="the second return of the year",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One kind of defect of the yearly returns.
+
+    Attributes
+    ----------
+    kind : str
+        Name of the kind, the ``defect`` column of the truth table.
+    description : str
+        One line saying what the defect is (domain.md §6).
+    statistical : bool
+        True when no rule proves the return wrong and only the statistical stage can find it
+        (:data:`STATISTICAL_DEFECT_KINDS`, the kinds the detection benchmark measures).
+    rate : float
+        Default rate [share of the in-scope institution-years; for ``messy_cell``: of the
+        numeric cells of each xlsx/CSV returns file and of the directory codes].
+    expected_rules : tuple of str
+        Rule ids of the library (``docs/rules.md``) that find the kind today: for a kind that is
+        not statistical, every injected return is found by one of them.
+    inject : callable or None
+        ``inject(injector, kind)`` changes the true grid and records the truth rows; None for
+        defects of the files (``messy_cell``, written by
+        :func:`energy_audit.synthetic.write_returns_file`).
+    """
+
+    kind: str
+    description: str
+    statistical: bool
+    rate: float
+    expected_rules: tuple[str, ...]
+    inject: Callable[[_Injector, str], None] | None
+
+
+_PRICE_RULES: Final = ("CON-007", "CON-008", "CON-009")
+
+#: Every defect kind, in injection order.
+DEFECTS: Final[Mapping[str, Defect]] = MappingProxyType(
+    {
+        d.kind: d
+        for d in (
+            Defect(
+                "missing_return",
+                "an institution in scope has no return for the year",
+                False, 0.01, ("COV-001",), _missing_return,
+            ),
+            Defect(
+                "unit_slip_10k",
+                "a figure in 万 units typed under the base unit: reported = true / 10,000",
+                True, 0.004, ("STA-005", *_PRICE_RULES), _unit_slip_10k,
+            ),
+            Defect(
+                "unit_slip_kg_for_t",
+                "coal in kg typed under 吨: reported = true × 1000",
+                True, 0.002, ("STA-005",), _times("coal_t", 1000.0),
+            ),
+            Defect(
+                "unit_slip_mj_for_gj",
+                "heat in MJ typed under GJ (百万千焦): reported = true × 1000",
+                True, 0.003, ("STA-005",), _times("heat_gj", 1000.0),
+            ),
+            Defect(
+                "unit_slip_kg_for_l",
+                "fuel in kg typed under litres: reported = true × density",
+                True, 0.003, ("STA-005",), _unit_slip_kg_for_l,
+            ),
+            Defect(
+                "typo_x10",
+                "an extra digit: reported = true × 10",
+                True, 0.004, ("STA-005", *_PRICE_RULES), _typo_x10,
+            ),
+            Defect(
+                "yoy_jump",
+                "one item jumps or drops by more than 30 % on last year's reported value",
+                True, 0.005, ("STA-006",), _yoy_jump,
+            ),
+            Defect(
+                "area_change",
+                "building area differs by more than 10 % from last year",
+                False, 0.004, ("CON-001",), _area_change,
+            ),
+            Defect(
+                "occupants_change",
+                "occupants differ by more than 10 % from last year",
+                False, 0.004, ("CON-002",), _occupants_change,
+            ),
+            Defect(
+                "copied_figures",
+                "every quantity and cost identical to last year's return",
+                True, 0.004, ("STA-007",), _copied_figures,
+            ),
+            Defect(
+                "round_number",
+                "a metered item reported as a round number (e.g. exactly 100,000 kWh)",
+                True, 0.004, ("STA-009",), _round_number,
+            ),
+            Defect(
+                "identical_siblings",
+                "units of one parent report identical quantities and costs",
+                True, 0.001, ("STA-008",), _identical_siblings,
+            ),
+            Defect(
+                "pv_exceeds_electricity",
+                "PV generation reported above electricity consumption",
+                False, 0.002, ("CON-004",), _pv_exceeds_electricity,
+            ),
+            Defect(
+                "vehicles_no_fuel",
+                "vehicles reported but no gasoline or diesel",
+                False, 0.003, ("CON-005",), _vehicles_no_fuel,
+            ),
+            Defect(
+                "metered_heat_zero",
+                "heat billed by meter (按热量计费) but zero heat reported",
+                False, 0.003, ("CON-006",), _metered_heat_zero,
+            ),
+            Defect(
+                "absurd_unit_price",
+                "electricity cost implies an absurd price (万元 under 元, or × 100)",
+                False, 0.003, ("CON-007",), _absurd_unit_price,
+            ),
+            Defect(
+                "negative_value",
+                "a quantity reported negative",
+                False, 0.002, ("VAL-002",), _negative_value,
+            ),
+            Defect(
+                "nonpositive_area",
+                "building area reported as zero or negative",
+                False, 0.002, ("VAL-002",), _nonpositive_area,
+            ),
+            Defect(
+                "nonpositive_occupants",
+                "occupants reported as zero",
+                False, 0.002, ("VAL-002",), _nonpositive_occupants,
+            ),
+            Defect(
+                "name_mismatch",
+                "the reported name differs from the directory name",
+                False, 0.005, ("COV-006",), _name_mismatch,
+            ),
+            Defect(
+                "total_mismatch",
+                "the institution's own total ≠ Σ items × standard-coal coefficients",
+                False, 0.004, ("CON-003",), _total_mismatch,
+            ),
+            Defect(
+                "return_from_dissolved",
+                "a return from an institution the directory lists as dissolved",
+                False, 0.002, ("COV-003",), _return_from("dissolved"),
+            ),
+            Defect(
+                "return_from_merged",
+                "a return from an institution the directory lists as merged",
+                False, 0.002, ("COV-003",), _return_from("merged"),
+            ),
+            Defect(
+                "unknown_institution",
+                "a return from an institution not in the directory",
+                False, 0.002, ("COV-002",), _unknown_institution,
+            ),
+            Defect(
+                "duplicate_exact",
+                "the same return twice, identical",
+                False, 0.002, ("COV-004",), _duplicate_exact,
+            ),
+            Defect(
+                "duplicate_conflicting",
+                "two returns of one institution and year, electricity differs",
+                False, 0.002, ("COV-005",), _duplicate_conflicting,
+            ),
+            Defect(
+                "messy_cell",
+                "a file cell typed as text (1,234, １２３, 500 千瓦时, —, 约3000)",
+                False, 0.002, ("VAL-004", "VAL-001"), None,
+            ),
+        )
+    }
+)  # fmt: skip
+
+#: Every defect kind the generator injects, with a one-line description (domain.md §6); a view
+#: of :data:`DEFECTS`, in injection order.
+DEFECT_KINDS: Final[Mapping[str, str]] = MappingProxyType(
+    {k: d.description for k, d in DEFECTS.items()}
+)
+
+STATISTICAL_DEFECT_KINDS: Final = tuple(k for k, d in DEFECTS.items() if d.statistical)
+"""Kinds of :data:`DEFECT_KINDS` that only the statistical stage can find (no rule proves them
+wrong); the detection benchmark and tests measure recall on these."""
+
+#: Default rate of each defect kind, as a share of the in-scope institution-years (for
+#: ``messy_cell``: of the numeric cells of each xlsx/CSV returns file and of the directory codes).
+#: At least one of each kind is injected when a row qualifies.
+DEFAULT_DEFECT_RATES: Final[Mapping[str, float]] = MappingProxyType(
+    {k: d.rate for k, d in DEFECTS.items()}
+)
+
+
+def _defect_rates(defects: bool | Mapping[str, float]) -> dict[str, float]:
+    """Rates of every kind: the defaults, none (``False``) or the defaults with overrides."""
+    if defects is False:
+        return dict.fromkeys(DEFECT_KINDS, 0.0)
+    rates = dict(DEFAULT_DEFECT_RATES)
+    if defects is True:
+        return rates
+    unknown = sorted(set(defects) - set(DEFECT_KINDS))
+    if unknown:
+        raise ValueError(f"unknown defect kind(s) {unknown}; known: {sorted(DEFECT_KINDS)}")
+    rates.update({k: float(v) for k, v in defects.items()})
+    return rates
 
 
 def _empty_truth() -> pl.DataFrame:
