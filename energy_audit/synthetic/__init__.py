@@ -75,6 +75,7 @@ from energy_audit.synthetic.files import (
     write_city,
     write_returns_file,
 )
+from energy_audit.synthetic.noise import NOISE_FAMILIES
 from energy_audit.synthetic.returns import make_returns
 
 __all__ = [
@@ -89,6 +90,7 @@ __all__ = [
     "DIRECTORY_DEFECT_SCHEMA",
     "EVOLUTION_EVENTS",
     "MESSY_CELL_VARIANTS",
+    "NOISE_FAMILIES",
     "RETURNS_COLUMNS",
     "RETURNS_HEADERS_ZH",
     "STATISTICAL_DEFECT_KINDS",

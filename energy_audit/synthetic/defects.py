@@ -34,7 +34,7 @@ from energy_audit.synthetic.directory import _index_of
 from energy_audit.synthetic.institutions import _Institutions
 from energy_audit.synthetic.noise import _not_round
 from energy_audit.synthetic.parameters import _REGION_NAME
-from energy_audit.synthetic.totals import _total_tce
+from energy_audit.synthetic.totals import _OwnTotals
 
 __all__ = [
     "DEFAULT_DEFECT_RATES",
@@ -82,8 +82,10 @@ class _Injector:
         years: npt.NDArray[np.int64],
         rates: Mapping[str, float],
         rng: np.random.Generator,
+        own_totals: _OwnTotals,
     ) -> None:
         self.v = values
+        self.own_totals = own_totals
         self.inst = inst
         self.years = years
         self.rates = rates
@@ -236,8 +238,11 @@ class _Injector:
         detail: str,
         related: pl.Series | None = None,
     ) -> None:
-        """Give ``rows`` the quantities and costs of ``source`` rows; one truth row per field."""
-        for field in (*_QUANTITIES, *_COSTS):
+        """Give ``rows`` the quantities, costs and total of ``source`` rows; a truth row per field.
+
+        A copied form copies its total too: the copy stays consistent with itself.
+        """
+        for field in (*_QUANTITIES, *_COSTS, "reported_total_tce"):
             differs = self.v[field][rows] != self.v[field][source]
             r = rows[differs]
             self.set_field(
@@ -484,8 +489,6 @@ def _name_mismatch(inj: _Injector, kind: str) -> None:
 
 def _total_mismatch(inj: _Injector, kind: str) -> None:
     v, rng = inj.v, inj.rng
-    # Totals as the form computes them from the reported items; then wrong totals.
-    v["reported_total_tce"] = _total_tce(v, np.arange(inj.i.size), inj.years)
     rows = inj.pick(kind, inj.scope)
     kgce_as_tce = rng.random(rows.size) < 0.3
     ratio = np.where(
@@ -498,7 +501,7 @@ def _total_mismatch(inj: _Injector, kind: str) -> None:
         ),
     )
     total = v["reported_total_tce"][rows]
-    inj.set_field(kind, rows, "reported_total_tce", np.round(total * ratio, 3))
+    inj.set_field(kind, rows, "reported_total_tce", np.round(total * ratio, 2))
 
 
 def _return_from(status: str) -> Callable[[_Injector, str], None]:
@@ -536,7 +539,9 @@ def _duplicate_conflicting(inj: _Injector, kind: str) -> None:
     ratio = np.where(up, rng.uniform(1.05, 1.25, rows.size), rng.uniform(0.8, 0.95, rows.size))
     second["electricity_kwh"] = _not_round(second["electricity_kwh"] * ratio, rng)
     second["electricity_cost_yuan"] = np.round(second["electricity_cost_yuan"] * ratio, 2)
-    second["reported_total_tce"] = _total_tce(second, np.arange(rows.size), inj.years)
+    second["reported_total_tce"] = inj.own_totals.total_tce(
+        second, np.arange(rows.size), inj.i[rows]
+    )
     inj.extra.append((rows, second))
     inj.record(
         kind,

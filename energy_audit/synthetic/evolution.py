@@ -29,6 +29,8 @@ from energy_audit.synthetic.parameters import (
     _CENTRAL_DISTRICTS,
     _MUNICIPAL_REGION_CODE,
     _SECTORS,
+    _STREAM_DIRECTORY_DEFECTS,
+    _STREAM_EVOLUTION,
     _rng,
 )
 from energy_audit.synthetic.vocabulary import (
@@ -150,7 +152,6 @@ DIRECTORY_DEFECT_SCHEMA: Final[Mapping[str, pl.DataType]] = MappingProxyType(
     }
 )
 
-_STREAM_EVOLUTION, _STREAM_DIRECTORY_DEFECTS = 5, 6
 _STATUSES: Final = ("active", "dissolved", "merged")
 _INSTITUTION_TYPES: Final = tuple(_TYPE_PREFIX)
 #: Renames: (pattern at the end of the name, replacement, text the name must not contain); the

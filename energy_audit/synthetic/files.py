@@ -41,6 +41,7 @@ from energy_audit.synthetic.defects import (
     _truth_frame,
 )
 from energy_audit.synthetic.directory import _district_table, district_trends, make_directory
+from energy_audit.synthetic.noise import _check_noise
 from energy_audit.synthetic.parameters import _REGION_NAME, _STREAM_FILES, _rng
 from energy_audit.synthetic.returns import _check_years, make_returns
 
@@ -361,6 +362,7 @@ def write_city(
     defects: bool | Mapping[str, float] = True,
     formats: Iterable[str] = _FORMATS,
     *,
+    noise: str = "light",
     districts: pl.DataFrame | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Path | dict[int, Path]]:
@@ -399,6 +401,8 @@ def write_city(
         As in :func:`make_returns`; the ``messy_cell`` rate applies to the files.
     formats : iterable of str, default ("xlsx", "csv", "parquet")
         Which of xlsx and csv to write besides parquet.
+    noise : str, default "light"
+        Noise family of the returns (:data:`NOISE_FAMILIES`), as in :func:`make_returns`.
     districts : polars.DataFrame, optional
         District table (default Tianjin's).
     progress : callable, optional
@@ -417,7 +421,8 @@ def write_city(
     Raises
     ------
     ValueError
-        If a format is unknown (and as :func:`make_directory`, :func:`make_returns`).
+        If a format or the noise family is unknown (and as :func:`make_directory`,
+        :func:`make_returns`).
     """
     wanted = set(formats) | {"parquet"}
     unknown = sorted(wanted - set(_FORMATS))
@@ -425,6 +430,7 @@ def write_city(
         raise ValueError(f"unknown format(s) {unknown}; known: {list(_FORMATS)}")
     year_array = _check_years(years)
     messy_rate = _defect_rates(defects)["messy_cell"]
+    _check_noise(noise)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = _rng(seed, _STREAM_FILES)
@@ -435,7 +441,7 @@ def write_city(
     report("synth_directory", 1, 1)
     report("synth_returns", 0, 1)
     returns, truth = make_returns(
-        directory, year_array.tolist(), seed, defects=defects, districts=districts
+        directory, year_array.tolist(), seed, defects=defects, noise=noise, districts=districts
     )
     report("synth_returns", 1, 1)
     rows_of_year = dict(returns.group_by("year").len().iter_rows())

@@ -93,6 +93,8 @@ _WATER_PRICE: Final = (4.5, 7.9)  # [元/m³]
 # Seed streams: one independent generator per purpose, so that adding a draw in one place does
 # not change the others.
 _STREAM_DIRECTORY, _STREAM_RETURNS, _STREAM_DEFECTS, _STREAM_FILES = 1, 2, 3, 4
+_STREAM_EVOLUTION, _STREAM_DIRECTORY_DEFECTS = 5, 6
+_STREAM_REALISM, _STREAM_BUILDINGS = 7, 8  # realism of every noise family; building changes
 
 # --------------------------------------------------------------------------------------------
 # Small helpers

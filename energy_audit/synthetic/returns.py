@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -24,10 +25,13 @@ from energy_audit.synthetic.directory import (
 from energy_audit.synthetic.institutions import _Institutions, _institutions
 from energy_audit.synthetic.noise import (
     _WEATHER_RANGE,
-    _YEAR_NOISE_CLIP,
-    _YEAR_NOISE_SIGMA,
-    _lognormal,
+    _BuildingChanges,
+    _check_noise,
+    _naturally_round,
     _not_round,
+    _remeasured_area,
+    _rounded_occupants,
+    _YearlyNoise,
 )
 from energy_audit.synthetic.parameters import (
     _AREA_SIGMA,
@@ -49,15 +53,29 @@ from energy_audit.synthetic.parameters import (
     _PV_SHARE,
     _SECTOR_PROFILES,
     _SECTORS,
+    _STREAM_BUILDINGS,
     _STREAM_DEFECTS,
+    _STREAM_REALISM,
     _STREAM_RETURNS,
     _WATER_PRICE,
     _rng,
 )
+from energy_audit.synthetic.totals import _OwnTotals
 
 __all__ = [
     "make_returns",
 ]
+
+
+#: Metered items some of whose clean figures are naturally round (estimated bills, quotas).
+_METERED: Final = ("electricity_kwh", "natural_gas_m3", "heat_gj", "water_m3")
+
+
+def _lognormal(
+    rng: np.random.Generator, median: npt.NDArray[np.float64] | float, sigma: float, n: int
+) -> npt.NDArray[np.float64]:
+    """``n`` log-normal draws around ``median`` with log-spread ``sigma``."""
+    return np.asarray(median) * np.exp(rng.normal(0.0, sigma, n))
 
 
 def _check_years(years: Iterable[int]) -> npt.NDArray[np.int64]:
@@ -80,8 +98,17 @@ def _true_values(
     years: npt.NDArray[np.int64],
     trend: npt.NDArray[np.float64],
     rng: np.random.Generator,
+    realism: np.random.Generator,
+    building_rng: np.random.Generator,
+    noise: str,
 ) -> dict[str, npt.NDArray]:
-    """Draw the true returns of every institution and year (institution-major grid)."""
+    """Draw the true returns of every institution and year (institution-major grid).
+
+    ``rng`` draws the institutions and the family's yearly noise (:mod:`.noise`), ``realism``
+    the re-measured areas, round occupants and naturally round figures, ``building_rng`` the
+    building changes of the ``mixture`` family: each its own stream, so that the ``light``
+    family keeps the draws it had before the others existed.
+    """
     m, ny = inst.size, years.size
     g = m * ny
     s, lv = inst.sector, inst.level
@@ -139,41 +166,52 @@ def _true_values(
     price_g = rng.uniform(*_GAS_PRICE, m)
     price_w = rng.uniform(*_WATER_PRICE, m)
 
-    # Yearly: district trend, city weather (heating), small noise.
+    # Yearly: district trend, city weather (heating), the family's noise, building changes.
     i = np.repeat(np.arange(m), ny)
     yi = np.tile(np.arange(ny), m)
     trend_factor = (1.0 + trend[inst.district[i]]) ** yi
     weather = rng.uniform(*_WEATHER_RANGE, ny)[yi]
+    yearly = _YearlyNoise(noise, m, ny, rng)
+    building = _BuildingChanges(noise, m, ny, building_rng)
+    measured = _remeasured_area(m, ny, realism) * building.area()
 
-    def noise() -> npt.NDArray[np.float64]:
-        return np.exp(
-            np.clip(rng.normal(0.0, _YEAR_NOISE_SIGMA, g), -_YEAR_NOISE_CLIP, _YEAR_NOISE_CLIP)
-        )
+    def factor(item: str) -> npt.NDArray[np.float64]:
+        return yearly.factor(item) * building.factor(item)
 
-    elec = (elec0[i] * noise() + elec_heat0[i] * weather * noise()) * trend_factor
-    gas = (gas0[i] * noise() + gas_heat0[i] * weather * noise()) * trend_factor
+    elec = (
+        elec0[i] * factor("electricity_kwh") + elec_heat0[i] * weather * factor("electricity_kwh")
+    ) * trend_factor
+    gas = (
+        gas0[i] * factor("natural_gas_m3") + gas_heat0[i] * weather * factor("natural_gas_m3")
+    ) * trend_factor
     values: dict[str, npt.NDArray] = {
         "year": years[yi],
-        "building_area_m2": np.round(area, 2)[i],
-        "heated_area_m2": np.round(heated, 2)[i],
-        "occupants": np.maximum(np.round(occupants[i] * noise() ** 0.5), 1).astype(np.int64),
+        "building_area_m2": np.round(area[i] * measured, 2),
+        "heated_area_m2": np.round(heated[i] * measured, 2),
+        "occupants": _rounded_occupants(occupants[i] * factor("occupants"), occupants, i, realism),
         "staff_quota": staff[i].astype(np.int64),
         "vehicles": vehicles[i].astype(np.int64),
         "electricity_kwh": _not_round(elec, rng),
         "natural_gas_m3": _not_round(gas, rng),
-        "coal_t": np.round(coal0[i] * weather * trend_factor * noise(), 3),
-        "gasoline_l": np.round(gasoline0[i] * trend_factor * noise(), 2),
-        "diesel_l": np.round(diesel0[i] * trend_factor * noise(), 2),
-        "lpg_kg": np.round(lpg0[i] * trend_factor * noise(), 1),
-        "heat_gj": np.round(heat0[i] * weather * trend_factor * noise(), 2),
-        "other_energy_tce": np.round(other0[i] * trend_factor * noise(), 3),
-        "water_m3": _not_round(water0[i] * trend_factor * noise(), rng),
+        "coal_t": np.round(coal0[i] * weather * trend_factor * factor("coal_t"), 3),
+        "gasoline_l": np.round(gasoline0[i] * trend_factor * factor("gasoline_l"), 2),
+        "diesel_l": np.round(diesel0[i] * trend_factor * factor("diesel_l"), 2),
+        "lpg_kg": np.round(lpg0[i] * trend_factor * factor("lpg_kg"), 1),
+        "heat_gj": np.round(heat0[i] * weather * trend_factor * factor("heat_gj"), 2),
+        "other_energy_tce": np.round(other0[i] * trend_factor * factor("other_energy_tce"), 3),
+        "water_m3": _not_round(water0[i] * trend_factor * factor("water_m3"), rng),
     }
+    for item in _METERED:  # estimated bills, fixed quotas
+        values[item] = _naturally_round(values[item], realism)
     values["pv_generation_kwh"] = _not_round(values["electricity_kwh"] * pv_share[i], rng)
-    yearly = rng.uniform(0.98, 1.02, g)
-    values["electricity_cost_yuan"] = np.round(values["electricity_kwh"] * price_e[i] * yearly, 2)
-    values["natural_gas_cost_yuan"] = np.round(values["natural_gas_m3"] * price_g[i] * yearly, 2)
-    values["water_cost_yuan"] = np.round(values["water_m3"] * price_w[i] * yearly, 2)
+    yearly_price = rng.uniform(0.98, 1.02, g)
+    values["electricity_cost_yuan"] = np.round(
+        values["electricity_kwh"] * price_e[i] * yearly_price, 2
+    )
+    values["natural_gas_cost_yuan"] = np.round(
+        values["natural_gas_m3"] * price_g[i] * yearly_price, 2
+    )
+    values["water_cost_yuan"] = np.round(values["water_m3"] * price_w[i] * yearly_price, 2)
     values["_inst"] = i
     values["_yi"] = yi
     return values
@@ -185,6 +223,7 @@ def make_returns(
     seed: int,
     defects: bool | Mapping[str, float] = True,
     *,
+    noise: str = "light",
     districts: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Make the yearly returns of a directory, with injected defects and their truth.
@@ -192,10 +231,21 @@ def make_returns(
     True values follow sector profiles (lognormal areas, occupants, energy per m² and water per
     person; hospitals high, schools low; students counted in occupants), heating by billing type
     (metered heat in GJ, own gas/coal/electric boilers where there is no district heating),
-    vehicles and fuel, PV on some roofs, district trends (:func:`district_trends`) and a
-    city-wide weather factor. Metered quantities are whole numbers that are never multiples of
-    100. ``reported_total_tce`` is Σ items × the packaged standard-coal coefficients of the year
-    (:func:`energy_audit.factors.kgce_per_canonical_unit`), computed from the reported items.
+    vehicles and fuel, PV on some roofs, district trends (:func:`district_trends`), a city-wide
+    weather factor and the yearly noise of the family ``noise`` (:data:`NOISE_FAMILIES`,
+    :mod:`energy_audit.synthetic.noise`). In every family some figures are as people write
+    them, none of which is a defect: about 1 % of the metered figures are naturally round
+    (multiples of 100 or 1,000; the others are whole numbers that are not), many head counts
+    are multiples of 10, about 2 % of the institutions a year re-measure their floor area
+    (± 0.5-5 %).
+
+    ``reported_total_tce`` is the institution's own total, computed from its own records: the
+    true item figures, before any slip or typo, × the packaged standard-coal coefficients of
+    the year (:func:`energy_audit.factors.kgce_per_canonical_unit`) or, for about 20 % of the
+    institutions, natural gas at a provincial 1.2143 kgce/m³; rounded to 0.01 tce (70 %), 0.1
+    tce (20 %) or 1 tce (10 %) (:mod:`energy_audit.synthetic.totals`). A unit slip or a typo
+    therefore opens a gap between the reported total and the total recomputed from the reported
+    items; copied figures copy the total with them; ``total_mismatch`` is a wrong total.
 
     Parameters
     ----------
@@ -205,10 +255,12 @@ def make_returns(
     years : iterable of int
         Consecutive data years, e.g. ``range(2020, 2025)``.
     seed : int
-        Random seed: the same directory, years and seed give the same frames.
+        Random seed: the same directory, years, seed and family give the same frames.
     defects : bool or mapping of str to float, default True
         True for the default rates (:data:`DEFAULT_DEFECT_RATES`), False for none, or a mapping
         overriding the rate of some kinds (share of in-scope institution-years).
+    noise : str, default "light"
+        Noise family (:data:`NOISE_FAMILIES`): ``light``, ``heavy`` or ``mixture``.
     districts : polars.DataFrame, optional
         District table the directory was made with (default Tianjin's).
 
@@ -224,14 +276,24 @@ def make_returns(
     Raises
     ------
     ValueError
-        If the directory lacks columns or has unknown codes, the years are not consecutive, or
-        a defect kind is unknown.
+        If the directory lacks columns or has unknown codes, the years are not consecutive, a
+        defect kind or the noise family is unknown.
+
+    Examples
+    --------
+    >>> from energy_audit.synthetic import make_directory
+    >>> directory = make_directory(300, seed=1)
+    >>> returns, truth = make_returns(directory, range(2023, 2025), seed=1, noise="heavy")
+    >>> returns.height > 500, truth["defect"].n_unique() > 15
+    (True, True)
     """
     year_array = _check_years(years)
     rates = _defect_rates(defects)
+    _check_noise(noise)
     table = _district_table(districts)
     rng = _rng(seed, _STREAM_RETURNS)
     defect_rng = _rng(seed, _STREAM_DEFECTS)
+    realism = _rng(seed, _STREAM_REALISM)
     n_active = int((directory["status"] == "active").sum())
     n_phantom_rows = (
         0
@@ -241,9 +303,15 @@ def make_returns(
     n_phantoms = math.ceil(n_phantom_rows / year_array.size) * 2 if n_phantom_rows else 0
     inst = _institutions(directory, table, n_phantoms, defect_rng)
     trend = district_trends(table)["intensity_change_per_year"].to_numpy()
-    values = _true_values(inst, year_array, trend, rng)
+    values = _true_values(
+        inst, year_array, trend, rng, realism, _rng(seed, _STREAM_BUILDINGS), noise
+    )
+    own_totals = _OwnTotals.draw(inst.size, realism)
+    values["reported_total_tce"] = own_totals.total_tce(
+        values, np.arange(values["year"].size), values["_inst"]
+    )
 
-    injector = _Injector(values, inst, year_array, rates, defect_rng)
+    injector = _Injector(values, inst, year_array, rates, defect_rng, own_totals)
     injector.run()
 
     # The kept rows of the grid in grid order, then each set of duplicates (a later submission).
