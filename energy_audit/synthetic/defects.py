@@ -22,12 +22,10 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from energy_audit.factors import density_kg_per_l
 from energy_audit.synthetic.columns import (
     _COSTS,
     _HEAT_BILLING,
     _QUANTITIES,
-    _RETURNS,
     _VALUE_COLUMNS,
 )
 from energy_audit.synthetic.directory import _index_of
@@ -269,6 +267,14 @@ class _Injector:
 # --------------------------------------------------------------------------------------------
 
 
+#: Share of the ``unit_slip_10k`` figures typed from a rounded 万 figure.
+_WAN_ROUNDED_SHARE: Final = 0.5
+#: Density of an actual fuel delivery [kg/L] (domain.md §2: 0.73 gasoline, 0.84-0.86 diesel).
+_DELIVERY_DENSITY_KG_PER_L: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
+    {"gasoline_l": (0.72, 0.76), "diesel_l": (0.82, 0.87)}
+)
+
+
 def _missing_return(inj: _Injector, kind: str) -> None:
     rows = inj.pick(kind, inj.scope)
     inj.keep[rows] = False
@@ -276,11 +282,26 @@ def _missing_return(inj: _Injector, kind: str) -> None:
 
 
 def _unit_slip_10k(inj: _Injector, kind: str) -> None:
+    """Divide by 10,000; half of them typed from the 万 figure rounded to 1 or 2 decimals.
+
+    A rounded figure keeps at least two significant digits (else it is typed unrounded).
+    """
+    rng = inj.rng
     rows = inj.pick(kind, inj.scope)
     fields = inj.choose_field(
         rows, {"electricity_kwh": 0.7, "natural_gas_m3": 0.15, "water_m3": 0.15}
     )
-    inj.set_fields(kind, rows, fields, lambda f, r, _: inj.v[f][r] / 10_000)
+    rounded = rng.random(rows.size) < _WAN_ROUNDED_SHARE
+    decimals = rng.integers(1, 3, rows.size)
+
+    def reported(field: str, r: npt.NDArray[np.int64], here: npt.NDArray[np.bool_]) -> npt.NDArray:
+        wan = inj.v[field][r] / 10_000
+        for d in (1, 2):
+            now = rounded[here] & (decimals[here] == d) & (np.abs(wan) >= 10.0 ** (1 - d))
+            wan[now] = np.round(wan[now], d)
+        return wan
+
+    inj.set_fields(kind, rows, fields, reported)
 
 
 def _times(item: str, factor: float) -> Callable[[_Injector, str], None]:
@@ -294,12 +315,13 @@ def _times(item: str, factor: float) -> Callable[[_Injector, str], None]:
 
 
 def _unit_slip_kg_for_l(inj: _Injector, kind: str) -> None:
-    v = inj.v
+    """Report kilograms under litres, with the density of the actual delivery."""
+    v, rng = inj.v, inj.rng
     rows = inj.pick(kind, inj.scope & ((v["gasoline_l"] > 0) | (v["diesel_l"] > 0)))
     fields = inj.choose_field(rows, {"gasoline_l": 0.7, "diesel_l": 0.3})
 
     def reported(field: str, r: npt.NDArray[np.int64], _: object) -> npt.NDArray:
-        density = density_kg_per_l(None, _RETURNS.column(field).item)
+        density = rng.uniform(*_DELIVERY_DENSITY_KG_PER_L[field], r.size)
         return np.round(v[field][r] * density, 2)
 
     inj.set_fields(kind, rows, fields, reported)
@@ -331,21 +353,45 @@ def _yoy_jump(inj: _Injector, kind: str) -> None:
 
 
 def _area_change(inj: _Injector, kind: str) -> None:
+    """Report the area 20-60 % above or 20-50 % below the true one, energy unchanged.
+
+    Not in a year of a real building change (``mixture``), so that last year's area, within
+    5 % of this year's true one, is more than 10 % away from the reported one.
+    """
     rng = inj.rng
-    rows = inj.pick(kind, inj.scope, yoy=True)
+    rows = inj.pick(kind, inj.scope & ~inj.v["_building_changed"], yoy=True)
     up = rng.random(rows.size) < 0.5
-    ratio = np.where(up, rng.uniform(1.15, 1.6, rows.size), rng.uniform(0.5, 0.85, rows.size))
+    ratio = np.where(up, rng.uniform(1.2, 1.6, rows.size), rng.uniform(0.5, 0.8, rows.size))
     area = inj.v["building_area_m2"]
-    inj.set_field(kind, rows, "building_area_m2", np.round(area[rows - 1] * ratio, 2))
+    inj.set_field(kind, rows, "building_area_m2", np.round(area[rows] * ratio, 2))
 
 
 def _occupants_change(inj: _Injector, kind: str) -> None:
+    """Report 25-80 % more or 22-60 % fewer occupants than the true ones, energy unchanged."""
     rng = inj.rng
     occupants = inj.v["occupants"]
-    rows = inj.pick(kind, inj.scope & (occupants >= 10), yoy=True)
+    rows = inj.pick(kind, inj.scope & (occupants >= 10) & ~inj.v["_building_changed"], yoy=True)
     up = rng.random(rows.size) < 0.5
-    ratio = np.where(up, rng.uniform(1.2, 1.8, rows.size), rng.uniform(0.4, 0.82, rows.size))
-    inj.set_field(kind, rows, "occupants", np.round(occupants[rows - 1] * ratio).astype(np.int64))
+    ratio = np.where(up, rng.uniform(1.25, 1.8, rows.size), rng.uniform(0.4, 0.78, rows.size))
+    inj.set_field(kind, rows, "occupants", np.round(occupants[rows] * ratio).astype(np.int64))
+
+
+def _digit_typo(rng: np.random.Generator, values: npt.NDArray) -> npt.NDArray[np.float64]:
+    """Type each value with an extra digit (× 10) or a lost one (÷ 10), half each."""
+    return np.where(rng.random(values.size) < 0.5, values * 10.0, values / 10.0)
+
+
+def _area_typo(inj: _Injector, kind: str) -> None:
+    rows = inj.pick(kind, inj.scope)
+    area = inj.v["building_area_m2"][rows]
+    inj.set_field(kind, rows, "building_area_m2", np.round(_digit_typo(inj.rng, area), 2))
+
+
+def _occupants_typo(inj: _Injector, kind: str) -> None:
+    occupants = inj.v["occupants"]
+    rows = inj.pick(kind, inj.scope & (occupants >= 20))
+    typed = np.maximum(np.round(_digit_typo(inj.rng, occupants[rows])), 1).astype(np.int64)
+    inj.set_field(kind, rows, "occupants", typed)
 
 
 def _copied_figures(inj: _Injector, kind: str) -> None:
@@ -605,43 +651,59 @@ DEFECTS: Final[Mapping[str, Defect]] = MappingProxyType(
             ),
             Defect(
                 "unit_slip_10k",
-                "a figure in 万 units typed under the base unit: reported = true / 10,000",
-                True, 0.004, ("STA-005", *_PRICE_RULES), _unit_slip_10k,
+                "a figure in 万 units typed under the base unit: reported = true / 10,000 "
+                "(half of them from the 万 figure rounded to 1 or 2 decimals)",
+                True, 0.004, ("STA-005", "CON-003", *_PRICE_RULES), _unit_slip_10k,
             ),
             Defect(
                 "unit_slip_kg_for_t",
                 "coal in kg typed under 吨: reported = true × 1000",
-                True, 0.002, ("STA-005",), _times("coal_t", 1000.0),
+                True, 0.002, ("STA-005", "CON-003"), _times("coal_t", 1000.0),
             ),
             Defect(
                 "unit_slip_mj_for_gj",
                 "heat in MJ typed under GJ (百万千焦): reported = true × 1000",
-                True, 0.003, ("STA-005",), _times("heat_gj", 1000.0),
+                True, 0.003, ("STA-005", "CON-003"), _times("heat_gj", 1000.0),
             ),
             Defect(
                 "unit_slip_kg_for_l",
-                "fuel in kg typed under litres: reported = true × density",
-                True, 0.003, ("STA-005",), _unit_slip_kg_for_l,
+                "fuel in kg typed under litres: reported = true × the delivery's density "
+                "(gasoline 0.72-0.76, diesel 0.82-0.87 kg/L)",
+                True, 0.003, ("STA-005", "CON-003"), _unit_slip_kg_for_l,
             ),
             Defect(
                 "typo_x10",
                 "an extra digit: reported = true × 10",
-                True, 0.004, ("STA-005", *_PRICE_RULES), _typo_x10,
+                True, 0.004, ("STA-005", "CON-003", *_PRICE_RULES), _typo_x10,
             ),
             Defect(
                 "yoy_jump",
                 "one item jumps or drops by more than 30 % on last year's reported value",
-                True, 0.005, ("STA-006",), _yoy_jump,
+                True, 0.005, ("STA-006", "CON-003"), _yoy_jump,
             ),
             Defect(
                 "area_change",
-                "building area differs by more than 10 % from last year",
-                False, 0.004, ("CON-001",), _area_change,
+                "building area reported 20-60 % above or 20-50 % below the true one (more than "
+                "10 % from last year), energy unchanged",
+                True, 0.004, ("CON-001", "STA-001", "STA-004"), _area_change,
             ),
             Defect(
                 "occupants_change",
-                "occupants differ by more than 10 % from last year",
-                False, 0.004, ("CON-002",), _occupants_change,
+                "occupants reported 25-80 % above or 22-60 % below the true ones (more than 10 % "
+                "from last year), energy unchanged",
+                True, 0.004, ("CON-002", "STA-002", "STA-003"), _occupants_change,
+            ),
+            Defect(
+                "area_typo",
+                "building area with an extra or a lost digit: reported = true × 10 or ÷ 10, "
+                "energy unchanged",
+                True, 0.002, ("CON-001", "STA-001", "STA-004"), _area_typo,
+            ),
+            Defect(
+                "occupants_typo",
+                "occupants with an extra or a lost digit: reported = true × 10 or ÷ 10 (whole, "
+                "at least 1)",
+                True, 0.002, ("CON-002", "STA-002", "STA-003"), _occupants_typo,
             ),
             Defect(
                 "copied_figures",

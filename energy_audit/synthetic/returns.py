@@ -212,6 +212,7 @@ def _true_values(
         values["natural_gas_m3"] * price_g[i] * yearly_price, 2
     )
     values["water_cost_yuan"] = np.round(values["water_m3"] * price_w[i] * yearly_price, 2)
+    values["_building_changed"] = building.changed
     values["_inst"] = i
     values["_yi"] = yi
     return values

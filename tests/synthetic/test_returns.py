@@ -18,6 +18,7 @@ from energy_audit.synthetic import (
 )
 
 YEARS = range(2020, 2025)
+KEY_COLUMNS = ["institution_id", "year"]
 SEED = 11  # the seed of conftest's directory
 ENERGY_ITEMS = (
     "electricity_kwh", "natural_gas_m3", "coal_t", "gasoline_l", "diesel_l", "lpg_kg", "heat_gj",
@@ -245,22 +246,41 @@ def _kind(truth: pl.DataFrame, kind: str) -> pl.DataFrame:
 
 
 def test_unit_slips_have_their_factors(dirty: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    """``factor`` is the factor actually applied: reported ÷ true."""
     _, truth = dirty
-    expected = {
-        "unit_slip_10k": [1e-4],
-        "unit_slip_kg_for_t": [1000.0],
-        "unit_slip_mj_for_gj": [1000.0],
-        "typo_x10": [10.0],
-        "unit_slip_kg_for_l": [0.73, 0.85],
-    }
-    for kind, factors in expected.items():
-        rows = _kind(truth, kind)
-        for factor in rows["factor"]:
-            assert min(abs(factor / f - 1) for f in factors) < 1e-3, (kind, factor)
+    for kind, factor in (("unit_slip_kg_for_t", 1000.0), ("unit_slip_mj_for_gj", 1000.0)):
+        assert np.allclose(_kind(truth, kind)["factor"], factor, rtol=1e-12), kind
+    assert np.allclose(_kind(truth, "typo_x10")["factor"], 10.0, rtol=1e-12)
+    area = _kind(truth, "area_typo")
+    assert set(area["field"]) == {"building_area_m2"}
+    factor = area["factor"].to_numpy()
+    assert (np.isclose(factor, 10, rtol=1e-3) | np.isclose(factor, 0.1, rtol=1e-3)).all()
+    occupants = _kind(truth, "occupants_typo")  # × 10 or ÷ 10, whole
+    assert set(occupants["field"]) == {"occupants"}
+    wrong_by = occupants.select(
+        pl.min_horizontal(
+            (pl.col("reported_value") - pl.col("true_value") * 10).abs(),
+            (pl.col("reported_value") - pl.col("true_value") / 10).abs(),
+        )
+    ).to_series()
+    assert (wrong_by <= 0.5).all()
+    assert (occupants["reported_value"] >= 1).all()
+    # 万 figures: exact ÷ 10,000, or typed rounded to 1 or 2 decimals (2 significant digits kept)
     slips = _kind(truth, "unit_slip_10k")
-    assert np.allclose(slips["reported_value"], slips["true_value"] / 10_000, rtol=1e-12)
-    diesel = _kind(truth, "unit_slip_kg_for_l").filter(pl.col("field") == "diesel_l")
-    assert diesel.is_empty() or np.allclose(diesel["factor"], 0.85, rtol=1e-3)
+    wan = slips["true_value"] / 10_000
+    exact = (slips["reported_value"] - wan).abs() <= 1e-12 * wan
+    assert 0.3 < exact.mean() < 0.8
+    rounded = slips.filter(~exact)
+    assert ((rounded["factor"] / 1e-4 - 1).abs() < 0.05).all()
+    assert (
+        (rounded["reported_value"] * 100 - (rounded["reported_value"] * 100).round()).abs() < 1e-9
+    ).all()
+    # kilograms under litres with the density of the delivery
+    fuel = _kind(truth, "unit_slip_kg_for_l")
+    for field, (low, high) in {"gasoline_l": (0.72, 0.76), "diesel_l": (0.82, 0.87)}.items():
+        factor = fuel.filter(pl.col("field") == field)["factor"]
+        assert factor.is_between(low - 1e-3, high + 1e-3).all(), field
+    assert fuel["factor"].n_unique() > fuel.height // 2  # not one nominal density
 
 
 def test_year_on_year_defects(dirty: tuple[pl.DataFrame, pl.DataFrame]) -> None:
@@ -278,6 +298,32 @@ def test_year_on_year_defects(dirty: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     copied = _kind(truth, "copied_figures").join(last_year, on=["institution_id", "year", "field"])
     assert (copied["reported_value"] == copied["last_value"]).all()
     assert (copied["year"] > 2020).all()
+    # area and head count wrong by more than 10 % against this year's true value too
+    for kind in ("area_change", "occupants_change"):
+        factor = _kind(truth, kind)["factor"]
+        assert ((factor < 0.9) | (factor > 1.1)).all(), kind
+    # a copied form copies its own total with it
+    assert "reported_total_tce" in set(copied["field"])
+
+
+def test_slips_open_a_gap_to_the_own_total(dirty: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    """The own total comes from the true items: the reported total is explained by them (one
+    item put back to its true value), and a large slip makes it differ from the reported items'."""
+    returns, truth = dirty
+    kinds = ["unit_slip_10k", "unit_slip_kg_for_t", "unit_slip_mj_for_gj", "typo_x10"]
+    slips = truth.filter(pl.col("defect").is_in(kinds))
+    assert slips.height > 0
+    rows = returns.join(slips.select(*KEY_COLUMNS, "field", "true_value"), on=KEY_COLUMNS)
+    true_items = pl.concat(
+        [
+            group.with_columns(pl.col("true_value").alias(field[0]))
+            for field, group in rows.group_by("field")
+        ],
+        how="diagonal",
+    ).drop("field", "true_value")
+    assert own_total_explained(true_items).all()
+    gap = (pl.col("reported_total_tce") - computed_total_tce(rows)).abs()
+    assert rows.select((gap > 0.02 * pl.col("reported_total_tce")).mean()).item() > 0.5
 
 
 def test_consistency_defects(
