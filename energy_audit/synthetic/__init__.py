@@ -71,7 +71,9 @@ from energy_audit.synthetic.evolution import (
 )
 from energy_audit.synthetic.files import (
     MESSY_CELL_VARIANTS,
+    WAN_UNITS,
     XLSX_MAX_ROWS,
+    through_files,
     write_city,
     write_returns_file,
 )
@@ -95,6 +97,7 @@ __all__ = [
     "RETURNS_HEADERS_ZH",
     "STATISTICAL_DEFECT_KINDS",
     "TRUTH_SCHEMA",
+    "WAN_UNITS",
     "XLSX_MAX_ROWS",
     "Defect",
     "district_trends",
@@ -102,6 +105,7 @@ __all__ = [
     "inject_directory_defects",
     "make_directory",
     "make_returns",
+    "through_files",
     "write_city",
     "write_returns_file",
 ]

@@ -47,7 +47,9 @@ from energy_audit.synthetic.returns import _check_years, make_returns
 
 __all__ = [
     "MESSY_CELL_VARIANTS",
+    "WAN_UNITS",
     "XLSX_MAX_ROWS",
+    "through_files",
     "write_city",
     "write_returns_file",
 ]
@@ -108,6 +110,17 @@ def _messy_text(variant: str, value: float, unit: str) -> str:
     return "约" + _plain_number(round(value / scale) * scale)
 
 
+def _in_file(series: pl.Series, scale: float | None, decimals: int | None) -> pl.Series:
+    """Return a column's figures as a file in another unit holds them: ÷ ``scale``, rounded.
+
+    ``scale`` is the canonical units per file unit (None: the canonical unit, unchanged).
+    """
+    if scale is None:
+        return series
+    in_file = series / scale
+    return in_file if decimals is None else in_file.round(decimals)
+
+
 def _messy_cells(
     returns: pl.DataFrame,
     units: Mapping[str, str],
@@ -116,10 +129,12 @@ def _messy_cells(
     rng: np.random.Generator,
     source_file: str,
     first_data_row: int,
+    decimals: int | None = None,
 ) -> tuple[dict[str, tuple[npt.NDArray[np.int64], list[str]]], pl.DataFrame]:
     """Choose cells of a returns file to write as typed text; return the texts and their truth.
 
-    ``units`` are the file's departures from the canonical units (万千瓦时: values ÷ 10,000).
+    ``units`` are the file's departures from the canonical units (万千瓦时: values ÷ 10,000),
+    whose figures keep ``decimals`` decimals (all when None).
     """
     columns = _MESSY_COLUMNS
     scale = _file_scales(units)
@@ -142,7 +157,7 @@ def _messy_cells(
     for row, col, variant in zip(rows.tolist(), cols.tolist(), variants, strict=True):
         column = columns[col]
         value = returns[column][row]
-        in_file = value / scale.get(column, 1.0)
+        in_file = _in_file(pl.Series([float(value)]), scale.get(column), decimals)[0]
         if variant in ("thousands_comma", "fullwidth_comma") and in_file < 1000:
             variant = "padded"
         spec = _RETURNS.column(column)
@@ -220,6 +235,7 @@ def write_returns_file(
     messy_rate: float = DEFAULT_DEFECT_RATES["messy_cell"],
     units: Mapping[str, str] | None = None,
     encoding: str | None = None,
+    decimals: int | None = None,
 ) -> tuple[Path, pl.DataFrame]:
     """Write one year of returns as the office receives them; return the file and its messy cells.
 
@@ -260,6 +276,10 @@ def write_returns_file(
     encoding : str, optional
         Encoding of a CSV file (``"utf-8-sig"``, UTF-8 with BOM, by default; ``"gb18030"`` as
         Chinese Excel saves it). CSV only.
+    decimals : int, optional
+        Decimals kept of the figures in another unit than the canonical one (``units``, water
+        in 吨 aside), as a spreadsheet rounds them: 6 keeps whole kWh, m³ of figures in 万;
+        default all the float has (``35.2417``). xlsx and CSV only.
 
     Returns
     -------
@@ -302,12 +322,17 @@ def write_returns_file(
         raise ValueError(f"messy_rate must be a fraction from 0 to 1, got {messy_rate}")
     if fmt != "csv" and encoding is not None:
         raise ValueError(f"{path.name}: encoding applies to CSV files only")
+    if decimals is not None and not 0 <= decimals <= 15:
+        raise ValueError(f"decimals must be from 0 to 15, got {decimals}")
     if fmt == "xlsx" and returns.height + 2 > XLSX_MAX_ROWS:
         raise ValueError(f"{returns.height:,} rows do not fit one xlsx sheet ({XLSX_MAX_ROWS:,})")
     frame = returns.select(RETURNS_COLUMNS)
     if fmt == "parquet":
-        if units:
-            raise ValueError(f"{path.name}: parquet files hold canonical units; units do not apply")
+        if units or decimals is not None:
+            raise ValueError(
+                f"{path.name}: parquet files hold canonical units; units do not apply (nor "
+                "decimals)"
+            )
         frame.write_parquet(path)
         return path, _empty_truth()
 
@@ -327,12 +352,14 @@ def write_returns_file(
             .to_numpy()
         )
     first_row = _XLSX_FIRST_ROW if fmt == "xlsx" else _CSV_FIRST_ROW
-    texts, messy = _messy_cells(frame, file_units, excluded, messy_rate, rng, path.name, first_row)
+    texts, messy = _messy_cells(
+        frame, file_units, excluded, messy_rate, rng, path.name, first_row, decimals
+    )
     headers = _returns_headers_zh(file_units)
     if fmt == "xlsx":
         columns = []
         for c in RETURNS_COLUMNS:
-            values = (frame[c] / scale[c] if c in scale else frame[c]).to_list()
+            values = _in_file(frame[c], scale.get(c), decimals).to_list()
             for row, text in zip(*texts.get(c, ((), ())), strict=True):
                 values[int(row)] = text
             columns.append(values)
@@ -345,13 +372,122 @@ def write_returns_file(
     else:
         text_columns: dict[str, pl.Series] = {}
         for c, header in headers.items():
-            text = _as_text(frame[c] / scale[c] if c in scale else frame[c])
+            text = _as_text(_in_file(frame[c], scale.get(c), decimals))
             if c in texts:
                 text = text.scatter(*texts[c])
             text_columns[_fullwidth_brackets(header)] = text
         csv = pl.DataFrame(text_columns).write_csv()
         path.write_bytes(csv.encode(encoding or "utf-8-sig"))
     return path, messy
+
+
+#: Units of an office's history spreadsheets: electricity, natural gas and water in 万 units
+#: (:func:`through_files`), column → the unit its header names.
+WAN_UNITS: Final[Mapping[str, str]] = MappingProxyType(
+    {"electricity_kwh": "万千瓦时", "natural_gas_m3": "万立方米", "water_m3": "万吨"}
+)
+
+
+def through_files(
+    returns: pl.DataFrame,
+    folder: str | Path,
+    units: Mapping[str, str] = WAN_UNITS,
+    fmt: str = "csv",
+    *,
+    decimals: int = 6,
+) -> pl.DataFrame:
+    """Write returns year by year in other units and read them back, as office files bring them.
+
+    Each year of ``returns`` goes to ``folder/returns_<year>.<fmt>`` through
+    :func:`write_returns_file` (no messy cells), its figures in ``units`` (÷ 10,000 for 万 units)
+    with ``decimals`` decimals, as a spreadsheet stores them, and is read back by
+    :func:`energy_audit.io.readers.read_returns`, which converts them to the canonical units.
+    So the figures come back as floats of the canonical units with the error of the round trip
+    (192476.99999999997 for 192477 kWh), as history read from an office's files does: a method
+    that compares them exactly with this year's figures will miss.
+
+    Parameters
+    ----------
+    returns : polars.DataFrame
+        Returns with the columns :data:`RETURNS_COLUMNS` in canonical units, of one or several
+        years (e.g. the history of :func:`make_returns`); not changed.
+    folder : str or Path
+        Folder of the files (created if needed); files of the same names are overwritten.
+    units : mapping of str to str, default :data:`WAN_UNITS`
+        Unit each column's header names, column → Chinese unit (``万千瓦时``, ``万立方米``,
+        ``万吨`` …; any unit the contract allows for the column).
+    fmt : {"csv", "xlsx"}, default "csv"
+        Format of the files.
+    decimals : int, default 6
+        Decimals kept of the figures in ``units``: 6 decimals of 万 units keep 0.01 kWh, m³;
+        finer figures (a slipped 35.2417 kWh is 0.00352417 万千瓦时) lose the rest, as in the
+        office's spreadsheet.
+
+    Returns
+    -------
+    polars.DataFrame
+        The returns as read: the columns of the contract in canonical units (the reader's types)
+        plus provenance (``source_file``, ``source_sheet``, ``source_row``), years in order and
+        rows in file order.
+
+    Raises
+    ------
+    ValueError
+        If ``fmt`` is not csv or xlsx, or a year's file is not read back whole (a row or a cell
+        quarantined): the round trip would lose returns.
+    ContractError
+        If a unit is not one a header of its column may name.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from energy_audit.synthetic import make_directory, make_returns
+    >>> returns, _ = make_returns(make_directory(200, seed=1), [2023, 2024], seed=1)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     history = through_files(returns, folder)
+    >>> history.height == returns.height
+    True
+    >>> bool((history["electricity_kwh"] - returns["electricity_kwh"]).abs().max() <= 0.005)
+    True
+    >>> bool((history["electricity_kwh"] == returns["electricity_kwh"]).all())  # float error
+    False
+    """
+    from energy_audit.io.readers import read_returns
+
+    if fmt not in ("csv", "xlsx"):
+        raise ValueError(f"fmt must be 'csv' or 'xlsx', got {fmt!r}")
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for year in sorted(returns["year"].unique().to_list()):
+        frame = returns.filter(pl.col("year") == year)
+        path, _ = write_returns_file(
+            frame,
+            out / f"returns_{year}.{fmt}",
+            seed=0,
+            year=year,
+            messy_rate=0.0,
+            units=units,
+            decimals=decimals,
+        )
+        read = read_returns(path)
+        if read.data.height != frame.height or read.quarantine.height:
+            raise ValueError(
+                f"{path.name}: {frame.height} returns written, {read.data.height} read back and "
+                f"{read.quarantine.height} cells or rows quarantined"
+            )
+        parts.append(read.data)
+    if not parts:  # no year: what the reader gives for a file without rows
+        return (
+            contract.table("returns")
+            .empty_frame()
+            .with_columns(
+                source_file=pl.lit(None, dtype=pl.String),
+                source_sheet=pl.lit(None, dtype=pl.String),
+                source_row=pl.lit(None, dtype=pl.Int64),
+            )
+        )
+    return pl.concat(parts, how="vertical")
 
 
 def write_city(

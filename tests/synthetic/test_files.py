@@ -18,8 +18,10 @@ from energy_audit.synthetic import (
     MESSY_CELL_VARIANTS,
     RETURNS_COLUMNS,
     TRUTH_SCHEMA,
+    WAN_UNITS,
     make_directory,
     make_returns,
+    through_files,
     write_city,
     write_returns_file,
 )
@@ -315,3 +317,54 @@ def test_write_city_takes_a_noise_family(tmp_path: Path) -> None:
     assert not returns.equals(make_returns(directory, [2023, 2024], SEED)[0])
     with pytest.raises(ValueError, match="unknown noise family"):
         write_city(tmp_path, 300, [2024], SEED, noise="none")
+
+
+def test_through_files_in_wan_units(
+    year_2024: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path
+) -> None:
+    """History written in 万 units and read back: the canonical figures with the round trip's
+    float error, not bit for bit."""
+    returns, _ = make_returns(make_directory(300, SEED), [2022, 2023, 2024], SEED)
+    before = returns.clone()
+    back = through_files(returns, tmp_path / "history")
+    assert returns.equals(before)
+    assert sorted(p.name for p in (tmp_path / "history").iterdir()) == [
+        "returns_2022.csv", "returns_2023.csv", "returns_2024.csv"
+    ]  # fmt: skip
+    header = (tmp_path / "history" / "returns_2024.csv").read_text("utf-8-sig").splitlines()[0]
+    assert {"电（万千瓦时）", "天然气（万立方米）", "水（万吨）"} <= set(header.split(","))
+    assert back.height == returns.height
+    assert back.select(RETURNS_COLUMNS).columns == list(RETURNS_COLUMNS)
+    assert back.select("institution_id", "year").equals(returns.select("institution_id", "year"))
+    for column in RETURNS_COLUMNS[3:]:
+        read, written = back[column].cast(pl.Float64), returns[column].cast(pl.Float64)
+        # 6 decimals of 万 units: 0.01 kWh; canonical columns exact
+        tolerance = 0.005 + 1e-9 * written.abs() if column in WAN_UNITS else 0.0
+        assert ((read - written).abs() <= tolerance).all(), column
+    # the reader's × 10,000 leaves float error on many whole figures (192476.99999999997)
+    whole = returns["electricity_kwh"] % 1 == 0
+    assert (back["electricity_kwh"].filter(whole) != returns["electricity_kwh"].filter(whole)).any()
+    xlsx = through_files(returns.filter(pl.col("year") == 2024), tmp_path / "x", fmt="xlsx")
+    assert xlsx.height == returns.filter(pl.col("year") == 2024).height
+    empty = through_files(returns.clear(), tmp_path / "none")
+    assert empty.is_empty() and set(RETURNS_COLUMNS) <= set(empty.columns)
+    with pytest.raises(ValueError, match="fmt must be"):
+        through_files(returns, tmp_path / "p", fmt="parquet")
+
+
+def test_write_returns_file_decimals(
+    year_2024: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path
+) -> None:
+    returns, _ = year_2024
+    path, _ = write_returns_file(
+        returns, tmp_path / "r.csv", seed=SEED, messy_rate=0.0, units=WAN_UNITS, decimals=2
+    )
+    text = pl.read_csv(path, infer_schema=False, encoding="utf8")["电（万千瓦时）"]
+    assert (
+        text.str.split(".").list.get(1, null_on_oob=True).str.len_chars().fill_null(0) <= 2
+    ).all()
+    for bad in (-1, 16):
+        with pytest.raises(ValueError, match="decimals must be"):
+            write_returns_file(returns, tmp_path / "r.csv", seed=SEED, decimals=bad)
+    with pytest.raises(ValueError, match="units do not apply"):
+        write_returns_file(returns, tmp_path / "r.parquet", seed=SEED, decimals=4)
