@@ -576,11 +576,32 @@ def synth(
             help=_help("逗号分隔：xlsx,csv,parquet。", "Comma-separated: xlsx,csv,parquet."),
         ),
     ] = "xlsx,csv,parquet",
+    noise: Annotated[
+        str,
+        typer.Option(
+            "--noise",
+            help=_help(
+                "年度波动类型：light（小幅，默认）、heavy（厚尾随机游走）、mixture（heavy 加真实的"
+                "建筑面积变化）。",
+                "Noise family: light (small, the default), heavy (heavy-tailed random walks), "
+                "mixture (heavy plus real building changes).",
+            ),
+        ),
+    ] = "light",
 ) -> None:
     """Write a synthetic city (``energy_audit.synthetic.write_city``)."""
-    from energy_audit.synthetic import write_city
+    from energy_audit.synthetic import NOISE_FAMILIES, write_city
 
     year_list = _years(years)
+    if noise not in NOISE_FAMILIES:
+        known = ", ".join(NOISE_FAMILIES)
+        raise typer.BadParameter(
+            _t(
+                f"“{noise}”：未知的波动类型（可选 {known}）",
+                f"{noise!r}: unknown noise family (one of {known})",
+            ),
+            param_hint="--noise",
+        )
     _out_folder(out)
     with _Reported(), _Progress(["synth_directory", "synth_returns", "synth_files"]) as shown:
         try:
@@ -591,6 +612,7 @@ def synth(
                 seed,
                 defects=not clean,
                 formats=[f.strip() for f in formats.split(",") if f.strip()],
+                noise=noise,
                 progress=shown,
             )
         except ValueError as exc:

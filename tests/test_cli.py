@@ -79,6 +79,19 @@ def test_clean_is_a_flag(tmp_path):
     assert "bool" not in help_line.lower() and "不注入缺陷" in help_line
 
 
+def test_synth_takes_a_noise_family(tmp_path):
+    args = ["synth", "--institutions", "200", "--years", "2023-2024", "--formats", "parquet"]
+    heavy = runner.invoke(app, [*args, "--noise", "heavy", "--out", str(tmp_path / "h")])
+    assert heavy.exit_code == EXIT_OK, heavy.output
+    light = runner.invoke(app, [*args, "--out", str(tmp_path / "l")])
+    assert light.exit_code == EXIT_OK, light.output
+    read = {k: pl.read_parquet(tmp_path / k / "returns_2024.parquet") for k in ("h", "l")}
+    assert not read["h"].equals(read["l"])
+    wild = runner.invoke(app, [*args, "--noise", "wild", "--out", str(tmp_path / "w")])
+    _clean_exit(wild, 2)
+    assert "未知的波动类型" in wild.output and "light, heavy, mixture" in wild.output
+
+
 def test_demo_writes_every_stage(tmp_path):
     out = tmp_path / "demo"
     result = runner.invoke(
