@@ -1,5 +1,7 @@
 """Consistency rules: each defect built by hand gives its rule id, each near miss gives none;
-on the synthetic city every injected consistency defect is found and a clean city gives nothing."""
+on the synthetic city every injected consistency defect is found and a clean city gives nothing
+but the own totals (CON-003) its institutions computed another way (provincial gas coefficient,
+total rounded to 1 tce)."""
 
 import dataclasses
 import re
@@ -8,7 +10,7 @@ import polars as pl
 import pytest
 
 from energy_audit.errors import UnusableInputError
-from energy_audit.factors import load_coefficients
+from energy_audit.factors import kgce_per_canonical_unit, load_coefficients
 from energy_audit.synthetic import make_directory, make_returns
 from energy_audit.verify.consistency import CONSISTENCY_RULES, check_consistency
 from energy_audit.verify.settings import VerifySettings
@@ -377,6 +379,13 @@ DEFECT_RULES = {
 }
 PRICE_RULES = {"electricity_kwh": "CON-007", "natural_gas_m3": "CON-008", "water_m3": "CON-009"}
 SLIPS = ("unit_slip_10k", "typo_x10")  # the defects that change a priced quantity by a factor
+NOMINAL = {"unit_slip_10k": 1e-4, "typo_x10": 10.0}
+#: How far the true value may be from reported ÷ nominal factor: half of the 万 slips are typed
+#: from the 万 figure rounded to 1 or 2 decimals (two significant digits at least).
+ROUNDING = {"unit_slip_10k": 0.05, "typo_x10": 1e-9}
+#: The synthetic institutions' own totals (energy_audit.synthetic.totals): natural gas at a
+#: provincial 1.2143 kgce/m³ for some, the total rounded to up to 1 tce.
+PROVINCIAL_GAS_KGCE_PER_M3 = 1.2143
 
 
 @pytest.fixture(scope="module")
@@ -410,7 +419,9 @@ def test_slips_of_priced_quantities_are_found_with_the_true_value(city, defect):
             how="left",
         )
         assert got["suggested_value"].is_not_null().all(), (defect, field)
-        assert (got["suggested_value"] / got["true_value"] - 1).abs().max() < 1e-9
+        undone = got["reported_value"] / NOMINAL[defect]
+        assert (got["suggested_value"] / undone - 1).abs().max() < 1e-9
+        assert (got["suggested_value"] / got["true_value"] - 1).abs().max() < ROUNDING[defect]
 
 
 def test_absurd_price_in_wan_yuan_suggests_the_true_cost(city):
@@ -418,7 +429,8 @@ def test_absurd_price_in_wan_yuan_suggests_the_true_cost(city):
     wan = truth.filter((pl.col("defect") == "absurd_unit_price") & (pl.col("factor") < 0.01))
     got = wan.join(findings.filter(pl.col("rule_id") == "CON-007"), on=[*KEY, "field"])
     assert got.height == wan.height > 0
-    assert (got["suggested_value"] / got["true_value"] - 1).abs().max() < 1e-3  # cost rounded
+    # the cost in 万元 is rounded to 0.01 万元: 50 元 at most
+    assert (got["suggested_value"] - got["true_value"]).abs().max() <= 50 + 1e-6
     assert got["message_zh"].str.contains("万元填作元").all()
     x100 = truth.filter((pl.col("defect") == "absurd_unit_price") & (pl.col("factor") > 1))
     got = x100.join(findings.filter(pl.col("rule_id") == "CON-007"), on=KEY)
@@ -430,13 +442,25 @@ def test_every_finding_has_a_defect_behind_it(city):
     _, _, truth, findings = city
     explained = truth.select(KEY)
     # a changed area or head count also shows the year after, when it returns to its true value
-    next_year = truth.filter(pl.col("defect").is_in(["area_change", "occupants_change"])).select(
+    changed = ["area_change", "occupants_change", "area_typo", "occupants_typo"]
+    next_year = truth.filter(pl.col("defect").is_in(changed)).select(
         "institution_id", pl.col("year") + 1
     )
     yoy = findings.filter(pl.col("rule_id").is_in(["CON-001", "CON-002"]))
     other = findings.filter(~pl.col("rule_id").is_in(["CON-001", "CON-002"]))
-    assert other.join(explained, on=KEY, how="anti").is_empty()
+    unexplained = other.join(explained, on=KEY, how="anti")
+    assert (unexplained["rule_id"] == "CON-003").all()
+    assert own_total_explained(unexplained, city[1]).all()
     assert yoy.join(pl.concat([explained, next_year]), on=KEY, how="anti").is_empty()
+
+
+def own_total_explained(findings: pl.DataFrame, returns: pl.DataFrame) -> pl.Series:
+    """Whether each CON-003 finding's gap is the way the institution computed its own total:
+    natural gas at the provincial coefficient, and the total rounded to up to 1 tce."""
+    national = kgce_per_canonical_unit(None, 2024)["natural_gas_m3"]
+    rows = findings.join(returns.select(*KEY, "natural_gas_m3"), on=KEY, how="left")
+    gas_gap = rows["natural_gas_m3"] * (national - PROVINCIAL_GAS_KGCE_PER_M3) / 1000
+    return (rows["value"] - rows["expected_low"]).abs() <= gas_gap + 0.5 + 1e-6
 
 
 def test_history_argument_gives_the_same_findings_as_one_frame(city):
@@ -451,4 +475,9 @@ def test_clean_city_has_no_consistency_findings(city):
     directory = city[0]
     clean, truth = make_returns(directory, years=range(2020, 2025), seed=7, defects=False)
     assert truth.is_empty()
-    assert check_consistency(clean, directory=directory).is_empty()
+    findings = check_consistency(clean, directory=directory)
+    # only own totals computed another way (about 3 % of the returns): CON-003 is right that
+    # they differ from the city's coefficients, and the panel accepts them
+    assert set(findings["rule_id"]) <= {"CON-003"}
+    assert own_total_explained(findings, clean).all()
+    assert findings.height < 0.05 * clean.height
