@@ -73,6 +73,7 @@ from energy_audit.outliers.yoy import (
 __all__ = [
     "DEFAULT_MIN_NONZERO",
     "DEFAULT_PRIOR_WEIGHT",
+    "DEFAULT_RTOL",
     "copied_figures",
     "identical_within_groups",
     "round_numbers",
@@ -80,6 +81,10 @@ __all__ = [
 
 DEFAULT_MIN_NONZERO: Final = 2
 """Default smallest number of non-zero quantities a return needs to be called a copy."""
+
+DEFAULT_RTOL: Final = 1e-6
+"""Default relative tolerance of a copy (:func:`copied_figures`): float artefacts of unit
+conversions and figures kept to a few decimals in 万 units still match."""
 
 DEFAULT_PRIOR_WEIGHT: Final = 1.0
 """Default weight κ of the chance rate 10⁻ᵗ in the history and peer rates (module docstring)."""
@@ -122,6 +127,7 @@ def copied_figures(
     year: str = "year",
     history: pl.DataFrame | pl.LazyFrame | None = None,
     min_nonzero: int = DEFAULT_MIN_NONZERO,
+    rtol: float = DEFAULT_RTOL,
 ) -> FrameT:
     """Flag returns whose every quantity is identical to the institution's previous return.
 
@@ -141,13 +147,17 @@ def copied_figures(
         return").
     min_nonzero : int, default 2
         Smallest number of the return's ``columns`` that must be non-zero (and not null).
+    rtol : float, default :data:`DEFAULT_RTOL`
+        Relative tolerance of "identical": |a − b| ≤ rtol · max(|a|, |b|). History converted
+        from 万 units reads back as 192,476.99999999997 against 192,477; a figure kept to four
+        decimals in 万 units is exact to 1 unit, about 10⁻⁵ of a figure of 10⁵.
 
     Returns
     -------
     polars.DataFrame or polars.LazyFrame
         The kind of frame given, rows and columns unchanged (a column of an added name is
         replaced), followed by ``is_copied_from_last_year`` (Boolean: a previous return
-        exists, every column equals it exactly, a null matching a null, and at least
+        exists, every column equals it within ``rtol``, a null matching a null, and at least
         ``min_nonzero`` columns are non-zero; never null) and ``copied_from_year`` (Int64,
         the previous return's year where copied, else null).
 
@@ -181,9 +191,18 @@ def copied_figures(
     added = ("is_copied_from_last_year", "copied_from_year")
     kept = [c for c in schema.names() if c not in added]
     work = with_previous(lazy.select(kept), history, names, key, year, lags=1)
-    same = pl.all_horizontal(
-        pl.col(c).cast(pl.Float64).eq_missing(pl.col(_prev(c, 1))) for c in names
-    )
+    if not (isinstance(rtol, int | float) and 0 <= rtol < 0.01):
+        raise SettingsError(
+            f"rtol 应在 [0, 0.01) 内，实际为 {rtol!r}", f"rtol must be in [0, 0.01), got {rtol!r}"
+        )
+
+    def same_as_before(c: str) -> pl.Expr:
+        now, before = pl.col(c).cast(pl.Float64), pl.col(_prev(c, 1))
+        close = (now - before).abs() <= rtol * pl.max_horizontal(now.abs(), before.abs())
+        either_null = now.is_null() | before.is_null()
+        return pl.when(either_null).then(now.is_null() & before.is_null()).otherwise(close)
+
+    same = pl.all_horizontal(same_as_before(c) for c in names)
     copied = (
         pl.col(_PREV_YEAR).is_not_null() & same & (_nonzero_count(names) >= min_nonzero)
     ).fill_null(False)

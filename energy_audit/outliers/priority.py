@@ -74,11 +74,13 @@ def cauchy_combination(
         return float("nan")
     w = w / w.sum()
     p = np.clip(p, _P_FLOOR, 1.0)
-    t = float(np.sum(w * np.tan((0.5 - p) * np.pi)))
-    return float(0.5 - np.arctan(t) / np.pi)
+    t = float(np.sum(w / np.tan(p * np.pi)))  # tan((0.5 − p)π) = cot(pπ), exact for tiny p
+    return float(np.arctan(1.0 / t) / np.pi if t > 1.0 else 0.5 - np.arctan(t) / np.pi)
 
 
-def cauchy_combination_by(frame: FrameT, p: str, by: Sequence[str]) -> FrameT:
+def cauchy_combination_by(
+    frame: FrameT, p: str, by: Sequence[str], weight: str | None = None
+) -> FrameT:
     """Combine the p-values of column ``p`` within each group of ``by`` (vectorised).
 
     Parameters
@@ -89,6 +91,10 @@ def cauchy_combination_by(frame: FrameT, p: str, by: Sequence[str]) -> FrameT:
         Column of p-values.
     by : sequence of str
         Columns identifying a return (e.g. ``institution_id``, ``year``).
+    weight : str, optional
+        Column of non-negative weights (default: equal), normalised to sum 1 within each
+        group over the rows with a p-value. A p-value pᵢ of weight wᵢ then counts about as
+        pᵢ / wᵢ (for small pᵢ, the combined p ≈ min pᵢ / wᵢ: a weighted Bonferroni bound).
 
     Returns
     -------
@@ -97,14 +103,25 @@ def cauchy_combination_by(frame: FrameT, p: str, by: Sequence[str]) -> FrameT:
         appearance): the ``by`` columns, ``methods`` (p-values combined) and ``p_combined``.
     """
     clipped = pl.col(p).clip(_P_FLOOR, 1.0)
+    term = 1.0 / (clipped * np.pi).tan()  # tan((0.5 − p)π) = cot(pπ), exact for tiny p
+    w = (pl.col(p) * 0.0 + 1.0) if weight is None else pl.col(weight).cast(pl.Float64).fill_null(0.0)
+    keep = pl.col(p).is_not_null() & pl.col(p).is_not_nan()
+    if weight is not None:
+        keep = keep & (w > 0)
     return (
-        frame.filter(pl.col(p).is_not_null() & pl.col(p).is_not_nan())
+        frame.filter(keep)
         .group_by(by, maintain_order=True)
         .agg(
             pl.len().alias("methods"),
-            ((0.5 - clipped) * np.pi).tan().mean().alias("_t"),
+            ((term * w).sum() / w.sum()).alias("_t"),
         )
-        .with_columns((0.5 - pl.col("_t").arctan() / np.pi).alias("p_combined"))
+        .with_columns(
+            # 0.5 − arctan(T)/π, written as arctan(1/T)/π for T > 1: exact for tiny p
+            pl.when(pl.col("_t") > 1.0)
+            .then((1.0 / pl.col("_t")).arctan() / np.pi)
+            .otherwise(0.5 - pl.col("_t").arctan() / np.pi)
+            .alias("p_combined")
+        )
         .drop("_t")
     )
 

@@ -23,64 +23,78 @@ from energy_audit.errors import SettingsError
 class StatisticalSettings:
     """Thresholds and switches of the statistical stage (:mod:`energy_audit.verify.statistical`).
 
+    Every score is calibrated on the year's own data (:mod:`energy_audit.outliers.calibration`),
+    so these are settings of the method, not constants standing in for evidence.
+
     Attributes
     ----------
     enabled : bool
         Run the statistical stage at all.
-    peer, model, yoy, copies, siblings, round_numbers, digits : bool
-        Switch of each method: peer scores of intensities (STA-001…003), expected-consumption
-        model (STA-004), year-over-year change and unit slips (STA-005, STA-006), copied
-        figures (STA-007), identical to a sibling (STA-008), round numbers (STA-009), digit
-        test of the batches of a district or parent body (STA-010).
+    peer, density, model, yoy, slips, size, intensity, reconciliation, copies, siblings, \
+round_numbers, digits : bool
+        Switch of each method: peer scores of intensities (STA-001…003), occupancy density
+        against peers and its change on last year (STA-012), expected-consumption model
+        (STA-004), year-over-year change of the items (STA-006), unit slips (STA-005), change
+        of floor area and occupants (STA-011), change of the intensities (STA-006), the
+        reported total against the items (STA-013), copied figures (STA-007), identical to a
+        sibling (STA-008), round numbers (STA-009), digit test of the batches of a district or
+        parent body (STA-010).
     peer_k : float
-        Robust-z cut-off of a peer outlier [robust σ] (Iglewicz & Hoaglin 1993: 3.5).
+        Robust-z half-width of the peer range shown as expected range [robust σ] (Iglewicz &
+        Hoaglin 1993: 3.5). Not a cut-off: which returns the panel sees is decided by the
+        calibrated evidence.
     peer_min_group_size : int
         Fewest values of a peer group for its own median and MAD [returns].
     model_targets : tuple of str
         Columns the expected-consumption model is fitted for, one fit each.
     model_categorical : tuple of str
         Directory columns entered as categorical predictors.
-    model_z : float
-        |studentized residual| from which a model finding is made [robust σ].
     model_level : float
-        Coverage of the prediction interval shown as expected range.
+        Coverage of the prediction interval shown as expected range; a suggested unit-slip
+        correction must fall inside it where the model scored the figure.
     model_max_fit_rows : int or None
         Coefficients of a model fit are estimated on a subsample of about this many returns
         when a year has more (rare levels keep their rows; residuals, scale and intervals
         use all returns; :func:`energy_audit.outliers.regression.expected_consumption`).
-        200,000 returns estimate the few dozen coefficients to within a small fraction of
-        the residual scale and make the model about four times faster at 1 million returns
-        (``benchmarks/detection.py``). ``None``: all returns.
+        ``None``: all returns.
     yoy_tolerance : float
-        Tolerance of the unit-slip match, relative to |ln factor| (outliers.yoy).
-    yoy_z : float
-        |robust z| of a year-over-year log change from which STA-006 fires [robust σ].
+        Widest unit-slip window, relative to |ln factor| (outliers.yoy): 0.15.
+    slip_noise_k : float
+        Half-width of a unit-slip window in measured spreads of the item's change on last
+        year (1.4826 · MAD of the log-ratios of the year), at most ``yoy_tolerance`` · |ln f|
+        and at least ``slip_min_half_width``: where ordinary changes are ±25 %, a ratio of
+        14 to last year is not "close to 10"; where they are ±3 %, it is not either.
+    slip_min_half_width : float
+        Narrowest unit-slip window [ln units]: a slip typed from a rounded figure (12.3 万)
+        carries a few per cent of noise.
     yoy_band_pct : float
         Range shown around last year's value in year-over-year findings [%] (review practice:
         a change over 30 % is likely an error).
-    tail_df : float
-        Degrees of freedom of the Student t that turns the robust scores of the peer, model
-        and year-over-year methods into p-values. Consumption data have far heavier tails
-        than the normal (a normal p of a robust z of 8 is 10⁻¹⁵, yet such returns are common
-        and mostly genuine), so the ranking uses t with few degrees of freedom: z = 10 gives
-        p ≈ 0.002, a ×1,000 slip (z ≈ 100) p ≈ 10⁻⁶. A choice of this library, checked on the
-        synthetic cities (``benchmarks/detection.py``).
-    slip_p : float
-        p-value given to a change on last year that matches a unit-slip factor (and is not
-        undone by last year's slip, nor contradicted by the peers), counted as its own piece
-        of evidence beside the size of the change. On clean synthetic cities about 0.01 % of
-        item changes fall in a slip window (``benchmarks/detection.py``): 2·10⁻³ is a
-        cautious value for that chance, so a matching fuel ratio (kg typed as litres: 0.73,
-        0.85, which look like ordinary drops) still reaches the panel's budget.
-    copy_p : float
-        p-value given to an exact copy (copied figures, identical sibling) in the ranking. Two
-        or more metered figures of several significant digits repeating exactly by chance is
-        about 10⁻⁴ per figure and digit group, so several of them together far below 10⁻¹²; the
-        default puts exact copies with the strongest evidence.
+    tail_share : float
+        Share of each statistic's values above the threshold of its fitted Pareto tail
+        (:func:`energy_audit.outliers.calibration.tail_p`).
+    materiality_floor : float
+        Smallest weight of an energy item in a return's evidence, as a share of the return's
+        expected energy: an item's evidence is weighted by its share, so that 3 kWh of
+        electricity in a gas-heated building does not outrank a building that uses twice
+        its peers' energy. Expected share: the item's larger of this year's and last year's
+        figure, in tce, over the return's sum of those.
+    water_weight : float
+        Weight of water against the energy items (together 1) in a method's evidence.
+    report_p : float
+        Returns whose combined p-value is at most this get findings (the queue); the others
+        are scored (``score_returns``) but not listed.
+    finding_p : float
+        In a listed return, every piece of evidence with a p-value at most this becomes a
+        finding (and always the strongest piece).
+    reconciliation_coefficients : tuple of (str, float)
+        Standard-coal coefficients some institutions use instead of the packaged ones
+        [kgce per canonical unit]: a reported total that matches with one of them is not a
+        mismatch (natural gas 1.2143 kgce/m³, some provincial standards; domain.md §2).
+    copy_rtol : float
+        Relative tolerance of a copied figure (outliers.copies.copied_figures).
     copy_min_nonzero : int
         Fewest non-zero quantities a return needs to be called a copy.
-    round_p_max : float
-        Largest round-number p-value (outliers.copies.round_numbers) that makes a finding.
     round_prior_weight : float
         Prior weight κ of the chance rate in the round-number history and peer rates.
     digit_groups : tuple of str
@@ -94,17 +108,22 @@ class StatisticalSettings:
         this. The MAD alone is "nonconformity" by chance for batches of a few thousand
         figures, the chi-square alone rejects trivial deviations of large batches: both
         together flag batches that are far from Benford's law and not by chance.
-    combine_p_max : float
-        p-values above this are truncated to it before the Cauchy combination (p near 1 has
-        an unbounded negative Cauchy term; 0.5 makes them count 0).
-    fdr_q : float
-        False-discovery rate the panel works to by default (priority ≥ 1 − fdr_q).
+    null_check_tolerance : float
+        q-values (Benjamini-Hochberg over the year's returns) are given only when the
+        combined p-values above 0.2 look uniform: the largest gap between their empirical
+        distribution and the uniform one (Kolmogorov distance) is at most this. Otherwise the
+        p-values are not backed by an empirical null and the queue shows ranks only.
     """
 
     enabled: bool = True
     peer: bool = True
+    density: bool = True
     model: bool = True
     yoy: bool = True
+    slips: bool = True
+    size: bool = True
+    intensity: bool = True
+    reconciliation: bool = True
     copies: bool = True
     siblings: bool = True
     round_numbers: bool = True
@@ -125,23 +144,25 @@ class StatisticalSettings:
         "district_code",
         "heat_billing",
     )
-    model_z: float = 4.0
     model_level: float = 0.99
     model_max_fit_rows: int | None = 200_000
     yoy_tolerance: float = 0.15
-    yoy_z: float = 4.0
+    slip_noise_k: float = 4.0
+    slip_min_half_width: float = 0.03
     yoy_band_pct: float = 30.0
-    tail_df: float = 3.0
-    slip_p: float = 2e-3
-    copy_p: float = 1e-20
+    tail_share: float = 0.05
+    materiality_floor: float = 0.01
+    water_weight: float = 0.2
+    report_p: float = 0.05
+    finding_p: float = 0.01
+    reconciliation_coefficients: tuple[tuple[str, float], ...] = (("natural_gas_m3", 1.2143),)
+    copy_rtol: float = 1e-6
     copy_min_nonzero: int = 2
-    round_p_max: float = 1e-3
     round_prior_weight: float = 1.0
     digit_groups: tuple[str, ...] = ("district_code", "parent_id")
     benford_min_count: int = 1000
     benford_q: float = 0.01
-    combine_p_max: float = 0.5
-    fdr_q: float = 0.05
+    null_check_tolerance: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-serialisable dict."""
@@ -178,6 +199,15 @@ def _expected(hint: Any) -> tuple[str, str]:
     if origin in (types.UnionType, typing.Union):
         parts = [_expected(a) for a in args]
         return "或".join(p[0] for p in parts), " or ".join(p[1] for p in parts)
+    if origin is tuple and args[0] not in _TYPE_NAMES:  # a list of pairs
+        inner_zh, inner_en = _expected(args[0])
+        return f"列表（每项为{inner_zh}）", f"a list of items, each {inner_en}"
+    if origin is tuple and len(set(a for a in args if a is not Ellipsis)) > 1:  # (str, float)
+        parts = [_expected(a) for a in args]
+        return (
+            "列表［" + "，".join(p[0] for p in parts) + "］",
+            "a list [" + ", ".join(p[1] for p in parts) + "]",
+        )
     if origin is tuple:
         zh, _, plural = _TYPE_NAMES[args[0]]
         if len(args) == 2 and args[1] is Ellipsis:

@@ -67,41 +67,36 @@ References
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
-from scipy import special
 
 from energy_audit import contract
 from energy_audit.districts import load_districts
 from energy_audit.errors import UnusableInputError
-from energy_audit.factors import ITEM_COLUMNS
+from energy_audit.factors import ITEM_COLUMNS, kgce_per_canonical_unit
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
 from energy_audit.indicators import indicators
+from energy_audit.outliers.calibration import exact_match_p, tail_p, window_p
 from energy_audit.outliers.copies import copied_figures, identical_within_groups, round_numbers
 from energy_audit.outliers.digits import NIGRINI_FIRST_TWO_MAD, benford_by_group
-from energy_audit.outliers.peer import robust_peer_scores
-from energy_audit.outliers.priority import (
-    benjamini_hochberg,
-    cauchy_combination_by,
-    priority_from_q,
-)
+from energy_audit.outliers.peer import MAD_TO_SIGMA, robust_peer_scores
+from energy_audit.outliers.priority import benjamini_hochberg, cauchy_combination_by
 from energy_audit.outliers.regression import expected_consumption
-from energy_audit.outliers.yoy import year_over_year_long
+from energy_audit.outliers.yoy import slip_factors_for, year_over_year_long
 from energy_audit.verify.settings import StatisticalSettings, VerifySettings
 
 __all__ = [
-    "EVIDENCE",
     "METHODS",
     "STATISTICAL_RULES",
-    "TIE_BREAK",
     "check_statistical",
     "evidence_data",
-    "findings_at_fdr",
-    "q_value",
+    "priority_from_p",
     "score_returns",
     "top_findings",
 ]
@@ -119,6 +114,7 @@ R_PEER_ENERGY_M2 = _rule(
     "energy per m² far from peers (robust z, log scale)",
     _S + "peer_k",
     _S + "peer_min_group_size",
+    _S + "tail_share",
 )
 R_PEER_ENERGY_CAPITA = _rule(
     "STA-002",
@@ -127,6 +123,7 @@ R_PEER_ENERGY_CAPITA = _rule(
     "energy per person far from peers (robust z, log scale)",
     _S + "peer_k",
     _S + "peer_min_group_size",
+    _S + "tail_share",
 )
 R_PEER_WATER_CAPITA = _rule(
     "STA-003",
@@ -135,6 +132,7 @@ R_PEER_WATER_CAPITA = _rule(
     "water per person far from peers (robust z, log scale)",
     _S + "peer_k",
     _S + "peer_min_group_size",
+    _S + "tail_share",
 )
 R_MODEL = _rule(
     "STA-004",
@@ -143,9 +141,9 @@ R_MODEL = _rule(
     "consumption far from the value expected from area, occupants and kind (robust regression)",
     _S + "model_targets",
     _S + "model_categorical",
-    _S + "model_z",
     _S + "model_level",
     _S + "model_max_fit_rows",
+    _S + "tail_share",
 )
 R_UNIT_SLIP = _rule(
     "STA-005",
@@ -153,14 +151,16 @@ R_UNIT_SLIP = _rule(
     "与上年之比接近单位换算倍数（疑似单位错误）",
     "ratio to last year near a unit factor (likely unit slip)",
     _S + "yoy_tolerance",
-    _S + "slip_p",
+    _S + "slip_noise_k",
+    _S + "slip_min_half_width",
+    _S + "model_level",
 )
 R_YOY_CHANGE = _rule(
     "STA-006",
     "warning",
     "较上年变化异常大",
-    "unusually large change on last year (robust z of the log change)",
-    _S + "yoy_z",
+    "unusually large change on last year (calibrated on the year's changes)",
+    _S + "tail_share",
 )
 R_COPIED = _rule(
     "STA-007",
@@ -168,6 +168,7 @@ R_COPIED = _rule(
     "各项数量与上年完全相同（疑似照抄上年）",
     "every quantity identical to last year (likely copied)",
     _S + "copy_min_nonzero",
+    _S + "copy_rtol",
 )
 R_SIBLING = _rule(
     "STA-008",
@@ -181,8 +182,32 @@ R_ROUND = _rule(
     "info",
     "计量数据为异常整数（疑似估算）",
     "metered figure suspiciously round (likely an estimate)",
-    _S + "round_p_max",
     _S + "round_prior_weight",
+)
+R_SIZE = _rule(
+    "STA-011",
+    "warning",
+    "建筑面积或用能人数较上年变化异常",
+    "building area or occupants changed unusually on last year (calibrated on the year's changes)",
+    _S + "tail_share",
+)
+R_DENSITY = _rule(
+    "STA-012",
+    "warning",
+    "人均建筑面积偏离同类机构（面积或人数可能有误）",
+    "floor area per person far from peers (area or occupants may be wrong)",
+    _S + "peer_k",
+    _S + "peer_min_group_size",
+    _S + "tail_share",
+)
+R_RECONCILIATION = _rule(
+    "STA-013",
+    "warning",
+    "填报的能源消费总量与分项不符，某一分项按单位换算倍数改正后即吻合（疑似单位错误）",
+    "the reported total differs from the items, and one item times a unit factor closes the gap "
+    "(likely unit slip)",
+    _S + "reconciliation_coefficients",
+    _S + "yoy_tolerance",
 )
 
 R_DIGITS = _rule(
@@ -207,26 +232,42 @@ STATISTICAL_RULES: Final = (
     R_SIBLING,
     R_ROUND,
     R_DIGITS,
+    R_SIZE,
+    R_DENSITY,
+    R_RECONCILIATION,
 )
 """Rules of the statistical stage, in id order."""
 
-METHODS: Final = ("peer", "model", "yoy", "copies", "siblings", "round_numbers")
-"""Methods that score every return (switches of :class:`StatisticalSettings`), in order. The
-digit test (switch ``digits``, STA-010) judges batches of returns, not returns: its findings
-name a district or parent body and carry the batch's own priority."""
-
-EVIDENCE: Final = ("peer", "model", "yoy", "slip", "copies", "siblings", "round_numbers")
-"""p-value columns combined per return: the methods', with the unit-slip signature (from the
-``yoy`` method) as a piece of evidence of its own."""
-
-TIE_BREAK: Final = 1e-9
-"""Largest amount the priority is lowered by to order returns of equal q by combined p."""
+METHODS: Final = (
+    "peer",
+    "density",
+    "model",
+    "yoy",
+    "slips",
+    "size",
+    "intensity",
+    "reconciliation",
+    "copies",
+    "siblings",
+    "round_numbers",
+)
+"""Methods that score every return (switches of :class:`StatisticalSettings`), in order; each
+gives a return one or more calibrated p-values (one per item it scores), combined per return.
+The digit test (switch ``digits``, STA-010) judges batches of returns, not returns: its
+findings name a district or parent body and carry the batch's own priority."""
 
 _ITEMS: Final = tuple(ITEM_COLUMNS.values())
 _QUANTITIES: Final = (*_ITEMS, "water_m3")
 _COSTS: Final = ("electricity_cost_yuan", "natural_gas_cost_yuan", "water_cost_yuan")
 _METERED: Final = ("electricity_kwh", "natural_gas_m3", "heat_gj", "water_m3")
-_NUMERIC: Final = (*_QUANTITIES, *_COSTS, "building_area_m2", "occupants", "pv_generation_kwh")
+_NUMERIC: Final = (
+    *_QUANTITIES,
+    *_COSTS,
+    "building_area_m2",
+    "occupants",
+    "pv_generation_kwh",
+    "reported_total_tce",
+)
 _DIRECTORY: Final = ("sector", "subsector", "admin_level", "district_code", "heat_billing")
 
 _PEER: Final = (
@@ -234,6 +275,8 @@ _PEER: Final = (
     (R_PEER_ENERGY_CAPITA, "energy_per_capita_kgce", "人均能耗", "energy per person", "kgce"),
     (R_PEER_WATER_CAPITA, "water_per_capita_m3", "人均用水量", "water per person", "m³"),
 )
+_DENSITY: Final = (R_DENSITY, "m2_per_occupant", "人均建筑面积", "floor area per person", "m²")
+_SIZES: Final = ("building_area_m2", "occupants")
 
 _NAMES: Final = {
     "electricity_kwh": ("电力", "electricity", "kWh"),
@@ -249,6 +292,9 @@ _NAMES: Final = {
     "energy_per_m2_kgce": ("单位面积能耗", "energy per m²", "kgce/m²"),
     "energy_per_capita_kgce": ("人均能耗", "energy per person", "kgce"),
     "water_per_capita_m3": ("人均用水量", "water per person", "m³"),
+    "building_area_m2": ("建筑面积", "building area", "m²"),
+    "occupants": ("用能人数", "occupants", "人"),
+    "m2_per_occupant": ("人均建筑面积", "floor area per person", "m²"),
 }
 
 _KEY: Final = ("institution_id", "year")
@@ -340,7 +386,12 @@ def _canonical(frame: pl.DataFrame, what: str) -> pl.DataFrame:
 
 
 def _with_indicators(r: pl.DataFrame, s: VerifySettings) -> pl.DataFrame:
-    return indicators(r, coefficients=s.coefficient_table, region_code=s.region_code)
+    """Add the indicators and the occupancy density ``m2_per_occupant`` [m²/person]."""
+    out = indicators(r, coefficients=s.coefficient_table, region_code=s.region_code)
+    density = pl.when(pl.col("occupants") > 0).then(
+        pl.col("building_area_m2") / pl.col("occupants")
+    )
+    return out.with_columns(density.alias("m2_per_occupant"))
 
 
 def _with_directory(rows: pl.DataFrame, directory: pl.DataFrame) -> pl.DataFrame:
@@ -362,22 +413,6 @@ def _directory_columns(directory: pl.DataFrame) -> pl.DataFrame:
     ]
     return directory.select(pl.col("institution_id").cast(pl.String), *cols).unique(
         "institution_id", keep="first", maintain_order=True
-    )
-
-
-def _tail_p(frame: pl.DataFrame, score: str, df: float, name: str = "p") -> pl.DataFrame:
-    """Add the two-sided Student-t (``df`` degrees of freedom) p-value of a robust score."""
-    z = frame[score].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    p = 2.0 * special.stdtr(df, -np.abs(z))  # Student t lower tail, whole column at once
-    return frame.with_columns(pl.Series(name, p, dtype=pl.Float64).fill_nan(None))
-
-
-def _bonferroni_min(frame: pl.DataFrame, p: str, name: str) -> pl.DataFrame:
-    """Per row, the smallest p of a long frame times the number of p-values (at most 1)."""
-    return (
-        frame.filter(pl.col(p).is_not_null() & pl.col(p).is_not_nan())
-        .group_by("_row")
-        .agg((pl.col(p).min() * pl.len()).clip(upper_bound=1.0).alias(name))
     )
 
 
@@ -419,72 +454,95 @@ def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFr
 
 
 # --------------------------------------------------------------------------------------------
-# Methods: each returns (hits by rule, p per row)
+# Evidence units: every method gives one calibrated p per return and field it scores
 # --------------------------------------------------------------------------------------------
 
 _Hits = dict[Rule, pl.DataFrame]
+"""Candidate findings by rule: one row per return (``_row``) and field, with the finding's
+columns and ``p``, the calibrated p-value of its piece of evidence."""
+
+_UNIT_SCHEMA: Final = {"_row": pl.UInt32, "method": pl.String, "field": pl.String, "p": pl.Float64}
 
 
-def _peer(r: pl.DataFrame, st: StatisticalSettings, blocks: _Blocks) -> tuple[_Hits, pl.DataFrame]:
+def _units(frame: pl.DataFrame, method: str, field: str | pl.Expr) -> pl.DataFrame:
+    """Select the evidence units of ``frame`` (``_row``, method, field, ``p``) to combine."""
+    column = pl.lit(field) if isinstance(field, str) else field
+    return frame.filter(pl.col("p").is_not_null()).select(
+        pl.col("_row").cast(pl.UInt32),
+        pl.lit(method).alias("method"),
+        column.cast(pl.String).alias("field"),
+        pl.col("p").cast(pl.Float64),
+    )
+
+
+def _no_units() -> pl.DataFrame:
+    return pl.DataFrame(schema=_UNIT_SCHEMA)
+
+
+def _p_text(p: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """'，校准 p = …' and '; calibrated p = …' for a finding's message."""
+    text = p.map_elements(lambda v: f"{v:.1e}" if v > 0 else "< 1e-300", return_dtype=pl.String)
+    return (
+        pl.concat_str(pl.lit("（校准 p = "), text, pl.lit("）")),
+        pl.concat_str(pl.lit(" (calibrated p = "), text, pl.lit(")")),
+    )
+
+
+def _centred(log_ratio: pl.Expr, by: list[str]) -> pl.Expr:
+    """|log-ratio − its median within ``by``|: the size of a change beyond the year's own."""
+    return (log_ratio - log_ratio.median().over(by)).abs()
+
+
+def _peer(
+    r: pl.DataFrame, st: StatisticalSettings, blocks: _Blocks, specs: Sequence[tuple], method: str
+) -> tuple[_Hits, pl.DataFrame]:
     levels = [["year", "sector", "subsector"], ["year", "sector"], ["year"]]
     hits: _Hits = {}
-    ps = []
-    for rule, column, zh, en, unit in _PEER:
+    units = []
+    for rule, column, zh, en, unit in specs:
         scored = robust_peer_scores(
             r.select("_row", "year", "sector", "subsector", column),
             column,
             levels,
             min_group_size=st.peer_min_group_size,
             k=st.peer_k,
-        )
-        ps.append(_tail_p(scored, "peer_score", st.tail_df).select("_row", "p"))
+        ).with_columns(pl.col("peer_score").abs().alias("_a"))
+        scored = tail_p(scored, "_a", ["year"], tail_share=st.tail_share)
+        units.append(_units(scored, method, column))
         hit = _with_last_year(
-            scored.filter(pl.col("peer_score").abs() > st.peer_k).with_columns(
-                pl.lit(column).alias("_column")
-            ),
+            scored.filter(pl.col("p") <= st.report_p).with_columns(pl.lit(column).alias("_c")),
             blocks,
-            "_column",
+            "_c",
         )
         last_zh, last_en = _last_year("previous", "previous_year")
+        p_zh, p_en = _p_text(pl.col("p"))
         hits[rule] = hit.select(
             "_row",
             pl.lit(column).alias("field"),
             pl.col(column).alias("value"),
             pl.col("peer_low").alias("expected_low"),
             pl.col("peer_high").alias("expected_high"),
+            "p",
             pl.concat_str(
-                pl.lit(f"{zh} "),
-                _num(pl.col(column)),
-                pl.lit(f" {unit}，同类机构中位数 "),
-                _num(pl.col("peer_median")),
-                pl.lit("（正常范围 "),
-                _num(pl.col("peer_low")),
-                pl.lit("–"),
-                _num(pl.col("peer_high")),
-                pl.lit("，稳健z = "),
-                pl.col("peer_score").round(1).cast(pl.String),
-                pl.lit("）"),
-                last_zh,
+                pl.lit(f"{zh} "), _num(pl.col(column)), pl.lit(f" {unit}，同类机构中位数 "),
+                _num(pl.col("peer_median")), pl.lit("（正常范围 "), _num(pl.col("peer_low")),
+                pl.lit("–"), _num(pl.col("peer_high")), pl.lit("，稳健z = "),
+                pl.col("peer_score").round(1).cast(pl.String), pl.lit("）"), p_zh, last_zh,
             ).alias("message_zh"),
             pl.concat_str(
-                pl.lit(f"{en} "),
-                _num(pl.col(column)),
-                pl.lit(f" {unit}, peer median "),
-                _num(pl.col("peer_median")),
-                pl.lit(" (range "),
-                _num(pl.col("peer_low")),
-                pl.lit("–"),
-                _num(pl.col("peer_high")),
-                pl.lit(", robust z = "),
-                pl.col("peer_score").round(1).cast(pl.String),
-                pl.lit(")"),
-                last_en,
+                pl.lit(f"{en} "), _num(pl.col(column)), pl.lit(f" {unit}, peer median "),
+                _num(pl.col("peer_median")), pl.lit(" (range "), _num(pl.col("peer_low")),
+                pl.lit("–"), _num(pl.col("peer_high")), pl.lit(", robust z = "),
+                pl.col("peer_score").round(1).cast(pl.String), pl.lit(")"), p_en, last_en,
             ).alias("message_en"),
-        )
-    return hits, _bonferroni_min(pl.concat(ps), "p", "peer")
+        )  # fmt: skip
+    return hits, pl.concat(units)
 
 
-def _model(r: pl.DataFrame, st: StatisticalSettings, blocks: _Blocks) -> tuple[_Hits, pl.DataFrame]:
+def _model(
+    r: pl.DataFrame, st: StatisticalSettings, blocks: _Blocks
+) -> tuple[_Hits, pl.DataFrame, pl.DataFrame]:
+    """STA-004; also the model's prediction interval per return and field (for suggestions)."""
     parts = []
     categorical = [c for c in st.model_categorical if c in r.columns]
     for target in st.model_targets:
@@ -502,8 +560,13 @@ def _model(r: pl.DataFrame, st: StatisticalSettings, blocks: _Blocks) -> tuple[_
                 )
             except UnusableInputError:  # too few valid rows this year: no model
                 continue
+            scored = tail_p(
+                out.with_columns(pl.col("model_studentized").abs().alias("_a")),
+                "_a",
+                tail_share=st.tail_share,
+            )
             parts.append(
-                out.select(
+                scored.select(
                     "_row",
                     pl.lit(target).alias("field"),
                     pl.col(target).alias("value"),
@@ -511,59 +574,48 @@ def _model(r: pl.DataFrame, st: StatisticalSettings, blocks: _Blocks) -> tuple[_
                     "model_studentized",
                     "model_low",
                     "model_high",
-                    "model_p",
+                    "p",
                 )
             )
     if not parts:
-        return {}, pl.DataFrame(schema={"_row": pl.UInt32, "model": pl.Float64})
+        ranges = pl.DataFrame(
+            schema={"_row": pl.UInt32, "field": pl.String, "model_low": pl.Float64,
+                    "model_high": pl.Float64}
+        )  # fmt: skip
+        return {}, _no_units(), ranges
     scored = pl.concat(parts)
-    hit = _with_last_year(
-        scored.filter(pl.col("model_studentized").abs() >= st.model_z), blocks, "field"
-    )
+    hit = _with_last_year(scored.filter(pl.col("p") <= st.report_p), blocks, "field")
     name, name_en = _item_names("field")
     last_zh, last_en = _last_year("previous", "previous_year")
+    p_zh, p_en = _p_text(pl.col("p"))
+    level = round(st.model_level * 100)
     hits = hit.select(
         "_row",
         "field",
         "value",
         pl.col("model_low").alias("expected_low"),
         pl.col("model_high").alias("expected_high"),
+        "p",
         pl.concat_str(
-            name,
-            pl.lit(" "),
-            _num(pl.col("value")),
-            pl.lit("，按面积、人数和类型预测的期望值 "),
-            _num(pl.col("model_expected")),
-            pl.lit(f"（{round(st.model_level * 100)}% 预测区间 "),
-            _num(pl.col("model_low")),
-            pl.lit("–"),
-            _num(pl.col("model_high")),
-            pl.lit("，学生化残差 "),
-            pl.col("model_studentized").round(1).cast(pl.String),
-            pl.lit("）"),
-            last_zh,
+            name, pl.lit(" "), _num(pl.col("value")), pl.lit("，按面积、人数和类型预测的期望值 "),
+            _num(pl.col("model_expected")), pl.lit(f"（{level}% 预测区间 "),
+            _num(pl.col("model_low")), pl.lit("–"), _num(pl.col("model_high")),
+            pl.lit("，学生化残差 "), pl.col("model_studentized").round(1).cast(pl.String),
+            pl.lit("）"), p_zh, last_zh,
         ).alias("message_zh"),
         pl.concat_str(
-            name_en,
-            pl.lit(" "),
-            _num(pl.col("value")),
-            pl.lit(", expected from area, occupants and kind "),
-            _num(pl.col("model_expected")),
-            pl.lit(f" ({round(st.model_level * 100)} % prediction interval "),
-            _num(pl.col("model_low")),
-            pl.lit("–"),
-            _num(pl.col("model_high")),
-            pl.lit(", studentized residual "),
-            pl.col("model_studentized").round(1).cast(pl.String),
-            pl.lit(")"),
-            last_en,
+            name_en, pl.lit(" "), _num(pl.col("value")),
+            pl.lit(", expected from area, occupants and kind "), _num(pl.col("model_expected")),
+            pl.lit(f" ({level} % prediction interval "), _num(pl.col("model_low")), pl.lit("–"),
+            _num(pl.col("model_high")), pl.lit(", studentized residual "),
+            pl.col("model_studentized").round(1).cast(pl.String), pl.lit(")"), p_en, last_en,
         ).alias("message_en"),
-    )
-    scored = _tail_p(scored, "model_studentized", st.tail_df)
-    return {R_MODEL: hits}, _bonferroni_min(scored, "p", "model")
+    )  # fmt: skip
+    ranges = scored.select(pl.col("_row").cast(pl.UInt32), "field", "model_low", "model_high")
+    return {R_MODEL: hits}, _units(scored, "model", pl.col("field")), ranges
 
 
-def _last_year_slipped(r: pl.DataFrame, long: pl.DataFrame) -> pl.DataFrame:
+def _last_year_slipped(r: pl.DataFrame, slips: pl.DataFrame) -> pl.DataFrame:
     """Flag slip signatures where this year's figure fits the peers better than the correction.
 
     A ratio to last year near a unit factor says one of the two years slipped, not which. The
@@ -571,187 +623,495 @@ def _last_year_slipped(r: pl.DataFrame, long: pl.DataFrame) -> pl.DataFrame:
     :func:`energy_audit.outliers.yoy.year_over_year`); where there is none (``reverts`` null),
     the peers decide: per m², within the year and sector, the figure closer (on the log
     scale) to the peer median is taken as right. When it is this year's, last year slipped,
-    and this year is not flagged.
+    and this year is not flagged. Floor area and occupants are judged per person and per m²
+    of the other.
     """
-    per_m2 = (
-        r.select("_row", "year", "sector", "building_area_m2", *_QUANTITIES)
-        .unpivot(index=["_row", "year", "sector", "building_area_m2"], variable_name="column")
-        .filter((pl.col("value") > 0) & (pl.col("building_area_m2") > 0))
-        .with_columns((pl.col("value") / pl.col("building_area_m2")).log().alias("log_per_m2"))
-        .with_columns(pl.col("log_per_m2").median().over("year", "sector", "column").alias("med"))
-        .select("_row", "column", "building_area_m2", "med")
+    base = r.select("_row", "year", "sector", "building_area_m2", "occupants", *_QUANTITIES)
+    per = (
+        base.unpivot(
+            index=["_row", "year", "sector", "building_area_m2", "occupants"],
+            on=[*_QUANTITIES, *_SIZES],
+            variable_name="column",
+        )
+        .with_columns(
+            pl.when(pl.col("column") == "building_area_m2")
+            .then(pl.col("occupants"))
+            .otherwise(pl.col("building_area_m2"))
+            .alias("_per")
+        )
+        .filter((pl.col("value") > 0) & (pl.col("_per") > 0))
+        .with_columns((pl.col("value") / pl.col("_per")).log().alias("_lv"))
+        .with_columns(pl.col("_lv").median().over("year", "sector", "column").alias("med"))
+        .select("_row", "column", "_per", "med")
     )
-    slips = long.filter(pl.col("slip_factor").is_not_null() & pl.col("reverts").is_null()).join(
-        per_m2, on=["_row", "column"], how="inner"
+    candidates = slips.filter(pl.col("reverts").is_null()).join(
+        per, on=["_row", "column"], how="inner"
     )
-    now = ((pl.col("value") / pl.col("building_area_m2")).log() - pl.col("med")).abs()
-    fixed = ((pl.col("suggested_value") / pl.col("building_area_m2")).log() - pl.col("med")).abs()
-    return slips.filter(now < fixed).select("_row", "column", pl.lit(True).alias("last_slipped"))
+    now = ((pl.col("value") / pl.col("_per")).log() - pl.col("med")).abs()
+    fixed = ((pl.col("suggested_value") / pl.col("_per")).log() - pl.col("med")).abs()
+    return candidates.filter(now < fixed).select(
+        "_row", "column", pl.lit(True).alias("last_slipped")
+    )
 
 
-def _yoy(
-    long: pl.DataFrame, st: StatisticalSettings, r: pl.DataFrame
-) -> tuple[_Hits, pl.DataFrame]:
-    items = long.filter(pl.col("column").is_in(list(_QUANTITIES)))
-    items = items.join(
-        _last_year_slipped(r, items), on=["_row", "column"], how="left"
-    ).with_columns(pl.col("reverts").fill_null(False) | pl.col("last_slipped").fill_null(False))
+def _slip_windows(
+    long: pl.DataFrame, columns: Sequence[str], st: StatisticalSettings, coefficients: object
+) -> pl.DataFrame:
+    """Match each change on last year with a unit-slip window sized by the measured noise.
+
+    Per column and year: the noise σ is 1.4826 · MAD of the log-ratios (√(π/2) · mean absolute
+    deviation when the MAD is 0); the window of factor f is ln f ± h, h = min(yoy_tolerance ·
+    |ln f|, max(slip_noise_k · σ, slip_min_half_width)); a change matches the nearest window
+    (in half-widths) containing it. Its ``window_p`` is the chance that an ordinary change of
+    that column and year lands in the window (:func:`energy_audit.outliers.calibration.
+    window_p`, from the window's shoulders).
+
+    Returns
+    -------
+    polars.DataFrame
+        The rows of ``long`` whose change matches a window: ``_row``, ``year``, ``column``,
+        ``value``, ``previous``, ``previous_year``, ``ratio``, ``reverts``, ``slip_factor``,
+        ``half_width``, ``suggested_value``, ``window_p``.
+    """
+    out = []
+    rows = long.filter(pl.col("column").is_in(list(columns)) & pl.col("log_ratio").is_not_null())
+    for (column, _), part in rows.group_by("column", "year", maintain_order=True):
+        lr = part["log_ratio"].to_numpy()
+        dev = np.abs(lr - np.median(lr))
+        sigma = MAD_TO_SIGMA * float(np.median(dev))
+        if sigma <= 0:
+            sigma = math.sqrt(math.pi / 2.0) * float(np.mean(dev))
+        factors = np.asarray(slip_factors_for(str(column), coefficients), dtype=np.float64)  # type: ignore[arg-type]
+        centres = np.log(factors)
+        half = np.minimum(
+            st.yoy_tolerance * np.abs(centres),
+            max(st.slip_noise_k * sigma, st.slip_min_half_width),
+        )
+        distance = np.abs(lr[:, None] - centres[None, :]) / half[None, :]
+        nearest = np.argmin(distance, axis=1)
+        inside = distance[np.arange(lr.size), nearest] <= 1.0
+        if not inside.any():
+            continue
+        window = window_p(lr, centres, half)
+        matched = part.filter(pl.Series(inside))
+        k = nearest[inside]
+        out.append(
+            matched.select(
+                "_row", "year", "column", "value", "previous", "previous_year", "ratio",
+                "reverts",
+            ).with_columns(
+                pl.Series("slip_factor", factors[k]),
+                pl.Series("half_width", half[k]),
+                pl.Series("window_p", window[k]),
+            )
+        )  # fmt: skip
+    if not out:
+        return pl.DataFrame(
+            schema={"_row": pl.UInt32, "year": pl.Int64, "column": pl.String,
+                    "value": pl.Float64, "previous": pl.Float64, "previous_year": pl.String,
+                    "ratio": pl.Float64, "reverts": pl.Boolean, "slip_factor": pl.Float64,
+                    "half_width": pl.Float64, "suggested_value": pl.Float64,
+                    "window_p": pl.Float64}
+        )  # fmt: skip
+    return pl.concat(out).with_columns(
+        (pl.col("value") / pl.col("slip_factor")).alias("suggested_value")
+    )
+
+
+def _slips(
+    r: pl.DataFrame,
+    long: pl.DataFrame,
+    st: StatisticalSettings,
+    ranges: pl.DataFrame,
+    coefficients: object,
+) -> tuple[_Hits, pl.DataFrame, pl.DataFrame]:
+    """STA-005: a change on last year inside a unit-slip window, with a consistent suggestion.
+
+    The suggestion (the figure ÷ the factor) must fall inside the model's prediction interval
+    where the model scored the figure; a change that undoes last year's slip, or whose figure
+    fits the peers better than its correction would (without a return two back), is last
+    year's fault. Returns the hits, the units and the matched windows (all of them, for
+    STA-006 to leave out the changes a slip explains).
+    """
+    columns = [*_QUANTITIES, *_SIZES]
+    windows = _slip_windows(long, columns, st, coefficients)
+    windows = windows.join(_last_year_slipped(r, windows), on=["_row", "column"], how="left").join(
+        ranges.rename({"field": "column"}), on=["_row", "column"], how="left"
+    )
+    consistent = pl.col("model_low").is_null() | pl.col("suggested_value").is_between(
+        pl.col("model_low"), pl.col("model_high")
+    )
+    windows = windows.with_columns(
+        (
+            ~pl.col("reverts").fill_null(False)
+            & ~pl.col("last_slipped").fill_null(False)
+            & consistent
+        ).alias("is_slip")
+    )
+    slips = windows.filter(pl.col("is_slip")).with_columns(pl.col("window_p").alias("p"))
     name, name_en = _item_names("column")
-    # "<item> <value>, last year (<year>) <previous>": the start of every message
-    against_zh = [
-        name,
-        pl.lit(" "),
-        _num(pl.col("value")),
-        pl.lit("，上年（"),
-        pl.col("previous_year").cast(pl.String),
-        pl.lit("）"),
-        _num(pl.col("previous")),
-    ]
-    against_en = [
-        name_en,
-        pl.lit(" "),
-        _num(pl.col("value")),
-        pl.lit(", last year ("),
-        pl.col("previous_year").cast(pl.String),
-        pl.lit(") "),
-        _num(pl.col("previous")),
-    ]
+    p_zh, p_en = _p_text(pl.col("p"))
+    ratio = pl.col("ratio").round(4).cast(pl.String)
     band = 1.0 + st.yoy_band_pct / 100.0
-    common = [
+    hit = slips.filter(pl.col("p") <= st.report_p).select(
         "_row",
         pl.col("column").alias("field"),
         "value",
         (pl.col("previous") / band).alias("expected_low"),
         (pl.col("previous") * band).alias("expected_high"),
-    ]
-    ratio = pl.col("ratio").round(4).cast(pl.String)
-    is_slip = pl.col("slip_factor").is_not_null() & ~pl.col("reverts")
-    slip = items.filter(is_slip).select(
-        *common,
         "suggested_value",
+        "p",
         pl.concat_str(
-            *against_zh,
-            pl.lit("，之比 "),
-            ratio,
-            pl.lit(" 接近单位换算倍数 "),
-            _num(pl.col("slip_factor")),
-            pl.lit("，建议值 "),
-            _num(pl.col("suggested_value")),
+            name, pl.lit(" "), _num(pl.col("value")), pl.lit("，上年（"), pl.col("previous_year"),
+            pl.lit("）"), _num(pl.col("previous")), pl.lit("，之比 "), ratio,
+            pl.lit(" 在单位换算倍数 "), _num(pl.col("slip_factor")), pl.lit(" 的窗口内（±"),
+            (pl.col("half_width") * 100).round(1).cast(pl.String),
+            pl.lit("%，按本年变化幅度确定），建议值 "), _num(pl.col("suggested_value")), p_zh,
         ).alias("message_zh"),
         pl.concat_str(
-            *against_en,
-            pl.lit(", ratio "),
-            ratio,
-            pl.lit(" near the unit factor "),
-            _num(pl.col("slip_factor")),
-            pl.lit("; suggested "),
-            _num(pl.col("suggested_value")),
+            name_en, pl.lit(" "), _num(pl.col("value")), pl.lit(", last year ("),
+            pl.col("previous_year"), pl.lit(") "), _num(pl.col("previous")), pl.lit(", ratio "),
+            ratio, pl.lit(" inside the window of the unit factor "), _num(pl.col("slip_factor")),
+            pl.lit(" (±"), (pl.col("half_width") * 100).round(1).cast(pl.String),
+            pl.lit(" %, sized by this year's changes); suggested "),
+            _num(pl.col("suggested_value")), p_en,
         ).alias("message_en"),
+    )  # fmt: skip
+    return {R_UNIT_SLIP: hit}, _units(slips, "slips", pl.col("column")), windows
+
+
+def _changes(
+    long: pl.DataFrame,
+    st: StatisticalSettings,
+    windows: pl.DataFrame,
+    columns: Sequence[str],
+    rule: Rule,
+    method: str,
+) -> tuple[_Hits, pl.DataFrame]:
+    """STA-006 (items) and STA-011 (area, occupants): the size of the change on last year.
+
+    The score is |log-ratio − the year's median log-ratio| of the column, calibrated on the
+    year's own changes (:func:`energy_audit.outliers.calibration.tail_p`). A change that
+    undoes last year's slip says last year was wrong: it is not scored.
+    """
+    items = long.filter(pl.col("column").is_in(list(columns))).with_columns(
+        pl.when(~pl.col("reverts").fill_null(False))
+        .then(_centred(pl.col("log_ratio"), ["column", "year"]))
+        .alias("_a")
     )
-    change = items.filter(
-        pl.col("slip_factor").is_null() & ~pl.col("reverts") & (pl.col("z").abs() >= st.yoy_z)
-    ).select(
-        *common,
+    items = tail_p(items, "_a", ["column", "year"], tail_share=st.tail_share)
+    explained = windows.filter(pl.col("is_slip")).select("_row", "column")
+    shown = items.filter(pl.col("p") <= st.report_p).join(
+        explained, on=["_row", "column"], how="anti"
+    )
+    name, name_en = _item_names("column")
+    p_zh, p_en = _p_text(pl.col("p"))
+    change = ((pl.col("ratio") - 1.0) * 100.0).round(1).cast(pl.String)
+    band = 1.0 + st.yoy_band_pct / 100.0
+    hit = shown.select(
+        "_row",
+        pl.col("column").alias("field"),
+        "value",
+        (pl.col("previous") / band).alias("expected_low"),
+        (pl.col("previous") * band).alias("expected_high"),
+        "p",
         pl.concat_str(
-            *against_zh,
-            pl.lit("，变化 "),
-            ((pl.col("ratio") - 1.0) * 100.0).round(1).cast(pl.String),
-            pl.lit("%（稳健z = "),
-            pl.col("z").round(1).cast(pl.String),
-            pl.lit("）"),
+            name, pl.lit(" "), _num(pl.col("value")), pl.lit("，上年（"), pl.col("previous_year"),
+            pl.lit("）"), _num(pl.col("previous")), pl.lit("，变化 "), change, pl.lit("%"), p_zh,
         ).alias("message_zh"),
         pl.concat_str(
-            *against_en,
-            pl.lit(", change "),
-            ((pl.col("ratio") - 1.0) * 100.0).round(1).cast(pl.String),
-            pl.lit(" % (robust z = "),
-            pl.col("z").round(1).cast(pl.String),
-            pl.lit(")"),
+            name_en, pl.lit(" "), _num(pl.col("value")), pl.lit(", last year ("),
+            pl.col("previous_year"), pl.lit(") "), _num(pl.col("previous")),
+            pl.lit(", change "), change, pl.lit(" %"), p_en,
         ).alias("message_en"),
+    )  # fmt: skip
+    return {rule: hit}, _units(items, method, pl.col("column"))
+
+
+def _decimals(x: pl.Expr) -> pl.Expr:
+    """Decimals a reported figure was given with (0-3): the first d with x·10^d whole."""
+    out = pl.lit(3)
+    for d in (2, 1, 0):
+        scaled = x * 10.0**d
+        whole = (scaled - scaled.round(0)).abs() <= 1e-6 * pl.max_horizontal(scaled.abs(), 1.0)
+        out = pl.when(whole).then(pl.lit(d)).otherwise(out)
+    return out
+
+
+_CLOSURE_MIN_HALF_WIDTH: Final = 0.05
+"""Narrowest window of an implied factor [ln units]: fuel delivered at 0.72-0.76 kg/L against
+the nominal 0.73, a slip typed from a rounded 万 figure."""
+
+
+def _closure(
+    work: pl.DataFrame,
+    gapped: pl.DataFrame,
+    column: str,
+    kgce_per_unit: float,
+    gap: str,
+    coefficients: object,
+    n: int,
+) -> pl.DataFrame:
+    """Find the unit-slip window the implied factor of ``column`` falls in, per gapped return.
+
+    f̂ = v / (v + gap / c); the window of factor f is ln f ± h, h = the rounding of the total
+    as seen on the item (at least :data:`_CLOSURE_MIN_HALF_WIDTH`, at most half of |ln f|).
+    ``_distance`` is |ln f̂ − ln f| / h of the nearest window (≤ 1 inside), ``p``
+    the chance of an f̂ of this column landing in that window by accident, from the
+    window's shoulders among the year's returns whose total has a gap.
+    """
+    factors = np.asarray(slip_factors_for(column, coefficients), dtype=np.float64)  # type: ignore[arg-type]
+    centres = np.log(factors)
+    cap = 0.5 * np.abs(centres)
+    true = pl.col(column) + pl.col(gap) * 1000.0 / kgce_per_unit
+    implied = pl.when((pl.col(column) > 0) & (true > 0)).then((pl.col(column) / true).log())
+    # the null: implied factors of the returns whose gap is real (an ok total never matches)
+    others = gapped.select(implied.alias("x"))["x"].drop_nulls().to_numpy()
+    # P(match) = P(gap) · P(match | gap) = (λ + 1) / (n + 1) over all n returns with a total
+    window = window_p(others, centres, np.minimum(cap, _CLOSURE_MIN_HALF_WIDTH))
+    window = window * (others.size + 1.0) / (n + 1.0)
+    lr = gapped.select(implied.alias("x"))["x"].fill_null(np.nan).to_numpy()
+    rounding = (
+        gapped.select((pl.col("_tol") * 1000.0 / kgce_per_unit / true).abs().alias("d"))["d"]
+        .fill_null(np.inf)
+        .to_numpy()
     )
-    # a change undoing last year's slip says last year was wrong, not this year
-    usable = _tail_p(items, "z", st.tail_df).with_columns(
-        pl.when(~pl.col("reverts")).then(pl.col("p")).alias("p")
+    half = np.minimum(cap[None, :], np.maximum(rounding[:, None], _CLOSURE_MIN_HALF_WIDTH))
+    with np.errstate(invalid="ignore"):
+        distance = np.abs(lr[:, None] - centres[None, :]) / half
+    distance = np.where(np.isfinite(distance), distance, np.inf)
+    k = np.argmin(distance, axis=1)
+    return gapped.select(
+        "_row",
+        pl.lit(column).alias("field"),
+        pl.col(column).alias("value"),
+        true.alias("suggested_value"),
+        "reported_total_tce",
+        "_computed",
+        pl.col(gap).alias("_gap"),
+    ).with_columns(
+        pl.Series("slip_factor", factors[k]),
+        pl.Series("_distance", distance[np.arange(lr.size), k]),
+        pl.Series("p", np.clip(window[k], 1.0 / (n + 1.0), 1.0)),
     )
-    # a slip signature is evidence of its own (a narrow window around a known factor), not
-    # one more of the many item changes the Bonferroni step discounts
-    slipped = items.filter(is_slip).select("_row", pl.lit(st.slip_p).alias("slip")).unique("_row")
-    p = _bonferroni_min(usable, "p", "yoy").join(slipped, on="_row", how="full", coalesce=True)
-    return {R_UNIT_SLIP: slip, R_YOY_CHANGE: change}, p
+
+
+def _reconciliation(
+    r: pl.DataFrame, st: StatisticalSettings, coefficients: object
+) -> tuple[_Hits, pl.DataFrame]:
+    """STA-013: the reported total, the items, and the one item × one factor that closes the gap.
+
+    The gap is the reported total minus Σ items × coefficients [tce]. A gap within half a
+    unit of the total's last decimal (or closed by the coefficients some institutions use,
+    ``reconciliation_coefficients``) is no gap. Otherwise each item i with a figure vᵢ > 0
+    implies the factor f̂ = vᵢ / (vᵢ + gap / cᵢ) by which it would have been mistyped, were it
+    the only mistake (with the packaged coefficients and with the alternative ones); f̂
+    inside a unit-slip window of the item (:func:`_closure`) is the signature. Its evidence
+    is the chance that an f̂ of that item lands in that window by accident, from the
+    window's shoulders among the year's returns with a total
+    (:func:`energy_audit.outliers.calibration.window_p`): a window that ordinary
+    discrepancies (rounding, other coefficients) reach gets a weak p, one they never reach
+    about 1 / (n + 1). The suggested value closes the gap.
+    """
+    if "reported_total_tce" not in r.columns:
+        return {}, _no_units()
+    alternatives = dict(st.reconciliation_coefficients)
+    parts = []
+    for (year,), rows in r.filter(pl.col("reported_total_tce") > 0).group_by(
+        "year", maintain_order=True
+    ):
+        coef = kgce_per_canonical_unit(coefficients, int(year))  # type: ignore[arg-type]
+        items = [c for c in _ITEMS if c in coef]
+        kgce = [pl.col(c).fill_null(0.0) * coef[c] for c in items]
+        computed = pl.sum_horizontal(kgce) / 1000.0
+        alternative = (
+            computed
+            + pl.sum_horizontal(
+                [
+                    pl.col(c).fill_null(0.0) * (a - coef[c])
+                    for c, a in alternatives.items()
+                    if c in coef
+                ]
+                or [pl.lit(0.0)]
+            )
+            / 1000.0
+        )
+        reported = pl.col("reported_total_tce")
+        tolerance = 0.5 * pl.lit(10.0).pow(-_decimals(reported).cast(pl.Float64)) + 1e-6 * reported
+        work = rows.with_columns(
+            (reported - computed).alias("_gap"),
+            (reported - alternative).alias("_gap_alt"),
+            computed.alias("_computed"),
+            tolerance.alias("_tol"),
+            ((reported - computed).abs() <= tolerance)
+            .or_((reported - alternative).abs() <= tolerance)
+            .alias("_ok"),
+        )
+        n = work.height
+        gapped = work.filter(~pl.col("_ok"))
+        if gapped.is_empty():
+            continue
+        candidates = []
+        for gap in ("_gap", "_gap_alt"):
+            for c in items:
+                candidates.append(_closure(work, gapped, c, coef[c], gap, coefficients, n))
+        found = (
+            pl.concat(candidates)
+            .filter(pl.col("_distance") <= 1.0)
+            .sort("_row", "_distance")
+            .unique("_row", keep="first", maintain_order=True)
+        )
+        parts.append(found)
+    if not parts:
+        return {}, _no_units()
+    found = pl.concat(parts)
+    name, name_en = _item_names("field")
+    p_zh, p_en = _p_text(pl.col("p"))
+    hit = found.filter(pl.col("p") <= st.report_p).select(
+        "_row",
+        "field",
+        "value",
+        "suggested_value",
+        "p",
+        pl.concat_str(
+            pl.lit("填报能源消费总量 "), _num(pl.col("reported_total_tce")),
+            pl.lit(" tce，分项折算合计 "), _num(pl.col("_computed")), pl.lit(" tce，差 "),
+            _num(pl.col("_gap")), pl.lit(" tce；"), name, pl.lit(" "), _num(pl.col("value")),
+            pl.lit(" 若按倍数 "), _num(pl.col("slip_factor")), pl.lit(" 填错，改为 "),
+            _num(pl.col("suggested_value")), pl.lit(" 即吻合"), p_zh,
+        ).alias("message_zh"),
+        pl.concat_str(
+            pl.lit("reported total "), _num(pl.col("reported_total_tce")),
+            pl.lit(" tce, items give "), _num(pl.col("_computed")), pl.lit(" tce, gap "),
+            _num(pl.col("_gap")), pl.lit(" tce; "), name_en, pl.lit(" "), _num(pl.col("value")),
+            pl.lit(" mistyped by the factor "), _num(pl.col("slip_factor")),
+            pl.lit(": "), _num(pl.col("suggested_value")), pl.lit(" closes it"), p_en,
+        ).alias("message_en"),
+    )  # fmt: skip
+    return {R_RECONCILIATION: hit}, _units(found, "reconciliation", pl.col("field"))
+
+
+def _precision(value: pl.Expr) -> pl.Expr:
+    """Relative precision of a figure: half a unit of its last decimal over the figure."""
+    return 0.5 * pl.lit(10.0).pow(-_decimals(value).cast(pl.Float64)) / value.abs()
 
 
 def _copies(
-    r: pl.DataFrame, h: pl.DataFrame | None, st: StatisticalSettings, columns: list[str]
+    r: pl.DataFrame,
+    h: pl.DataFrame | None,
+    st: StatisticalSettings,
+    columns: list[str],
+    long: pl.DataFrame,
 ) -> tuple[_Hits, pl.DataFrame]:
+    """STA-007; evidence: the chance of every non-zero figure repeating to its precision.
+
+    Per column, the chance that a figure equals last year's within its precision is estimated
+    from the density of the year's log-ratios of that column next to 0
+    (:func:`energy_audit.outliers.calibration.exact_match_p`); a copy's p-value is the product
+    over its non-zero quantities (at most 1).
+    """
     out = copied_figures(
-        r.select("_row", *_KEY, *columns), columns, history=h, min_nonzero=st.copy_min_nonzero
+        r.select("_row", *_KEY, *columns),
+        columns,
+        history=h,
+        min_nonzero=st.copy_min_nonzero,
+        rtol=st.copy_rtol,
     ).filter(pl.col("is_copied_from_last_year"))
+    if out.is_empty():
+        return {}, _no_units()
+    p = np.ones(out.height)
+    for c in _QUANTITIES:
+        ratios = long.filter(pl.col("column") == c)["log_ratio"].to_numpy()
+        values = out.select(pl.when(pl.col(c) > 0).then(_precision(pl.col(c))).alias("e"))
+        eps = values["e"].fill_null(np.nan).to_numpy()
+        chance = exact_match_p(ratios, np.nan_to_num(eps, nan=0.0))
+        p *= np.where(np.isfinite(eps), chance, 1.0)
+    out = out.with_columns(pl.Series("p", np.clip(p, 1e-300, 1.0)))
     year = pl.col("copied_from_year").cast(pl.String)
+    p_zh, p_en = _p_text(pl.col("p"))
     hits = out.select(
         "_row",
         pl.lit(None, pl.String).alias("field"),
         pl.col("electricity_kwh").alias("value"),
+        "p",
         pl.concat_str(
-            pl.lit("各项数量与费用与上年（"),
-            year,
-            pl.lit("）完全相同，如电力 "),
-            _num(pl.col("electricity_kwh")),
-            pl.lit(" kWh、水 "),
-            _num(pl.col("water_m3")),
-            pl.lit(" m³"),
+            pl.lit("各项数量与费用与上年（"), year, pl.lit("）相同，如电力 "),
+            _num(pl.col("electricity_kwh")), pl.lit(" kWh、水 "), _num(pl.col("water_m3")),
+            pl.lit(" m³"), p_zh,
         ).alias("message_zh"),
         pl.concat_str(
-            pl.lit("every quantity and cost identical to last year ("),
-            year,
-            pl.lit("), e.g. electricity "),
-            _num(pl.col("electricity_kwh")),
-            pl.lit(" kWh, water "),
-            _num(pl.col("water_m3")),
-            pl.lit(" m³"),
+            pl.lit("every quantity and cost identical to last year ("), year,
+            pl.lit("), e.g. electricity "), _num(pl.col("electricity_kwh")),
+            pl.lit(" kWh, water "), _num(pl.col("water_m3")), pl.lit(" m³"), p_en,
         ).alias("message_en"),
-    )
-    return {R_COPIED: hits}, out.select("_row", pl.lit(st.copy_p).alias("copies"))
+    )  # fmt: skip
+    return {R_COPIED: hits}, _units(out, "copies", pl.lit(None, pl.String))
 
 
 def _siblings(
     r: pl.DataFrame, st: StatisticalSettings, columns: list[str]
 ) -> tuple[_Hits, pl.DataFrame]:
+    """STA-008; evidence: the chance that a sibling's figures all coincide to their precision.
+
+    Per column, the chance that two returns' figures agree within ε (relative) is about
+    2ε ∫ f², f the density of the column's log figures in the year (a histogram of width
+    0.05); with g − 1 other units under the parent, (g − 1) times that; the product over the
+    non-zero quantities.
+    """
     out = identical_within_groups(
         r.select("_row", *_KEY, "parent_id", *columns),
         columns,
         "parent_id",
         min_nonzero=st.copy_min_nonzero,
     ).filter(pl.col("is_identical_to_sibling"))
+    if out.is_empty():
+        return {}, _no_units()
+    size = r.group_by("parent_id", "year").agg(pl.len().alias("_g"))
+    out = out.join(size, on=["parent_id", "year"], how="left")
+    p = np.ones(out.height)
+    others = (out["_g"].to_numpy() - 1).clip(1, None)
+    for c in _QUANTITIES:
+        logs = r.filter(pl.col(c) > 0).select(pl.col(c).log())[c].to_numpy()
+        if logs.size < 2:
+            continue
+        counts, edges = np.histogram(logs, bins=max(1, int(np.ptp(logs) / 0.05)))
+        width = float(edges[1] - edges[0]) if edges.size > 1 else 1.0
+        density = float(np.sum((counts / logs.size) ** 2) / width)
+        eps = out.select(pl.when(pl.col(c) > 0).then(_precision(pl.col(c))).alias("e"))["e"]
+        e = eps.fill_null(np.nan).to_numpy()
+        p *= np.where(np.isfinite(e), np.minimum(1.0, others * 2 * e * density), 1.0)
+    out = out.with_columns(pl.Series("p", np.clip(p, 1e-300, 1.0)))
     ids = pl.col("identical_sibling_ids").list.join("、")
+    p_zh, p_en = _p_text(pl.col("p"))
     hits = out.select(
         "_row",
         pl.lit(None, pl.String).alias("field"),
         pl.col("electricity_kwh").alias("value"),
+        "p",
         pl.concat_str(
-            pl.lit("数据与同一上级单位（"),
-            pl.col("parent_id"),
-            pl.lit("）的 "),
-            ids,
-            pl.lit(" 完全相同，如电力 "),
-            _num(pl.col("electricity_kwh")),
-            pl.lit(" kWh"),
+            pl.lit("数据与同一上级单位（"), pl.col("parent_id"), pl.lit("）的 "), ids,
+            pl.lit(" 完全相同，如电力 "), _num(pl.col("electricity_kwh")), pl.lit(" kWh"), p_zh,
         ).alias("message_zh"),
         pl.concat_str(
-            pl.lit("figures identical to "),
-            pl.col("identical_sibling_ids").list.join(", "),
-            pl.lit(" of the same parent ("),
-            pl.col("parent_id"),
-            pl.lit("), e.g. electricity "),
-            _num(pl.col("electricity_kwh")),
-            pl.lit(" kWh"),
+            pl.lit("figures identical to "), pl.col("identical_sibling_ids").list.join(", "),
+            pl.lit(" of the same parent ("), pl.col("parent_id"),
+            pl.lit("), e.g. electricity "), _num(pl.col("electricity_kwh")), pl.lit(" kWh"),
+            p_en,
         ).alias("message_en"),
-    )
-    return {R_SIBLING: hits}, out.select("_row", pl.lit(st.copy_p).alias("siblings"))
+    )  # fmt: skip
+    return {R_SIBLING: hits}, _units(out, "siblings", pl.lit(None, pl.String))
 
 
 def _round(
     r: pl.DataFrame, h: pl.DataFrame | None, st: StatisticalSettings, blocks: _Blocks
 ) -> tuple[_Hits, pl.DataFrame]:
+    """STA-009; evidence: the return's joint roundness.
+
+    :func:`energy_audit.outliers.copies.round_numbers` gives each metered figure the largest of
+    its chance, own-history and peer rates of being this round; the return's p-value is the
+    smaller of the Bonferroni bound of its roundest figure and the product over its round
+    figures (several round figures of one return together).
+    """
     columns = list(_METERED)
     out = round_numbers(
         r.select("_row", *_KEY, *columns),
@@ -759,6 +1119,8 @@ def _round(
         history=h,
         prior_weight=st.round_prior_weight,
     )
+    joint = pl.reduce(lambda a, b: a * b, [pl.col(f"round_{c}_p").fill_null(1.0) for c in columns])
+    out = out.with_columns(pl.min_horizontal(pl.col("round_p"), joint).alias("p"))
     value = pl.lit(None, pl.Float64)
     roundness = pl.lit(None, pl.Int32)
     for c in columns:
@@ -769,42 +1131,32 @@ def _round(
             .otherwise(roundness)
         )
     hit = _with_last_year(
-        out.filter(pl.col("round_p") <= st.round_p_max).with_columns(
-            value.alias("value"), roundness.alias("t")
-        ),
+        out.filter(
+            (pl.col("p") <= st.report_p) & pl.col("round_column").is_not_null()
+        ).with_columns(value.alias("value"), roundness.alias("t")),
         blocks,
         "round_column",
     )
     last_zh, last_en = _last_year("previous", "previous_year")
     name, name_en = _item_names("round_column")
+    p_zh, p_en = _p_text(pl.col("p"))
     hits = hit.select(
         "_row",
         pl.col("round_column").alias("field"),
         "value",
+        "p",
         pl.concat_str(
-            name,
-            pl.lit(" "),
-            _num(pl.col("value")),
-            pl.lit(" 末尾有 "),
-            pl.col("t").cast(pl.String),
-            pl.lit(" 个零（偶然、本机构历史和同类中出现的概率 ≤ "),
-            pl.col("round_p").round(6).cast(pl.String),
-            pl.lit("）"),
-            last_zh,
+            name, pl.lit(" "), _num(pl.col("value")), pl.lit(" 末尾有 "),
+            pl.col("t").cast(pl.String), pl.lit(" 个零（偶然、本机构历史和同类中出现的比率均低）"),
+            p_zh, last_zh,
         ).alias("message_zh"),
         pl.concat_str(
-            name_en,
-            pl.lit(" "),
-            _num(pl.col("value")),
-            pl.lit(" ends in "),
+            name_en, pl.lit(" "), _num(pl.col("value")), pl.lit(" ends in "),
             pl.col("t").cast(pl.String),
-            pl.lit(" zeros (chance, own history and peers: p ≤ "),
-            pl.col("round_p").round(6).cast(pl.String),
-            pl.lit(")"),
-            last_en,
+            pl.lit(" zeros (rare by chance, in its own history and among peers)"), p_en, last_en,
         ).alias("message_en"),
-    )
-    return {R_ROUND: hits}, out.select("_row", pl.col("round_p").alias("round_numbers"))
+    )  # fmt: skip
+    return {R_ROUND: hits}, _units(out, "round_numbers", pl.col("round_column"))
 
 
 def _digits(r: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
@@ -871,7 +1223,7 @@ def _digits(r: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
         pl.col("group").alias("field"),  # the directory column that forms the batch
         pl.col("mean_abs_deviation").alias("value"),
         pl.lit(nonconformity).alias("expected_high"),
-        (1.0 - pl.col("q")).alias("priority"),
+        pl.col("q").map_batches(priority_from_p, return_dtype=pl.Float64).alias("priority"),
         pl.concat_str(pl.col("group"), pl.lit(":"), pl.col("code")).alias("key"),
         pl.concat_str(
             who_zh, pl.col("year").cast(pl.String), pl.lit("年 "),
@@ -896,6 +1248,51 @@ def _digits(r: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
+def _materiality(
+    r: pl.DataFrame, blocks: _Blocks, st: StatisticalSettings, coefficients: object
+) -> pl.DataFrame:
+    """Weight of each item in a return's evidence: its expected share of the return's energy.
+
+    The expected tce of an energy item is the larger of this year's and last year's figure
+    times its coefficient (a figure typed ÷ 10,000 keeps last year's weight); its weight is
+    its share of the return's sum of those, at least ``materiality_floor``, times
+    1 − ``water_weight``; water weighs ``water_weight``. Every other field (totals,
+    intensities, area, occupants, whole-return evidence) weighs 1.
+    """
+    parts = []
+    for (year,), rows in r.group_by("year", maintain_order=True):
+        coef = kgce_per_canonical_unit(coefficients, int(year))  # type: ignore[arg-type]
+        items = [c for c in _ITEMS if c in coef]
+        expected = {}
+        for c in items:
+            previous = blocks[c]["previous"].gather(rows["_row"]) if c in blocks else None
+            now = rows[c].fill_null(0.0).clip(lower_bound=0.0)
+            base = now if previous is None else pl.Series(np.fmax(now, previous.fill_null(0.0)))
+            expected[c] = base * coef[c]
+        total = sum(expected.values())
+        total = total.replace(0.0, None) if hasattr(total, "replace") else total
+        for c in items:
+            share = (expected[c] / total).fill_null(0.0).fill_nan(0.0)
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "_row": rows["_row"],
+                        "field": c,
+                        "_w": share.clip(lower_bound=st.materiality_floor)
+                        * (1.0 - st.water_weight),
+                    }
+                )
+            )
+        parts.append(
+            pl.DataFrame({"_row": rows["_row"], "field": "water_m3", "_w": st.water_weight})
+        )
+    if not parts:
+        return pl.DataFrame(schema={"_row": pl.UInt32, "field": pl.String, "_w": pl.Float64})
+    return pl.concat(parts).with_columns(
+        pl.col("_row").cast(pl.UInt32), pl.col("_w").cast(pl.Float64)
+    )
+
+
 def _analyse(
     returns: pl.DataFrame,
     directory: pl.DataFrame,
@@ -903,12 +1300,13 @@ def _analyse(
     settings: VerifySettings,
     timings: dict[str, float] | None = None,
 ) -> tuple[pl.DataFrame, _Hits, pl.DataFrame]:
-    """Score the returns: (rows, hits by rule, per-row p-value of each method that ran).
+    """Score the returns: (rows, candidate hits by rule, evidence units).
 
     ``timings``, if given, receives the wall-clock seconds of each step (preparation, each
-    method that ran, priorities are added by the caller).
+    method that ran; the combination is added by the caller).
     """
     st = settings.statistical
+    coefficients = settings.coefficient_table
     clock = time.perf_counter()
     r = _with_indicators(_canonical(returns, "returns"), settings).with_row_index("_row")
     r = _with_directory(r, directory)
@@ -918,9 +1316,10 @@ def _analyse(
             "source_file", "source_row"
         )
     copy_columns = [*_QUANTITIES, *_COSTS]
-    yoy_columns = [*_QUANTITIES, "total_energy_tce", *(p[1] for p in _PEER)]
-    prev_cols = ["_row", "column", "value", "previous", "previous_year", "ratio", "slip_factor",
-                 "suggested_value", "reverts", "z", "p"]  # fmt: skip
+    intensities = [p[1] for p in _PEER]
+    yoy_columns = [*_QUANTITIES, "total_energy_tce", *_SIZES, *intensities, _DENSITY[1]]
+    prev_cols = ["_row", "column", "value", "previous", "previous_year", "ratio", "log_ratio",
+                 "slip_factor", "suggested_value", "reverts"]  # fmt: skip
     long = year_over_year_long(
         r.select("_row", *_KEY, *yoy_columns),
         yoy_columns,
@@ -928,64 +1327,142 @@ def _analyse(
         tolerance=st.yoy_tolerance,
     )
     long = long.rename({"row_index": "_row"}).select(
-        *prev_cols[:4], pl.col("previous_year").cast(pl.String), *prev_cols[5:]
+        "year", *prev_cols[:4], pl.col("previous_year").cast(pl.String), *prev_cols[5:]
     )
     blocks = _blocks(long, yoy_columns, r.height)
-    hits: _Hits = {}
-    ps: list[pl.DataFrame] = []
     h_items = None if h is None else h.select(*_KEY, *copy_columns)
     times = {} if timings is None else timings
     times["preparation"] = time.perf_counter() - clock
+    hits: _Hits = {}
+    units: list[pl.DataFrame] = []
+    ranges = pl.DataFrame(
+        schema={"_row": pl.UInt32, "field": pl.String, "model_low": pl.Float64,
+                "model_high": pl.Float64}
+    )  # fmt: skip
+    windows = pl.DataFrame(schema={"_row": pl.UInt32, "column": pl.String, "is_slip": pl.Boolean})
+
+    def model() -> tuple[_Hits, pl.DataFrame]:
+        nonlocal ranges
+        found, unit, ranges = _model(r, st, blocks)
+        return found, unit
+
+    def slips() -> tuple[_Hits, pl.DataFrame]:
+        nonlocal windows
+        found, unit, windows = _slips(r, long, st, ranges, coefficients)
+        return found, unit
+
+    items = [*_QUANTITIES, "total_energy_tce"]
     runs: list[tuple[str, bool, Callable[[], tuple[_Hits, pl.DataFrame]]]] = [
-        ("peer", st.peer, lambda: _peer(r, st, blocks)),
-        ("model", st.model, lambda: _model(r, st, blocks)),
-        ("yoy", st.yoy, lambda: _yoy(long, st, r)),
-        ("copies", st.copies, lambda: _copies(r, h_items, st, copy_columns)),
+        ("peer", st.peer, lambda: _peer(r, st, blocks, _PEER, "peer")),
+        ("density", st.density, lambda: _peer(r, st, blocks, (_DENSITY,), "density")),
+        ("model", st.model, model),
+        ("slips", st.slips, slips),
+        ("yoy", st.yoy, lambda: _changes(long, st, windows, items, R_YOY_CHANGE, "yoy")),
+        ("size", st.size, lambda: _changes(long, st, windows, _SIZES, R_SIZE, "size")),
+        (
+            "intensity",
+            st.intensity,
+            lambda: _changes(long, st, windows, intensities, R_YOY_CHANGE, "intensity"),
+        ),
+        (
+            "density_change",
+            st.density,
+            lambda: _changes(long, st, windows, [_DENSITY[1]], R_DENSITY, "density"),
+        ),
+        ("reconciliation", st.reconciliation, lambda: _reconciliation(r, st, coefficients)),
+        ("copies", st.copies, lambda: _copies(r, h_items, st, copy_columns, long)),
         ("siblings", st.siblings, lambda: _siblings(r, st, copy_columns)),
         ("round_numbers", st.round_numbers, lambda: _round(r, h_items, st, blocks)),
     ]
     for method, enabled, run in runs:
         if enabled:
             clock = time.perf_counter()
-            method_hits, p = run()
+            method_hits, unit = run()
             hits.update({rule: hit for rule, hit in method_hits.items() if hit.height})
-            ps.append(p)
+            units.append(unit)
             times[method] = time.perf_counter() - clock
-    return r, hits, _p_table(r, ps)
+    weights = _materiality(r, blocks, st, coefficients)
+    table = pl.concat(units) if units else _no_units()
+    table = table.join(weights, on=["_row", "field"], how="left").with_columns(
+        pl.col("_w").fill_null(1.0)
+    )
+    return r, hits, table
 
 
-def _p_table(r: pl.DataFrame, ps: list[pl.DataFrame]) -> pl.DataFrame:
+_PRIORITY_SCALE: Final = 3.0
+"""s₀ of :func:`priority_from_p`: a return at p = 10⁻³ has priority 0.5."""
+
+
+def priority_from_p(p: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Return the priority [0-1] of returns with combined p-values ``p``, in the order of p.
+
+    priority = s / (s + s₀), s = −log₁₀ p (p floored at 10⁻³⁰⁰), s₀ = 3: p = 0.05 → 0.30,
+    10⁻³ → 0.50, 10⁻⁶ → 0.67, 10⁻²⁷ → 0.90; null or NaN → 0. Monotone and without ties where
+    p differs, also far below 10⁻¹⁶ (where 1 − p is 1 in floating point).
+    """
+    values = np.asarray(p, dtype=np.float64)
+    s = -np.log10(np.clip(values, 1e-300, 1.0))
+    out = s / (s + _PRIORITY_SCALE)
+    return np.where(np.isfinite(values), out, 0.0)
+
+
+def _null_backed(p: npt.NDArray[np.float64], tolerance: float) -> bool:
+    """Whether the combined p-values above 0.2 look uniform (Kolmogorov distance ≤ tolerance).
+
+    Defects sit at small p; above 0.2 there are almost only clean returns, whose p-values
+    should be uniform on [0.2, 1] if the calibration holds. When they are not, the p-values
+    are not backed by an empirical null and no q-value is given.
+    """
+    upper = np.sort(p[np.isfinite(p) & (p > 0.2)])
+    if upper.size < 50:
+        return False
+    cdf = (upper - 0.2) / 0.8
+    ecdf = np.arange(1, upper.size + 1) / upper.size
+    distance = float(np.max(np.maximum(np.abs(ecdf - cdf), np.abs(ecdf - 1 / upper.size - cdf))))
+    return distance <= tolerance
+
+
+def _priorities(r: pl.DataFrame, units: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
+    """Combine each return's evidence: weights, combined p, q where backed, priority.
+
+    Weights: an item's materiality (:func:`_materiality`) within its method, normalised so
+    that each method that scored the return weighs 1 / (number of such methods). The weighted
+    Cauchy combination (Liu & Xie 2020) of the p-values, each truncated at 0.5 (a p-value near
+    1 has an unbounded negative Cauchy term that would cancel real evidence elsewhere).
+    """
     table = r.select("_row", *_KEY)
-    for p in ps:
-        table = table.join(p.with_columns(pl.col("_row").cast(pl.UInt32)), on="_row", how="left")
-    return table
-
-
-def _priorities(table: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
-    """Add ``methods``, ``p_combined``, ``q_value`` and ``priority`` to the per-row p table."""
-    methods = [m for m in EVIDENCE if m in table.columns]
-    if methods:
-        long = table.select("_row", *methods).unpivot(
-            index="_row", on=methods, variable_name="method", value_name="p"
+    if units.is_empty():
+        combined = pl.DataFrame(
+            schema={"_row": pl.UInt32, "methods": pl.UInt32, "p_combined": pl.Float64}
         )
-        long = long.with_columns(pl.col("p").clip(upper_bound=st.combine_p_max))
-        combined = cauchy_combination_by(long, "p", ["_row"])
-        table = table.join(combined, on="_row", how="left")
+        per_method = pl.DataFrame(schema={"_row": pl.UInt32})
     else:
-        table = table.with_columns(
-            pl.lit(None, pl.UInt32).alias("methods"), pl.lit(None, pl.Float64).alias("p_combined")
+        weighted = units.with_columns(
+            (
+                pl.col("_w")
+                / pl.col("_w").sum().over("_row", "method")
+                / pl.col("method").n_unique().over("_row")
+            ).alias("_w"),
+            pl.col("p").clip(upper_bound=0.5).alias("_p"),
         )
+        combined = cauchy_combination_by(weighted, "_p", ["_row"], weight="_w").with_columns(
+            pl.col("methods").cast(pl.UInt32)
+        )
+        per_method = (
+            units.group_by("_row", "method")
+            .agg(pl.col("p").min())
+            .pivot(on="method", index="_row", values="p")
+        )
+    table = table.join(per_method, on="_row", how="left").join(combined, on="_row", how="left")
     p = table["p_combined"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    q = benjamini_hochberg(p)
-    priority = priority_from_q(q)
-    order = np.argsort(np.where(np.isfinite(p), p, np.inf), kind="stable")
-    rank = np.empty(len(p))
-    rank[order] = np.arange(len(p))
-    priority = np.clip(priority - TIE_BREAK * rank / max(len(p), 1), 0.0, 1.0)
-    priority[~np.isfinite(p)] = 0.0
+    q = (
+        benjamini_hochberg(p)
+        if _null_backed(p, st.null_check_tolerance)
+        else np.full(p.size, np.nan)
+    )
     return table.with_columns(
         pl.Series("q_value", q, dtype=pl.Float64).fill_nan(None),
-        pl.Series("priority", priority, dtype=pl.Float64),
+        pl.Series("priority", priority_from_p(p), dtype=pl.Float64),
     )
 
 
@@ -1014,22 +1491,25 @@ def score_returns(
     timings : dict, optional
         If given, filled with the wall-clock time of each step [s]: ``preparation``
         (indicators, year-over-year table), each method that ran (:data:`METHODS`) and
-        ``priority`` (combination and q-values); ``benchmarks/detection.py`` prints them.
+        ``priority`` (combination); ``benchmarks/detection.py`` prints them.
 
     Returns
     -------
     polars.DataFrame
         One row per return with an institution and year, in the order of ``returns``:
-        ``institution_id``, ``year``, the p-value of each method that ran (columns named as
-        :data:`EVIDENCE`; null where the method could not score the return or, for copies,
-        did not fire), ``methods`` (p-values combined), ``p_combined`` (Cauchy combination),
-        ``q_value`` (Benjamini-Hochberg over the returns) and ``priority`` [0-1].
+        ``institution_id``, ``year``, the smallest calibrated p-value of each method that
+        scored it (columns named as :data:`METHODS`; null where the method could not score
+        the return or, for copies, siblings and slips, found nothing), ``methods`` (p-values
+        combined), ``p_combined`` (weighted Cauchy combination), ``q_value``
+        (Benjamini-Hochberg over the year's returns, null unless the p-values pass the
+        empirical-null check, ``null_check_tolerance``) and ``priority`` [0-1]
+        (:func:`priority_from_p`).
     """
     s = _settings(settings)
     times = {} if timings is None else timings
-    _, _, table = _analyse(returns, directory, history, s, times)
+    r, _, units = _analyse(returns, directory, history, s, times)
     clock = time.perf_counter()
-    ranked = _priorities(table, s.statistical).drop("_row")
+    ranked = _priorities(r, units, s.statistical).drop("_row")
     times["priority"] = time.perf_counter() - clock
     return ranked
 
@@ -1061,28 +1541,28 @@ def check_statistical(
     Returns
     -------
     polars.DataFrame
-        Findings (data contract §5) of :data:`STATISTICAL_RULES`, highest priority first;
-        every finding of a return carries the return's priority (module docstring).
+        Findings (data contract §5) of :data:`STATISTICAL_RULES`, highest priority first:
+        for each return whose combined p-value is at most ``report_p``, every piece of
+        evidence with a p-value at most ``finding_p`` and always its strongest one. Every
+        finding of a return carries the return's priority (module docstring).
 
     Raises
     ------
     UnusableInputError
         If ``returns`` or ``history`` lacks ``institution_id`` or ``year``, or ``directory``
         lacks ``institution_id``.
-
-    Notes
-    -----
-    Vectorised; the methods' own notes give their costs. About 1 s for 20,000 returns with
-    history on two cores (``benchmarks/detection.py`` prints the time per method).
     """
     s = _settings(settings)
     if not s.statistical.enabled:
         return empty_findings()
-    r, hits, table = _analyse(returns, directory, history, s)
-    batches = _digits(r, s.statistical) if s.statistical.digits else empty_findings()
+    st = s.statistical
+    r, hits, units = _analyse(returns, directory, history, s)
+    batches = _digits(r, st) if st.digits else empty_findings()
     if not hits:
         return batches
-    ranked = _priorities(table, s.statistical).select("_row", "priority")
+    ranked = _priorities(r, units, st)
+    listed = ranked.filter(pl.col("p_combined") <= st.report_p).select("_row", "priority")
+    strongest = units.group_by("_row").agg(pl.col("p").min().alias("_best"))
     duplicated = r.select("_row", pl.struct(*_KEY).is_duplicated().alias("_dup"))
     rows = r.select("_row", *_KEY, "source_file", "source_row").join(duplicated, on="_row")
     parts = []
@@ -1091,8 +1571,10 @@ def check_statistical(
             continue
         hit = (
             hits[rule]
+            .join(listed, on="_row", how="inner")
+            .join(strongest, on="_row", how="left")
+            .filter((pl.col("p") <= st.finding_p) | (pl.col("p") <= pl.col("_best")))
             .join(rows, on="_row", how="left")
-            .join(ranked, on="_row", how="left")
             .with_columns(
                 pl.when(pl.col("_dup"))
                 .then(pl.col("_row").cast(pl.String))
@@ -1100,7 +1582,8 @@ def check_statistical(
                 .alias("key")
             )
         )
-        parts.append(findings_from_hits(rule, hit))
+        if hit.height:
+            parts.append(findings_from_hits(rule, hit))
     return sort_findings(pl.concat([*parts, batches], how="vertical"))
 
 
@@ -1124,9 +1607,9 @@ def evidence_data(
         One row per return of ``returns`` and ``history`` (institution and year present):
         the quantities, costs, building area and occupants in canonical units, the indicators
         (:func:`energy_audit.indicators.indicators`: ``total_energy_tce``,
-        ``energy_per_m2_kgce`` …) and the directory's ``sector``, ``subsector``,
-        ``admin_level``, ``district_code``, ``heat_billing`` and ``parent_id``: every
-        ``field`` a statistical finding names, with the peer-group columns
+        ``energy_per_m2_kgce`` …, and ``m2_per_occupant``) and the directory's ``sector``,
+        ``subsector``, ``admin_level``, ``district_code``, ``heat_billing`` and ``parent_id``:
+        every ``field`` a statistical finding names, with the peer-group columns
         (:func:`energy_audit.panel.evidence.plot_finding`).
     """
     s = _settings(settings)
@@ -1136,32 +1619,6 @@ def evidence_data(
         how="vertical",
     )
     return _with_directory(_with_indicators(rows, s), directory)
-
-
-def q_value(findings: pl.DataFrame) -> pl.Series:
-    """Return the q-value (false-discovery rate) of each statistical finding: 1 − priority.
-
-    Exact to :data:`TIE_BREAK` (10⁻⁹); null for findings of other categories, whose priority
-    is not a q-value.
-    """
-    return findings.select(
-        pl.when(pl.col("category") == "statistical")
-        .then((1.0 - pl.col("priority")).clip(lower_bound=0.0))
-        .alias("q_value")
-    )["q_value"]
-
-
-def findings_at_fdr(findings: pl.DataFrame, q: float = 0.05) -> pl.DataFrame:
-    """Keep the statistical findings of the returns whose q-value is at most ``q``.
-
-    Keeping every return with q ≤ q₀ gives a set in which about q₀ of the returns are
-    expected to be false alarms (Benjamini & Hochberg 1995).
-    """
-    return sort_findings(
-        findings.filter(
-            (pl.col("category") == "statistical") & (pl.col("priority") >= 1.0 - q - TIE_BREAK)
-        )
-    )
 
 
 def top_findings(findings: pl.DataFrame, n: int) -> pl.DataFrame:
