@@ -70,7 +70,9 @@ class _Injector:
     The grid holds one row per institution and year, institution-major (the row before a row is
     the institution's previous year). ``used`` marks rows that carry a defect (or are the clean
     previous year a year-on-year defect is measured against), so that each defect stays one
-    truth row; ``keep`` marks the rows that become returns.
+    truth row; ``keep`` marks the rows that become returns. ``values`` holds the returns
+    columns and ``_inst`` (institution of each row), ``_yi`` (year index) and
+    ``_building_changed`` (a real building change that year, ``mixture`` family).
     """
 
     def __init__(

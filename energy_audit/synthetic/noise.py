@@ -189,6 +189,7 @@ class _BuildingChanges:
         )
         self.log_change = np.zeros(self.shape)
         self.log_change[self.events] = np.log(change)
+        self._factors: dict[str, npt.NDArray[np.float64]] = {}
 
     @property
     def changed(self) -> npt.NDArray[np.bool_]:
@@ -200,12 +201,18 @@ class _BuildingChanges:
         return np.exp(np.cumsum(self.log_change, axis=1)).ravel()
 
     def factor(self, item: str) -> npt.NDArray[np.float64]:
-        """Factor of ``item`` on every grid row: the area's, with the item's own noise [1]."""
+        """Factor of ``item`` on every grid row: the area's, with the item's own noise [1].
+
+        Drawn at the item's first call; every part of the item (e.g. electricity for
+        appliances and for heating) gets the same.
+        """
         if item not in _FOLLOWS_BUILDING or not self.events.any():
             return np.ones(self.events.size)
-        own = np.zeros(self.shape)
-        own[self.events] = self.rng.normal(0.0, _BUILDING_FOLLOW_SIGMA, int(self.events.sum()))
-        return np.exp(np.cumsum(self.log_change + own, axis=1)).ravel()
+        if item not in self._factors:
+            own = np.zeros(self.shape)
+            own[self.events] = self.rng.normal(0.0, _BUILDING_FOLLOW_SIGMA, int(self.events.sum()))
+            self._factors[item] = np.exp(np.cumsum(self.log_change + own, axis=1)).ravel()
+        return self._factors[item]
 
 
 def _remeasured_area(m: int, ny: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:

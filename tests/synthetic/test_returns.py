@@ -10,6 +10,7 @@ from energy_audit.directory.codes import credit_codes_valid
 from energy_audit.factors import kgce_per_canonical_unit
 from energy_audit.synthetic import (
     DEFECT_KINDS,
+    NOISE_FAMILIES,
     RETURNS_COLUMNS,
     TRUTH_SCHEMA,
     district_trends,
@@ -75,12 +76,27 @@ def own_total_explained(frame: pl.DataFrame) -> pl.Series:
 # --- determinism -----------------------------------------------------------------------------
 
 
-def test_same_seed_same_frames(directory: pl.DataFrame) -> None:
+@pytest.mark.parametrize("noise", list(NOISE_FAMILIES))
+def test_same_seed_same_frames(directory: pl.DataFrame, noise: str) -> None:
     assert make_directory(2000, SEED).equals(directory)
-    first = make_returns(directory, YEARS, SEED)
-    second = make_returns(directory, YEARS, SEED)
+    first = make_returns(directory, YEARS, SEED, noise=noise)
+    second = make_returns(directory, YEARS, SEED, noise=noise)
     assert first[0].equals(second[0])
     assert first[1].equals(second[1])
+
+
+def test_families_share_the_institutions(directory: pl.DataFrame) -> None:
+    """The families differ in the yearly changes only: the first year's static draws (areas,
+    vehicles, prices …) are the same."""
+    frames = {
+        f: make_returns(directory, YEARS, SEED, defects=False, noise=f)[0] for f in NOISE_FAMILIES
+    }
+    first = {f: r.filter(pl.col("year") == 2020) for f, r in frames.items()}
+    static = ["institution_id", "building_area_m2", "staff_quota", "vehicles"]
+    assert first["light"].select(static).equals(first["heavy"].select(static))
+    assert first["light"].select(static).equals(first["mixture"].select(static))
+    assert not frames["light"].equals(frames["heavy"])
+    assert not frames["heavy"].equals(frames["mixture"])
 
 
 def test_different_seed_differs(directory: pl.DataFrame) -> None:
