@@ -227,7 +227,8 @@ def main() -> None:
             }
             print(f"\n=== noise family {family!r}: {NOISE_FAMILIES[family]}")
             print(
-                f"{args.institutions} institutions, seeds {seeds}, returns of {YEAR}, budgets {budgets}"
+                f"{args.institutions} institutions, seeds {seeds}, returns of {YEAR}, "
+                f"budgets {budgets}"
             )
             print(wide)
             print(overall)

@@ -277,6 +277,9 @@ _PEER: Final = (
 )
 _DENSITY: Final = (R_DENSITY, "m2_per_occupant", "人均建筑面积", "floor area per person", "m²")
 _SIZES: Final = ("building_area_m2", "occupants")
+_SUGGESTING: Final = frozenset({"STA-005", "STA-013"})
+"""Rules whose findings carry a suggested correction: in a listed return they are always
+shown, being the explanation the panel acts on."""
 
 _NAMES: Final = {
     "electricity_kwh": ("电力", "electricity", "kWh"),
@@ -1454,6 +1457,14 @@ def _priorities(r: pl.DataFrame, units: pl.DataFrame, st: StatisticalSettings) -
             .pivot(on="method", index="_row", values="p")
         )
     table = table.join(per_method, on="_row", how="left").join(combined, on="_row", how="left")
+    ran = [m for m in METHODS if getattr(st, m)]
+    table = table.select(
+        "_row",
+        *_KEY,
+        *(pl.col(m) if m in table.columns else pl.lit(None, pl.Float64).alias(m) for m in ran),
+        "methods",
+        "p_combined",
+    )
     p = table["p_combined"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     q = (
         benjamini_hochberg(p)
@@ -1573,7 +1584,11 @@ def check_statistical(
             hits[rule]
             .join(listed, on="_row", how="inner")
             .join(strongest, on="_row", how="left")
-            .filter((pl.col("p") <= st.finding_p) | (pl.col("p") <= pl.col("_best")))
+            .filter(
+                (pl.col("p") <= st.finding_p)
+                | (pl.col("p") <= pl.col("_best"))
+                | pl.lit(rule.rule_id in _SUGGESTING)
+            )
             .join(rows, on="_row", how="left")
             .with_columns(
                 pl.when(pl.col("_dup"))
