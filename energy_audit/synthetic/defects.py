@@ -402,11 +402,21 @@ def _copied_figures(inj: _Injector, kind: str) -> None:
 
 
 def _round_number(inj: _Injector, kind: str) -> None:
+    """Report electricity or water with 1 or 2 significant digits (an estimate).
+
+    Not on a figure that is naturally round already (a multiple of 1,000), whose estimate
+    could be the figure itself.
+    """
     v, rng = inj.v, inj.rng
-    rows = inj.pick(
-        kind, inj.scope & ((v["electricity_kwh"] >= 10_000) | (v["water_m3"] >= 10_000))
-    )
-    fields = inj.choose_field(rows, {"electricity_kwh": 0.8, "water_m3": 0.2}, above=9_999)
+
+    def candidate(field: str) -> npt.NDArray[np.bool_]:
+        return (v[field] >= 10_000) & (np.mod(v[field], 1000) != 0)
+
+    electricity, water = candidate("electricity_kwh"), candidate("water_m3")
+    rows = inj.pick(kind, inj.scope & (electricity | water))
+    either = electricity[rows] & water[rows]
+    on_water = np.where(either, rng.random(rows.size) < 0.2, water[rows])
+    fields = np.where(on_water, "water_m3", "electricity_kwh")
 
     def reported(field: str, r: npt.NDArray[np.int64], _: object) -> npt.NDArray:
         digits = np.where(rng.random(r.size) < 0.3, 1, 2)
