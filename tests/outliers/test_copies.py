@@ -369,4 +369,6 @@ def test_clean_city_has_no_copies_nor_round_figures(seed: int) -> None:
     assert not identical_within_groups(frame, QUANTITIES, "parent_id")[
         "is_identical_to_sibling"
     ].any()
-    assert (round_numbers(frame, QUANTITIES)["round_p"] <= 0.01).sum() == 0
+    # about 1 % of clean metered figures are naturally round (estimated bills, quotas): few
+    # of them are rounder than the institution's history and peers make likely
+    assert (round_numbers(frame, QUANTITIES)["round_p"] <= 0.01).mean() <= 0.01
