@@ -13,15 +13,20 @@ Three layers:
   dissolved or merged institutions.
 - :func:`make_returns` (:mod:`~energy_audit.synthetic.returns`) builds one return per institution
   in scope and year (data contract §2) with sector-dependent energy and water use, district
-  trends, prices, and injected defects of every kind listed in :data:`DEFECT_KINDS` (the
-  registry :data:`DEFECTS` of :mod:`~energy_audit.synthetic.defects`).
+  trends, prices, the year-to-year noise of a family of :data:`NOISE_FAMILIES` (``light``,
+  ``heavy``, ``mixture``: :mod:`~energy_audit.synthetic.noise`), figures as people write them
+  (naturally round figures, round head counts, re-measured areas, the institution's own total
+  from its own records: :mod:`~energy_audit.synthetic.totals`), and injected defects of every
+  kind listed in :data:`DEFECT_KINDS` (the registry :data:`DEFECTS` of
+  :mod:`~energy_audit.synthetic.defects`, each kind naming the rules expected to find it).
 - :func:`write_city` (:mod:`~energy_audit.synthetic.files`) writes them the way they arrive at
   the office: xlsx with a title row and Chinese headers and labels (taken from the data
   contract, ``schemas/``), CSV (one year in GB18030 with electricity in 万千瓦时), parquet with
   canonical columns, plus the truth table. Some xlsx/CSV cells carry the text people type
   (``1,234``, ``１２３``, ``500 千瓦时``, ``—``, ``约3000``), recorded as ``messy_cell`` truth
   rows. Each returns file is written by :func:`write_returns_file`, which also writes any
-  returns frame (e.g. for a benchmark).
+  returns frame (e.g. for a benchmark); :func:`through_files` writes a frame in 万 units
+  (:data:`WAN_UNITS`) and reads it back, as history arrives from an office's spreadsheets.
 
 Directory maintenance, for the quarterly directory run (:mod:`~energy_audit.synthetic.evolution`):
 

@@ -25,7 +25,8 @@ Realism in every family:
 
 - about 1 % of the clean metered figures (electricity, natural gas, heat, water of 1,000 units
   or more) are naturally round, a multiple of 100 or 1,000 (estimated bills, fixed quotas);
-  the other metered figures are whole numbers that are not multiples of 100.
+  the other electricity, gas and water figures are whole numbers that are not multiples of 100
+  (heat is given to 0.01 GJ).
 - half of the institutions with 300 occupants or more report them rounded, to a multiple of 10
   (100 from 3,000 occupants).
 - about 2 % of the institutions a year re-measure their floor area (building and heated area ×
