@@ -29,8 +29,13 @@ figure is at least this round is therefore also estimated from
 - the institution's own earlier returns of the same column (``history`` and earlier years of
   the frame): (m + κ·10⁻ᵗ) / (n + κ), m of its n earlier non-zero figures having roundness
   ≥ t (``history_rate``);
-- its peers, the other returns of the same year (and ``groups``): (M + κ·10⁻ᵗ) / (N + κ), M of
-  the N other non-zero figures of the column having roundness ≥ t (``peer_rate``);
+- its peers, the other returns of the same year (and ``groups``): rₜ = (Mₜ + κ·10⁻ᵗ) / (N + κ),
+  Mₜ of the N other non-zero figures of the column having roundness ≥ t, is raised by the very
+  estimates being looked for; the peer rate is rₜ less the share c of figures that may be such
+  estimates (``contamination``), but at least rₜ₋₁ / 10 (the peers' habit one zero less
+  round, times the chance of one more zero: a group that rounds to hundreds has figures in
+  thousands one time in ten) and at least 10⁻ᵗ, and at most rₜ (``peer_rate``). A group
+  where most figures are round keeps a peer rate near rₜ;
 
 with a prior weight κ (``prior_weight``, default 1) pulling small samples to the chance rate.
 The p-value is the largest of the three, p = max(expected, history_rate, peer_rate): a figure
@@ -71,9 +76,11 @@ from energy_audit.outliers.yoy import (
 )
 
 __all__ = [
+    "DEFAULT_CONTAMINATION",
     "DEFAULT_MIN_NONZERO",
     "DEFAULT_PRIOR_WEIGHT",
     "DEFAULT_RTOL",
+    "chance_of",
     "copied_figures",
     "identical_within_groups",
     "round_numbers",
@@ -85,6 +92,10 @@ DEFAULT_MIN_NONZERO: Final = 2
 DEFAULT_RTOL: Final = 1e-6
 """Default relative tolerance of a copy (:func:`copied_figures`): float artefacts of unit
 conversions and figures kept to a few decimals in 万 units still match."""
+
+DEFAULT_CONTAMINATION: Final = 0.02
+"""Default share of a peer group's figures that may be estimates (:func:`round_numbers`):
+their own roundness does not make a round figure ordinary."""
 
 DEFAULT_PRIOR_WEIGHT: Final = 1.0
 """Default weight κ of the chance rate 10⁻ᵗ in the history and peer rates (module docstring)."""
@@ -348,6 +359,11 @@ def _long_roundness(
     )
 
 
+def chance_of(roundness: str) -> pl.Expr:
+    """Chance 10⁻ᵗ that a meter reading has at least t trailing zeros (column ``roundness``)."""
+    return pl.lit(10.0).pow(-pl.col(roundness).cast(pl.Float64))
+
+
 def round_numbers(
     frame: FrameT,
     columns: Sequence[str],
@@ -357,6 +373,7 @@ def round_numbers(
     history: pl.DataFrame | pl.LazyFrame | None = None,
     groups: str | Sequence[str] | None = None,
     prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+    contamination: float = DEFAULT_CONTAMINATION,
     prefix: str = "round_",
 ) -> FrameT:
     """Score how suspiciously round each metered figure is, against chance, history and peers.
@@ -381,6 +398,9 @@ def round_numbers(
         year's returns).
     prior_weight : float, default 1.0
         Weight κ > 0 of the chance rate in the history and peer rates.
+    contamination : float, default :data:`DEFAULT_CONTAMINATION`
+        Share of a peer group's figures that may be the estimates being looked for, taken off
+        the peer rate at t (module docstring).
     prefix : str, default "round_"
         Prefix of the added columns.
 
@@ -435,6 +455,11 @@ def round_numbers(
             f"prior_weight 应大于 0，实际为 {prior_weight!r}",
             f"prior_weight must be > 0, got {prior_weight!r}",
         )
+    if not (isinstance(contamination, int | float) and 0 <= contamination < 1):
+        raise SettingsError(
+            f"contamination 应在 [0, 1) 内，实际为 {contamination!r}",
+            f"contamination must be in [0, 1), got {contamination!r}",
+        )
     kappa = float(prior_weight)
     group_cols = _group_list(groups)
     lazy = frame.lazy()
@@ -484,6 +509,24 @@ def round_numbers(
             pl.col("__ea_k").sum().over(part).alias("__ea_all"),
         )
         .select(*part, _T, "__ea_ge", "__ea_all")
+        # the rate at roundness t, less the share of figures that may be the estimates being
+        # looked for, but never below the rate one zero less round times the chance 1/10 of
+        # one more zero: a batch of estimates raises the rate at t, not the habit below it
+        .sort([*part, _T], nulls_last=True)
+        .with_columns(
+            (
+                (pl.col("__ea_ge") - 1 + kappa * chance_of(_T)) / (pl.col("__ea_all") - 1 + kappa)
+            ).alias("__ea_at")
+        )
+        .with_columns(
+            pl.max_horizontal(
+                pl.col("__ea_at") - contamination,
+                pl.col("__ea_at").shift(1).over(part).fill_null(1.0) / 10.0,
+                chance_of(_T),
+            )
+            .clip(upper_bound=pl.col("__ea_at"))
+            .alias("__ea_rate")
+        )
     )
 
     # History: the institution's earlier returns (history ∪ earlier years of the frame).
@@ -503,7 +546,7 @@ def round_numbers(
         )
     )
 
-    chance = pl.lit(10.0).pow(-pl.col(_T).cast(pl.Float64))
+    chance = chance_of(_T)
     scored = (
         candidates.join(peer_counts, on=[*part, _T], how="left", nulls_equal=True)
         .join(habit, on=[_ROW, _COL], how="left")
@@ -515,9 +558,7 @@ def round_numbers(
                 (pl.col("__ea_m").fill_null(0) + kappa * chance)
                 / (pl.col("__ea_n").fill_null(0) + kappa)
             ).alias("history_rate"),
-            ((pl.col("__ea_ge") - 1 + kappa * chance) / (pl.col("__ea_all") - 1 + kappa)).alias(
-                "peer_rate"
-            ),
+            pl.col("__ea_rate").alias("peer_rate"),
         )
         .with_columns(pl.max_horizontal("expected", "history_rate", "peer_rate").alias("p"))
     )

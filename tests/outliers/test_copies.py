@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -223,9 +224,10 @@ def test_history_and_peers_raise_the_expected_rate() -> None:
     a = row_of(round_numbers(frame, TWO), "A", 2023)
     # history: m = 1 of n = 3 earlier figures with t ≥ 5 → (1 + 1e-5) / (3 + 1)
     assert a["round_electricity_kwh_history_rate"] == pytest.approx((1 + 1e-5) / 4)
-    # peers: M = 1 of N = 2 others with t ≥ 5 → (1 + 1e-5) / (2 + 1)
-    assert a["round_electricity_kwh_peer_rate"] == pytest.approx((1 + 1e-5) / 3)
-    assert a["round_electricity_kwh_p"] == pytest.approx((1 + 1e-5) / 3)
+    # peers: M = 1 of N = 2 others with t ≥ 5 → r = (1 + 1e-5) / (2 + 1), less the 2 % that
+    # may be estimates; one zero less round (t ≥ 4: also 1 of 2) / 10 is lower
+    assert a["round_electricity_kwh_peer_rate"] == pytest.approx((1 + 1e-5) / 3 - 0.02)
+    assert a["round_electricity_kwh_p"] == pytest.approx((1 + 1e-5) / 3 - 0.02)
     # a heavier prior pulls both towards chance
     heavy = row_of(round_numbers(frame, TWO, prior_weight=10.0), "A", 2023)
     assert heavy["round_electricity_kwh_history_rate"] == pytest.approx((1 + 10e-5) / 13)
@@ -256,9 +258,29 @@ def test_peer_groups_that_round_make_a_round_figure_ordinary() -> None:
     grouped = round_numbers(frame, TWO, groups="sector")
     assert row_of(grouped, "R0", 2023)["round_electricity_kwh_p"] > 0.5  # 9 of 9 peers round
     city_wide = round_numbers(frame, TWO)
+    # 9 of the 19 others have t ≥ 4: (9 + 1e-4) / 20, less the 2 % that may be estimates
     assert row_of(city_wide, "R0", 2023)["round_electricity_kwh_p"] == pytest.approx(
-        (9 + 1e-4) / 20
+        (9 + 1e-4) / 20 - 0.02
     )
+
+
+def test_a_batch_of_estimates_does_not_make_itself_ordinary() -> None:
+    # 1,000 metered figures, 20 of them in hundreds (a habit), 30 estimates of 4-5 zeros
+    rng = np.random.default_rng(5)
+    metered = [float(v) for v in rng.integers(100_001, 999_999, 950)]
+    metered = [v if v % 100 else v + 1 for v in metered]
+    hundreds = [float(v) * 100 for v in rng.integers(1_001, 9_999, 20)]
+    estimates = [float(v) * 10_000 for v in rng.integers(11, 99, 30)]
+    values = metered + hundreds + estimates
+    rows = [(f"I{i}", 2023, v, 1.0) for i, v in enumerate(values)]
+    out = round_numbers(frame_of(rows), TWO)
+    estimate = row_of(out, "I990", 2023)  # 30 estimates: 3 % of the figures have t ≥ 4
+    t = estimate["round_electricity_kwh_roundness"]
+    assert t >= 4
+    # the rate at t ≥ 4 is about 3 %, less 2 %; one zero less round (t ≥ 3: 3 %) / 10 = 0.3 %
+    assert estimate["round_electricity_kwh_peer_rate"] < 0.012
+    with pytest.raises(SettingsError, match="contamination"):
+        round_numbers(frame_of(rows), TWO, contamination=1.5)
 
 
 @settings(max_examples=50, deadline=None)
