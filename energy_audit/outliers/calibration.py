@@ -90,6 +90,36 @@ def _check_frame_columns(frame: pl.DataFrame, columns: Sequence[str]) -> None:
         )
 
 
+def _tail_p_group(a: npt.NDArray[np.float64], tail_share: float) -> npt.NDArray[np.float64]:
+    """Return the calibrated p-values of one group's scores ``a`` (NaN: none)."""
+    out = np.full(a.size, np.nan)
+    valid = np.isfinite(a) & (a >= 0)
+    ref = np.sort(a[valid])
+    n = ref.size
+    if n == 0:
+        return out
+    x = a[valid]
+    if n < MIN_CALIBRATION_SIZE:
+        out[valid] = 1.0 - (2.0 / math.pi) * np.arctan(x)
+        return out
+    ge = n - np.searchsorted(ref, x, side="left")  # values ≥ a
+    p = ge / (n + 1.0)
+    positive = ref[ref > 0]
+    if positive.size:
+        k = int(min(max(math.ceil(tail_share * positive.size), TAIL_MIN_COUNT), positive.size // 2))
+        u = float(positive[-(k + 1)]) if k >= 1 and positive.size > k else float(positive[0])
+        exceed = positive[positive > u]
+        lo, hi = TAIL_INDEX_BOUNDS
+        xi = (
+            float(np.clip(np.median(np.log(exceed / u)) / _LN2, lo, hi)) if exceed.size >= 3 else hi
+        )
+        ge_u = n - np.searchsorted(ref, u, side="left")
+        beyond = x > u
+        p = np.where(beyond, ge_u / (n + 1.0) * np.power(np.maximum(x, u) / u, -1.0 / xi), p)
+    out[valid] = np.clip(p, 0.0, 1.0)
+    return out
+
+
 def tail_p(
     frame: pl.DataFrame,
     score: str,
@@ -121,11 +151,11 @@ def tail_p(
 
     Notes
     -----
-    In a group of n valid scores a, n₊ of them positive, let k = max(:data:`TAIL_MIN_COUNT`,
-    ⌈tail_share · n₊⌉) (at most n₊/2) and u the (k+1)-th largest score, or the smallest
-    positive score when that is 0. Counting k among the positive scores keeps the tail a tail
-    for a statistic that is mostly exactly 0 (the change of a floor area nobody
-    re-measured). Then
+    In a group of n valid scores, n₊ of them positive, let
+    k = max(:data:`TAIL_MIN_COUNT`, ⌈tail_share · n₊⌉) (at most n₊/2) and u the (k+1)-th
+    largest positive score, or the smallest positive score when there are too few. Counting k
+    among the positive scores keeps the tail a tail for a statistic that is mostly exactly 0
+    (the change of a floor area nobody re-measured). Then
 
     .. math::
 
@@ -133,12 +163,12 @@ def tail_p(
         p(a) = \frac{\#\{j : a_j \ge u\}}{n + 1} \left(\frac{a}{u}\right)^{-1/\xi}
         \quad (a > u),
 
-    continuous at u, with ξ = median(ln(a_j / u) : a_j > u) / ln 2 (the median of an
-    exponential variable with mean ξ is ξ ln 2), clipped to :data:`TAIL_INDEX_BOUNDS`. The
-    first part is the conformal p-value [1]_ (uniform when the values are exchangeable); the
-    second a Pareto tail fitted over the threshold [2]_ [3]_. Groups with fewer than
-    :data:`MIN_CALIBRATION_SIZE` scores: p = 1 − (2/π) arctan(a), the two-sided tail of a
-    standard Cauchy distribution. Vectorised: one sort per group.
+    continuous at u, with ξ = median(ln(a_j / u) : a_j > u)
+    / ln 2 (the median of an exponential variable with mean ξ is ξ ln 2), clipped to
+    :data:`TAIL_INDEX_BOUNDS`. The first part is the conformal p-value [1]_ (uniform when the
+    values are exchangeable); the second a Pareto tail fitted over the threshold [2]_ [3]_.
+    Groups with fewer than :data:`MIN_CALIBRATION_SIZE` scores: p = 1 − (2/π)
+    arctan(a), the two-sided tail of a standard Cauchy distribution. One sort per group.
 
     Examples
     --------
@@ -156,67 +186,16 @@ def tail_p(
             f"tail_share 应在 (0, 0.5] 内，实际为 {tail_share!r}",
             f"tail_share must be in (0, 0.5], got {tail_share!r}",
         )
-    keys = list(by)
-    a = pl.col(score).cast(pl.Float64)
-    valid = a.is_not_null() & a.is_not_nan() & (a >= 0)
     work = frame.select(
-        *(pl.col(k) for k in keys),
-        pl.when(valid).then(a).alias("_a"),
+        *(pl.col(k) for k in by),
+        pl.col(score).cast(pl.Float64).fill_null(np.nan).alias("_a"),
     ).with_row_index("_i")
-    present = work.filter(pl.col("_a").is_not_null())
-    if present.is_empty():
-        return frame.with_columns(pl.lit(None, pl.Float64).alias(name))
-    over = keys or None
-
-    def per_group(e: pl.Expr) -> pl.Expr:
-        return e.over(over) if over else e
-
-    n = per_group(pl.len()).cast(pl.Float64)
-    present = present.with_columns(
-        n.alias("_n"),
-        per_group((pl.col("_a") > 0).sum()).cast(pl.Float64).alias("_pos"),
-        (n - per_group(pl.col("_a").rank("min")) + 1.0).alias("_ge"),  # count of values ≥ a
-    )
-    k = (
-        (pl.col("_pos") * tail_share)
-        .ceil()
-        .clip(lower_bound=TAIL_MIN_COUNT)
-        .clip(upper_bound=(pl.col("_pos") / 2).floor())
-    )
-    present = present.with_columns(k.cast(pl.Int64).alias("_k"))
-    # threshold u: the (k+1)-th largest (rank ≥ n − k in ascending order), else the smallest
-    # positive value
-    ordinal = per_group(pl.col("_a").rank("ordinal")).cast(pl.Float64)
-    at_threshold = ordinal == (pl.col("_n") - pl.col("_k"))
-    present = present.with_columns(
-        per_group(pl.col("_a").filter(at_threshold).first()).alias("_u0"),
-        per_group(pl.col("_a").filter(pl.col("_a") > 0).min()).alias("_umin"),
-    ).with_columns(
-        pl.when(pl.col("_u0") > 0).then(pl.col("_u0")).otherwise(pl.col("_umin")).alias("_u")
-    )
-    above = pl.col("_a") > pl.col("_u")
-    log_excess = pl.when(above).then((pl.col("_a") / pl.col("_u")).log())
-    present = present.with_columns(
-        per_group(log_excess.median()).alias("_med"),
-        per_group(above.sum()).alias("_m"),
-        per_group(pl.col("_a").filter(pl.col("_a") >= pl.col("_u")).len()).alias("_ge_u"),
-    )
-    lo, hi = TAIL_INDEX_BOUNDS
-    xi = pl.when(pl.col("_m") >= 3).then((pl.col("_med") / _LN2).clip(lo, hi)).otherwise(pl.lit(hi))
-    empirical = pl.col("_ge") / (pl.col("_n") + 1.0)
-    pareto = (pl.col("_ge_u") / (pl.col("_n") + 1.0)) * (pl.col("_a") / pl.col("_u")).pow(-1.0 / xi)
-    cauchy = 1.0 - (2.0 / math.pi) * pl.col("_a").arctan()
-    p = (
-        pl.when(pl.col("_n") < MIN_CALIBRATION_SIZE)
-        .then(cauchy)
-        .when(pl.col("_u").is_not_null() & above)
-        .then(pareto)
-        .otherwise(empirical)
-        .clip(0.0, 1.0)
-    )
-    scored = present.select("_i", p.alias(name))
-    out = work.select("_i").join(scored, on="_i", how="left", maintain_order="left")
-    return frame.with_columns(out[name])
+    out = np.full(work.height, np.nan)
+    groups = work.partition_by(list(by), maintain_order=True) if by else [work]
+    for part in groups:
+        index = part["_i"].to_numpy()
+        out[index] = _tail_p_group(part["_a"].to_numpy(), tail_share)
+    return frame.with_columns(pl.Series(name, out, dtype=pl.Float64).fill_nan(None))
 
 
 def _window_mass(sorted_values: npt.NDArray[np.float64], low: float, high: float) -> int:

@@ -465,10 +465,11 @@ _Hits = dict[Rule, pl.DataFrame]
 columns and ``p``, the calibrated p-value of its piece of evidence."""
 
 _UNIT_SCHEMA: Final = {"_row": pl.UInt32, "method": pl.String, "field": pl.String, "p": pl.Float64}
+"""Evidence units: the return, the method and field, and the calibrated p-value."""
 
 
 def _units(frame: pl.DataFrame, method: str, field: str | pl.Expr) -> pl.DataFrame:
-    """Select the evidence units of ``frame`` (``_row``, method, field, ``p``) to combine."""
+    """Select the evidence units of ``frame`` (:data:`_UNIT_SCHEMA`) to combine."""
     column = pl.lit(field) if isinstance(field, str) else field
     return frame.filter(pl.col("p").is_not_null()).select(
         pl.col("_row").cast(pl.UInt32),
@@ -1425,32 +1426,38 @@ def _null_backed(p: npt.NDArray[np.float64], tolerance: float) -> bool:
     return distance <= tolerance
 
 
-def _priorities(r: pl.DataFrame, units: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
-    """Combine each return's evidence: weights, combined p, q where backed, priority.
+def _combined(units: pl.DataFrame) -> pl.DataFrame:
+    """Weighted Cauchy combination of each return's units: ``_row``, ``methods``, ``p_combined``.
 
     Weights: an item's materiality (:func:`_materiality`) within its method, normalised so
-    that each method that scored the return weighs 1 / (number of such methods). The weighted
-    Cauchy combination (Liu & Xie 2020) of the p-values, each truncated at 0.5 (a p-value near
-    1 has an unbounded negative Cauchy term that would cancel real evidence elsewhere).
+    that each method that scored the return weighs 1 / (number of such methods). Each p-value
+    is truncated at 0.5 (a p-value near 1 has an unbounded negative Cauchy term that would
+    cancel real evidence elsewhere).
     """
-    table = r.select("_row", *_KEY)
     if units.is_empty():
-        combined = pl.DataFrame(
+        return pl.DataFrame(
             schema={"_row": pl.UInt32, "methods": pl.UInt32, "p_combined": pl.Float64}
         )
+    weighted = units.with_columns(
+        (
+            pl.col("_w")
+            / pl.col("_w").sum().over("_row", "method")
+            / pl.col("method").n_unique().over("_row")
+        ).alias("_w"),
+        pl.col("p").clip(upper_bound=0.5).alias("_p"),
+    )
+    return cauchy_combination_by(weighted, "_p", ["_row"], weight="_w").with_columns(
+        pl.col("methods").cast(pl.UInt32)
+    )
+
+
+def _priorities(r: pl.DataFrame, units: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
+    """Combine each return's evidence (:func:`_combined`): combined p, q where backed, priority."""
+    table = r.select("_row", *_KEY)
+    combined = _combined(units)
+    if units.is_empty():
         per_method = pl.DataFrame(schema={"_row": pl.UInt32})
     else:
-        weighted = units.with_columns(
-            (
-                pl.col("_w")
-                / pl.col("_w").sum().over("_row", "method")
-                / pl.col("method").n_unique().over("_row")
-            ).alias("_w"),
-            pl.col("p").clip(upper_bound=0.5).alias("_p"),
-        )
-        combined = cauchy_combination_by(weighted, "_p", ["_row"], weight="_w").with_columns(
-            pl.col("methods").cast(pl.UInt32)
-        )
         per_method = (
             units.group_by("_row", "method")
             .agg(pl.col("p").min())
