@@ -1,10 +1,11 @@
-"""Verification time: ``verify`` on a synthetic city's returns with the previous year.
+"""Verification time: ``verify`` on a synthetic city's returns with four years of history.
 
-The city (directory, two years of returns with injected defects) is made in memory; the time
-is that of ``verify(directory, returns, year, history=previous_year)``, best of the repeats,
+The city (directory, returns of the year and ``--history-years`` earlier years with injected
+defects) is made in memory; the time is that of ``verify(directory, returns, year,
+history=earlier_years)``, best of the repeats,
 twice: the rules only (coverage, validity, consistency; statistical stage off) and everything
 (with the statistical stage, as the CLI runs it). Reading files is measured in read_returns.py;
-the statistical methods one by one in detection.py.
+the statistical methods one by one below the table (``score_returns(timings=...)``).
 
     .venv/bin/python benchmarks/verify_returns.py                     # 10 thousand and 1 million
     .venv/bin/python benchmarks/verify_returns.py --sizes 10000 --repeats 5
@@ -23,6 +24,7 @@ import polars as pl
 from energy_audit.synthetic import make_directory, make_returns
 from energy_audit.verify.run import verify
 from energy_audit.verify.settings import VerifySettings
+from energy_audit.verify.statistical import score_returns
 
 STAGES = {
     "rules": VerifySettings(
@@ -35,11 +37,13 @@ STAGES = {
 YEAR = 2024
 
 
-def measure(size: int, repeats: int) -> list[dict[str, float | str]]:
+def measure(
+    size: int, repeats: int, history_years: int, methods: dict[str, float]
+) -> list[dict[str, float | str]]:
     directory = make_directory(size, seed=3)
-    returns, _ = make_returns(directory, [YEAR - 1, YEAR], seed=3)
+    returns, _ = make_returns(directory, range(YEAR - history_years, YEAR + 1), seed=3)
     current = returns.filter(pl.col("year") == YEAR)
-    previous = returns.filter(pl.col("year") == YEAR - 1)
+    previous = returns.filter(pl.col("year") < YEAR)
     rows: list[dict[str, float | str]] = []
     for stage, settings in STAGES.items():
         best = float("inf")
@@ -47,6 +51,8 @@ def measure(size: int, repeats: int) -> list[dict[str, float | str]]:
             t0 = time.perf_counter()
             result = verify(directory, current, YEAR, history=previous, settings=settings)
             best = min(best, time.perf_counter() - t0)
+        if stage == "all":
+            score_returns(current, directory=directory, history=previous, timings=methods)
         rows.append(
             {
                 "stage": stage,
@@ -62,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--history-years", type=int, default=4)
     args = parser.parse_args()
     print(
         f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -70,13 +77,23 @@ def main() -> None:
     header = f"{'stage':>6} {'returns':>10} {'seconds':>8} {'returns/s':>10} {'findings':>9}"
     print(header)
     print("-" * len(header))
+    timings = {}
     for size in (int(s) for s in args.sizes.split(",")):
-        for m in measure(size, args.repeats if size <= 100_000 else 1):
+        methods: dict[str, float] = {}
+        timings[size] = methods
+        repeats = args.repeats if size <= 100_000 else 1
+        for m in measure(size, repeats, args.history_years, methods):
             n, seconds = float(m["returns"]), float(m["seconds"])
             print(
                 f"{m['stage']:>6} {n:>10,.0f} {seconds:>8.2f} {n / seconds:>10,.0f} "
                 f"{float(m['findings']):>9,.0f}"
             )
+
+    print(f"\nstatistical stage by step (score_returns, {args.history_years} years of history) [s]")
+    print(f"{'step':>16} " + " ".join(f"{size:>10,}" for size in timings))
+    steps = next(iter(timings.values())).keys()
+    for step in steps:
+        print(f"{step:>16} " + " ".join(f"{t[step]:>10.2f}" for t in timings.values()))
 
 
 if __name__ == "__main__":

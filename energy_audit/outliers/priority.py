@@ -12,8 +12,9 @@ false-discovery rate q":
 2. :func:`benjamini_hochberg` turns the combined p-values of all returns into q-values
    (Benjamini & Hochberg 1995): keeping every return with q ≤ 0.05 keeps a set in which at most
    about 5 % are expected to be false alarms.
-3. :func:`priority_from_q` maps q to a priority in [0, 1] (1 − q), so sorting by priority is
-   sorting by evidence, and "top N" or "q ≤ q₀" are both one filter.
+3. :func:`priority_from_p` maps a combined p to a priority in [0, 1], monotone and without
+   ties where p differs (1 − p is 1 in floating point below 10⁻¹⁶), so sorting by priority is
+   sorting by evidence.
 
 References
 ----------
@@ -27,7 +28,7 @@ References
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -154,6 +155,18 @@ def benjamini_hochberg(p_values: Sequence[float] | npt.ArrayLike) -> npt.NDArray
     return out
 
 
-def priority_from_q(q: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Return the priority [0-1] of findings with q-values ``q``: 1 − q (NaN → 0)."""
-    return np.nan_to_num(1.0 - np.asarray(q, dtype=float), nan=0.0)
+_PRIORITY_SCALE: Final = 3.0
+"""s₀ of :func:`priority_from_p`: a return at p = 10⁻³ has priority 0.5."""
+
+
+def priority_from_p(p: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Return the priority [0-1] of returns with combined p-values ``p``, in the order of p.
+
+    priority = s / (s + s₀), s = −log₁₀ p (p floored at 10⁻³⁰⁰), s₀ = 3: p = 0.05 → 0.30,
+    10⁻³ → 0.50, 10⁻⁶ → 0.67, 10⁻²⁷ → 0.90; null or NaN → 0. Monotone and without ties where
+    p differs, also far below 10⁻¹⁶ (where 1 − p is 1 in floating point).
+    """
+    values = np.asarray(p, dtype=np.float64)
+    s = -np.log10(np.clip(values, 1e-300, 1.0))
+    out = s / (s + _PRIORITY_SCALE)
+    return np.where(np.isfinite(values), out, 0.0)

@@ -4,6 +4,13 @@
 findings of :data:`STATISTICAL_RULES` (category ``statistical``) and gives every finding of a
 return one priority, so that the panel sees the likely errors first:
 
+Every score is calibrated on the year's own data, statistic by statistic
+(:mod:`energy_audit.outliers.calibration`): its p-value is the share of the year's returns with
+a score at least as large, extended by a Pareto tail fitted to the largest ones. No constant
+stands in for evidence: a unit-slip window's p-value is the chance that an ordinary change of
+that item and year lands in it (from the density of changes just outside it), a copy's the
+chance of every figure repeating to its precision (from the density of changes next to 0).
+
 - ``STA-001`` … ``STA-003``: energy per m², energy per person and water per person far from the
   peer median (robust z on the log scale, peers = same year and sector + subsector → sector →
   all; :func:`energy_audit.outliers.peer.robust_peer_scores`). ``expected_low`` /
@@ -12,50 +19,59 @@ return one priority, so that the panel sees the likely errors first:
   a robust regression on log area, log occupants and the directory's sector, subsector, level,
   district and heat billing expects (:func:`energy_audit.outliers.regression.expected_consumption`,
   fitted per item and year). ``expected_low`` / ``expected_high``: the prediction interval.
-- ``STA-005``: the change on last year matches a unit-slip factor (10ᵏ, 1,000, fuel densities;
-  :func:`energy_audit.outliers.yoy.year_over_year_long`); ``suggested_value`` is the figure
-  divided by the factor. A change that undoes last year's slip is not flagged (last year was
-  wrong, not this year), nor one where this year's figure fits the peers (per m², same year and
-  sector) better than the correction would: then last year slipped.
-- ``STA-006``: a large change on last year (robust z of the log change among the year's returns)
-  that matches no unit factor.
-- ``STA-007``: every quantity and cost identical to last year
+- ``STA-005``: the change on last year (of an item, the floor area or the occupants) falls in a
+  unit-slip window (10ᵏ, fuel densities; :func:`energy_audit.outliers.yoy.slip_factors_for`)
+  sized by the measured noise of that item's changes (:func:`_slip_windows`), and the
+  suggested value (the figure ÷ the factor) falls inside the model's prediction interval where
+  the model scored the figure. A change that undoes last year's slip is not flagged (last year
+  was wrong, not this year), nor one where this year's figure fits the peers better than the
+  correction would (without a return two back): then last year slipped.
+- ``STA-006``: a large change on last year of an item, the total or an intensity, not
+  explained by a unit slip.
+- ``STA-007``: every quantity and cost identical to last year within ``copy_rtol``
   (:func:`energy_audit.outliers.copies.copied_figures`).
 - ``STA-008``: figures identical to another unit of the same parent
   (:func:`energy_audit.outliers.copies.identical_within_groups`, group ``parent_id``).
-- ``STA-009`` (info): a metered figure rounder than chance, the institution's history and its
-  peers make likely (:func:`energy_audit.outliers.copies.round_numbers`).
+- ``STA-009`` (info): metered figures rounder than chance, the institution's history and its
+  peers make likely (:func:`energy_audit.outliers.copies.round_numbers`), jointly for the return.
 - ``STA-010``: a batch — a year's returns of one district or one parent body — whose pooled
   quantities' first-two digits are far from Benford's law
   (:func:`energy_audit.outliers.digits.benford_by_group`): Nigrini's MAD in "nonconformity"
   *and* a chi-square q-value (Benjamini-Hochberg over the batches) ≤ ``benford_q``. A finding
   of the batch: ``field`` is the column forming it (``district_code``, ``parent_id``),
   ``institution_id`` the parent body (null for a district, named in the message), ``value``
-  the MAD, ``expected_high`` the nonconformity bound 0.0022, priority 1 − q of the batch.
-  The test is scale invariant, so canonical units serve as well as the units reported. No
-  chart draws a batch yet (:func:`energy_audit.panel.evidence.write_evidence` records why in
-  its index); the numbers are in the message. The last-digit test
+  the MAD, ``expected_high`` the nonconformity bound 0.0022, priority
+  :func:`energy_audit.outliers.priority.priority_from_p` of the batch's q. The test is scale
+  invariant, so canonical units serve as well as the units reported. The last-digit test
   (:func:`energy_audit.outliers.digits.last_digit_by_group`) is not wired in: canonical
   figures converted from 万千瓦时 or 万立方米 end in zeros by the conversion, which would
   condemn every district whose institutions report in 万 units; use it on figures as reported.
+- ``STA-011``: a change of floor area or occupants on last year larger than the year's own
+  changes make likely (a ×10 typo in 建筑面积 or 用能人数 moves the intensities, not the totals).
+- ``STA-012``: floor area per person far from the peers, or changed unusually on last year.
+- ``STA-013``: the reported total differs from Σ items × coefficients beyond its rounding (and
+  beyond the coefficients some institutions use), and one item times one unit factor closes
+  the gap (:func:`_reconciliation`): close to proof of a slip, with the value that closes it.
 
 Priority
 --------
-Each method gives every return it could score one p-value (for a method scoring several
-columns, the smallest p times their number, Bonferroni; copies, which have no p-value, count with
-``copy_p`` where they fire). Per return the methods' p-values are combined with the Cauchy
-combination test (:func:`energy_audit.outliers.priority.cauchy_combination_by`; p-values above
-``combine_p_max`` are truncated to it), the combined p-values of all returns are turned into
-Benjamini-Hochberg q-values (:func:`energy_audit.outliers.priority.benjamini_hochberg`) and the
-priority is :func:`energy_audit.outliers.priority.priority_from_q`, 1 − q. Returns of equal q
-(BH q-values tie often) are told apart by their combined p: the priority is lowered by at most
-:data:`TIE_BREAK` in the order of the combined p, so :func:`q_value` (1 − priority) is the q-value
-to within 10⁻⁹. Every finding of a return carries the return's priority: a return hit by
-several methods has a smaller combined p and ranks higher.
+A return's pieces of evidence (one calibrated p-value per method and field) are combined with
+the weighted Cauchy combination test (:func:`energy_audit.outliers.priority.
+cauchy_combination_by`, :func:`_combined`): each method that scored the return weighs the same,
+and within a method an energy item weighs its expected share of the return's energy
+(materiality, :func:`_materiality`), so that the panel's hours go where the tonnes of coal
+equivalent are. The priority is a monotone map of the combined p
+(:func:`energy_audit.outliers.priority.priority_from_p`): the queue is in the order of the
+evidence and does not tie where the evidence differs. A Benjamini-Hochberg q-value is given only
+where the year's combined p-values pass an empirical-null check (:func:`_null_backed`: uniform
+above 0.2); otherwise the queue shows ranks only. On clean cities of every noise family the
+combined p-values are calibrated: p ≤ α for between α/2 and 2α of the returns
+(``tests/verify/test_statistical.py``, ``benchmarks/detection.py``).
 
-The panel asks for "the top N returns" with :func:`top_findings` and for "everything at a
-false-discovery rate q₀" with :func:`findings_at_fdr`; :func:`score_returns` gives the
-per-return table (p per method, combined p, q, priority) behind both.
+Returns whose combined p is at most ``report_p`` get findings: every piece of evidence with
+p ≤ ``finding_p``, the strongest one, and every suggested correction. The panel asks for "the
+top N returns" with :func:`top_findings`; :func:`score_returns` gives the per-return table (p
+per method, combined p, q, priority) behind it.
 
 References
 ----------
@@ -63,6 +79,8 @@ References
 .. [2] Liu, Y. and Xie, J. (2020). Cauchy combination test. JASA 115(529), 393-402.
 .. [3] Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate. J. R.
    Statist. Soc. B 57(1), 289-300.
+.. [4] Efron, B. (2004). Large-scale simultaneous hypothesis testing: the choice of a null
+   hypothesis. JASA 99(465), 96-104.
 """
 
 from __future__ import annotations
@@ -86,7 +104,11 @@ from energy_audit.outliers.calibration import exact_match_p, tail_p, window_p
 from energy_audit.outliers.copies import copied_figures, identical_within_groups, round_numbers
 from energy_audit.outliers.digits import NIGRINI_FIRST_TWO_MAD, benford_by_group
 from energy_audit.outliers.peer import MAD_TO_SIGMA, robust_peer_scores
-from energy_audit.outliers.priority import benjamini_hochberg, cauchy_combination_by
+from energy_audit.outliers.priority import (
+    benjamini_hochberg,
+    cauchy_combination_by,
+    priority_from_p,
+)
 from energy_audit.outliers.regression import expected_consumption
 from energy_audit.outliers.yoy import slip_factors_for, year_over_year_long
 from energy_audit.verify.settings import StatisticalSettings, VerifySettings
@@ -96,7 +118,6 @@ __all__ = [
     "STATISTICAL_RULES",
     "check_statistical",
     "evidence_data",
-    "priority_from_p",
     "score_returns",
     "top_findings",
 ]
@@ -1393,23 +1414,6 @@ def _analyse(
     return r, hits, table
 
 
-_PRIORITY_SCALE: Final = 3.0
-"""s₀ of :func:`priority_from_p`: a return at p = 10⁻³ has priority 0.5."""
-
-
-def priority_from_p(p: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Return the priority [0-1] of returns with combined p-values ``p``, in the order of p.
-
-    priority = s / (s + s₀), s = −log₁₀ p (p floored at 10⁻³⁰⁰), s₀ = 3: p = 0.05 → 0.30,
-    10⁻³ → 0.50, 10⁻⁶ → 0.67, 10⁻²⁷ → 0.90; null or NaN → 0. Monotone and without ties where
-    p differs, also far below 10⁻¹⁶ (where 1 − p is 1 in floating point).
-    """
-    values = np.asarray(p, dtype=np.float64)
-    s = -np.log10(np.clip(values, 1e-300, 1.0))
-    out = s / (s + _PRIORITY_SCALE)
-    return np.where(np.isfinite(values), out, 0.0)
-
-
 def _null_backed(p: npt.NDArray[np.float64], tolerance: float) -> bool:
     """Whether the combined p-values above 0.2 look uniform (Kolmogorov distance ≤ tolerance).
 
@@ -1521,7 +1525,7 @@ def score_returns(
         combined), ``p_combined`` (weighted Cauchy combination), ``q_value``
         (Benjamini-Hochberg over the year's returns, null unless the p-values pass the
         empirical-null check, ``null_check_tolerance``) and ``priority`` [0-1]
-        (:func:`priority_from_p`).
+        (:func:`energy_audit.outliers.priority.priority_from_p`).
     """
     s = _settings(settings)
     times = {} if timings is None else timings

@@ -2,14 +2,14 @@
 
 import numpy as np
 import polars as pl
-from polars.testing import assert_frame_equal
 import pytest
+from polars.testing import assert_frame_equal
 
 from energy_audit.outliers.priority import (
     benjamini_hochberg,
     cauchy_combination,
     cauchy_combination_by,
-    priority_from_q,
+    priority_from_p,
 )
 
 
@@ -59,4 +59,4 @@ def test_vectorised_combination_matches_the_function():
 
 
 def test_priority_orders_by_evidence():
-    assert priority_from_q([0.01, 0.5, np.nan]).tolist() == pytest.approx([0.99, 0.5, 0.0])
+    assert priority_from_p([1e-3, 1.0, np.nan]).tolist() == pytest.approx([0.5, 0.0, 0.0])

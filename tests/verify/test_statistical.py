@@ -9,6 +9,7 @@ import pytest
 
 from energy_audit.catalogue import all_rules
 from energy_audit.errors import UnusableInputError
+from energy_audit.outliers.priority import priority_from_p
 from energy_audit.synthetic import (
     NOISE_FAMILIES,
     STATISTICAL_DEFECT_KINDS,
@@ -21,7 +22,6 @@ from energy_audit.verify.statistical import (
     METHODS,
     STATISTICAL_RULES,
     check_statistical,
-    priority_from_p,
     score_returns,
     top_findings,
 )
