@@ -111,8 +111,9 @@ def findings_from_hits(
     hits : polars.DataFrame
         One row per problem. Required columns: ``institution_id``, ``message_zh``,
         ``message_en``. Optional: ``year``, ``field``, ``value``, ``expected_low``,
-        ``expected_high``, ``suggested_value``, ``priority``, ``source_file``, ``source_row``
-        and ``key`` (discriminator for :func:`finding_id`).
+        ``expected_high``, ``suggested_value``, ``priority``, ``source_file``, ``source_row``,
+        ``batch_id`` (null: :func:`energy_audit.verify.batches.fold_systemic` sets it) and
+        ``key`` (discriminator for :func:`finding_id`).
     priority : float, optional
         Priority [0-1] of every finding (default: the hits' ``priority`` column, else
         :data:`DEFAULT_PRIORITY` of the rule's severity).
@@ -135,6 +136,7 @@ def findings_from_hits(
         "suggested_value",
         "source_file",
         "source_row",
+        "batch_id",
         "key",
     ):
         if name not in frame.columns:
