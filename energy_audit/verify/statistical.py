@@ -1430,51 +1430,49 @@ def _null_backed(p: npt.NDArray[np.float64], tolerance: float) -> bool:
     return distance <= tolerance
 
 
-def _combined(units: pl.DataFrame) -> pl.DataFrame:
-    """Weighted Cauchy combination of each return's units: ``_row``, ``methods``, ``p_combined``.
+def _combined(units: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Weighted Cauchy combination of each return's units, per method and over the methods.
 
-    Weights: an item's materiality (:func:`_materiality`) within its method, normalised so
-    that each method that scored the return weighs 1 / (number of such methods). Each p-value
-    is truncated at 0.5 (a p-value near 1 has an unbounded negative Cauchy term that would
-    cancel real evidence elsewhere).
+    Within a method an energy item weighs its materiality (:func:`_materiality`), every other
+    field 1; the methods that scored a return weigh the same. Each p-value is truncated at 0.5
+    (a p-value near 1 has an unbounded negative Cauchy term that would cancel real evidence
+    elsewhere). The Cauchy statistic of a method's combination is the weighted mean of its
+    terms, so combining the methods' combined p-values with equal weights is the flat
+    combination of all units with the product weights.
+
+    Returns
+    -------
+    per_method : polars.DataFrame
+        ``_row``, ``method``, ``p_combined`` (the method's combined p-value).
+    combined : polars.DataFrame
+        ``_row``, ``methods`` (methods combined), ``p_combined``.
     """
     if units.is_empty():
-        return pl.DataFrame(
-            schema={"_row": pl.UInt32, "methods": pl.UInt32, "p_combined": pl.Float64}
-        )
-    weighted = units.with_columns(
-        (
-            pl.col("_w")
-            / pl.col("_w").sum().over("_row", "method")
-            / pl.col("method").n_unique().over("_row")
-        ).alias("_w"),
-        pl.col("p").clip(upper_bound=0.5).alias("_p"),
+        each = {"_row": pl.UInt32, "method": pl.String, "p_combined": pl.Float64}
+        empty = {"_row": pl.UInt32, "methods": pl.UInt32, "p_combined": pl.Float64}
+        return pl.DataFrame(schema=each), pl.DataFrame(schema=empty)
+    clipped = units.with_columns(pl.col("p").clip(upper_bound=0.5))
+    per_method = cauchy_combination_by(clipped, "p", ["_row", "method"], weight="_w").drop(
+        "methods"
     )
-    return cauchy_combination_by(weighted, "_p", ["_row"], weight="_w").with_columns(
+    combined = cauchy_combination_by(per_method, "p_combined", ["_row"]).with_columns(
         pl.col("methods").cast(pl.UInt32)
     )
+    return per_method, combined
 
 
 def _priorities(r: pl.DataFrame, units: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
     """Combine each return's evidence (:func:`_combined`): combined p, q where backed, priority."""
-    table = r.select("_row", *_KEY)
-    combined = _combined(units)
-    if units.is_empty():
-        per_method = pl.DataFrame(schema={"_row": pl.UInt32})
-    else:
-        per_method = (
-            units.group_by("_row", "method")
-            .agg(pl.col("p").min())
-            .pivot(on="method", index="_row", values="p")
-        )
-    table = table.join(per_method, on="_row", how="left").join(combined, on="_row", how="left")
+    per_method, combined = _combined(units)
     ran = [m for m in METHODS if getattr(st, m)]
-    table = table.select(
-        "_row",
-        *_KEY,
-        *(pl.col(m) if m in table.columns else pl.lit(None, pl.Float64).alias(m) for m in ran),
-        "methods",
-        "p_combined",
+    wide = per_method.group_by("_row").agg(
+        pl.col("p_combined").filter(pl.col("method") == m).first().alias(m) for m in ran
+    )
+    table = (
+        r.select("_row", *_KEY)
+        .join(wide, on="_row", how="left")
+        .join(combined, on="_row", how="left")
+        .select("_row", *_KEY, *ran, "methods", "p_combined")
     )
     p = table["p_combined"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     q = (
@@ -1519,10 +1517,10 @@ def score_returns(
     -------
     polars.DataFrame
         One row per return with an institution and year, in the order of ``returns``:
-        ``institution_id``, ``year``, the smallest calibrated p-value of each method that
-        scored it (columns named as :data:`METHODS`; null where the method could not score
-        the return or, for copies, siblings and slips, found nothing), ``methods`` (p-values
-        combined), ``p_combined`` (weighted Cauchy combination), ``q_value``
+        ``institution_id``, ``year``, the combined p-value of each method that scored it
+        (columns named as :data:`METHODS`; null where the method could not score the return
+        or, for copies, siblings and slips, found nothing), ``methods`` (methods combined),
+        ``p_combined`` (weighted Cauchy combination), ``q_value``
         (Benjamini-Hochberg over the year's returns, null unless the p-values pass the
         empirical-null check, ``null_check_tolerance``) and ``priority`` [0-1]
         (:func:`energy_audit.outliers.priority.priority_from_p`).
