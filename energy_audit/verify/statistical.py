@@ -743,6 +743,29 @@ def _slip_windows(
     )
 
 
+def _against_last_year(st: StatisticalSettings) -> tuple[list[pl.Expr], list, list]:
+    """Give the columns and message starts of a finding on a change on last year.
+
+    Returns the finding's ``_row``, ``field``, ``value`` and the band around last year's value
+    (``expected_low`` / ``expected_high``, ± ``yoy_band_pct``), and the Chinese and English
+    start "<item> <value>, last year (<year>) <previous>" of its messages.
+    """
+    name, name_en = _item_names("column")
+    band = 1.0 + st.yoy_band_pct / 100.0
+    columns = [
+        pl.col("_row"),
+        pl.col("column").alias("field"),
+        pl.col("value"),
+        (pl.col("previous") / band).alias("expected_low"),
+        (pl.col("previous") * band).alias("expected_high"),
+    ]
+    zh = [name, pl.lit(" "), _num(pl.col("value")), pl.lit("，上年（"), pl.col("previous_year"),
+          pl.lit("）"), _num(pl.col("previous"))]  # fmt: skip
+    en = [name_en, pl.lit(" "), _num(pl.col("value")), pl.lit(", last year ("),
+          pl.col("previous_year"), pl.lit(") "), _num(pl.col("previous"))]  # fmt: skip
+    return columns, zh, en
+
+
 def _slips(
     r: pl.DataFrame,
     long: pl.DataFrame,
@@ -774,29 +797,22 @@ def _slips(
         ).alias("is_slip")
     )
     slips = windows.filter(pl.col("is_slip")).with_columns(pl.col("window_p").alias("p"))
-    name, name_en = _item_names("column")
+    columns, start_zh, start_en = _against_last_year(st)
     p_zh, p_en = _p_text(pl.col("p"))
     ratio = pl.col("ratio").round(4).cast(pl.String)
-    band = 1.0 + st.yoy_band_pct / 100.0
     hit = slips.filter(pl.col("p") <= st.report_p).select(
-        "_row",
-        pl.col("column").alias("field"),
-        "value",
-        (pl.col("previous") / band).alias("expected_low"),
-        (pl.col("previous") * band).alias("expected_high"),
+        *columns,
         "suggested_value",
         "p",
         pl.concat_str(
-            name, pl.lit(" "), _num(pl.col("value")), pl.lit("，上年（"), pl.col("previous_year"),
-            pl.lit("）"), _num(pl.col("previous")), pl.lit("，之比 "), ratio,
+            *start_zh, pl.lit("，之比 "), ratio,
             pl.lit(" 在单位换算倍数 "), _num(pl.col("slip_factor")), pl.lit(" 的窗口内（±"),
             (pl.col("half_width") * 100).round(1).cast(pl.String),
             pl.lit("%，按本年变化幅度确定），建议值 "), _num(pl.col("suggested_value")), p_zh,
         ).alias("message_zh"),
         pl.concat_str(
-            name_en, pl.lit(" "), _num(pl.col("value")), pl.lit(", last year ("),
-            pl.col("previous_year"), pl.lit(") "), _num(pl.col("previous")), pl.lit(", ratio "),
-            ratio, pl.lit(" inside the window of the unit factor "), _num(pl.col("slip_factor")),
+            *start_en, pl.lit(", ratio "), ratio, pl.lit(" inside the window of the unit factor "),
+            _num(pl.col("slip_factor")),
             pl.lit(" (±"), (pl.col("half_width") * 100).round(1).cast(pl.String),
             pl.lit(" %, sized by this year's changes); suggested "),
             _num(pl.col("suggested_value")), p_en,
@@ -829,26 +845,16 @@ def _changes(
     shown = items.filter(pl.col("p") <= st.report_p).join(
         explained, on=["_row", "column"], how="anti"
     )
-    name, name_en = _item_names("column")
+    columns, start_zh, start_en = _against_last_year(st)
     p_zh, p_en = _p_text(pl.col("p"))
     change = ((pl.col("ratio") - 1.0) * 100.0).round(1).cast(pl.String)
-    band = 1.0 + st.yoy_band_pct / 100.0
     hit = shown.select(
-        "_row",
-        pl.col("column").alias("field"),
-        "value",
-        (pl.col("previous") / band).alias("expected_low"),
-        (pl.col("previous") * band).alias("expected_high"),
+        *columns,
         "p",
-        pl.concat_str(
-            name, pl.lit(" "), _num(pl.col("value")), pl.lit("，上年（"), pl.col("previous_year"),
-            pl.lit("）"), _num(pl.col("previous")), pl.lit("，变化 "), change, pl.lit("%"), p_zh,
-        ).alias("message_zh"),
-        pl.concat_str(
-            name_en, pl.lit(" "), _num(pl.col("value")), pl.lit(", last year ("),
-            pl.col("previous_year"), pl.lit(") "), _num(pl.col("previous")),
-            pl.lit(", change "), change, pl.lit(" %"), p_en,
-        ).alias("message_en"),
+        pl.concat_str(*start_zh, pl.lit("，变化 "), change, pl.lit("%"), p_zh).alias("message_zh"),
+        pl.concat_str(*start_en, pl.lit(", change "), change, pl.lit(" %"), p_en).alias(
+            "message_en"
+        ),
     )  # fmt: skip
     return {rule: hit}, _units(items, method, pl.col("column"))
 
