@@ -41,7 +41,7 @@ __all__ = [
 
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
-MAD_TO_SIGMA: Final = 1.4826
+MAD_TO_SIGMA: Final = 1.482602218505602
 """Factor making the MAD a consistent estimator of σ for normal data: 1 / Φ⁻¹(3/4) ≈ 1.4826
 (Rousseeuw & Croux 1993)."""
 

@@ -84,6 +84,7 @@ from scipy import special
 from energy_audit import contract
 from energy_audit.errors import SettingsError, UnusableInputError
 from energy_audit.factors import TableSource, density_kg_per_l
+from energy_audit.outliers.peer import MAD_TO_SIGMA
 
 __all__ = [
     "DECIMAL_SLIP_FACTORS",
@@ -108,8 +109,6 @@ DEFAULT_TOLERANCE: Final = 0.15
 DEFAULT_MIN_GROUP_SIZE: Final = 10
 """Default smallest number of log-ratios of a peer group for its own median and MAD."""
 
-MAD_TO_SD: Final = 1.482602218505602
-"""1 / Φ⁻¹(0.75): the MAD of a normal sample times this estimates its standard deviation."""
 
 MEAN_AD_TO_SD: Final = math.sqrt(math.pi / 2.0)
 """√(π/2): the mean absolute deviation of a normal sample times this estimates its SD."""
@@ -481,7 +480,7 @@ def _robust_stats(
             pl.col(v).count().alias(f"__ea_{tag}_n_{v}"),
             pl.col(v).median().alias(f"__ea_{tag}_med_{v}"),
             pl.when(mad > 0)
-            .then(mad * MAD_TO_SD)
+            .then(mad * MAD_TO_SIGMA)
             .otherwise(mean_ad * MEAN_AD_TO_SD)
             .alias(f"__ea_{tag}_sd_{v}"),
         ]

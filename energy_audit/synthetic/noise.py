@@ -43,6 +43,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from energy_audit.outliers.peer import MAD_TO_SIGMA
+
 __all__ = [
     "NOISE_FAMILIES",
 ]
@@ -87,7 +89,7 @@ _STEP_SPREAD: Final[Mapping[str, float]] = MappingProxyType(
 )
 _T_DF: Final = 3
 #: Robust spread of Student-t with 3 degrees of freedom: 1.4826 × its 75 % quantile (0.76489).
-_T3_ROBUST_SPREAD: Final = 1.4826 * 0.7648923284043447
+_T3_ROBUST_SPREAD: Final = MAD_TO_SIGMA * 0.7648923284043447
 #: Largest yearly step of a log level: ln 3 (a clean figure changes by at most × 3 a year).
 _MAX_STEP: Final = math.log(3.0)
 

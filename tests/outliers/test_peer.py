@@ -23,11 +23,11 @@ OUTLIER_ROW = 4
 # log deviations |ln(v / 110)| sorted are 0 (110), 0.0445 (115), 0.0465 (105), 0.0870 (120),
 # 0.1278 (125), 0.1466 (95), 0.1671 (130), 0.2007 (90), 0.2578 (85), 0.3185 (80), 6.8124
 # (100,000): the 6th is ln(110 / 95) = 0.146603, so MAD = 0.146603 and
-# scale = 1.4826 × 0.146603 = 0.217354; the outlier's score is ln(100,000 / 110) / 0.217354
-# = 6.812445 / 0.217354 = 31.343.
+# scale = 1.482602 × 0.146603 = 0.217355; the outlier's score is ln(100,000 / 110) / 0.217355
+# = 6.812445 / 0.217355 = 31.343.
 MEDIAN = 110.0
 MAD = math.log(110 / 95)
-SCALE = 1.4826 * MAD
+SCALE = 1.482602218505602 * MAD  # 1 / Φ⁻¹(3/4)
 OUTLIER_SCORE = math.log(100_000 / 110) / SCALE
 
 
@@ -38,7 +38,7 @@ def one_group() -> pl.DataFrame:
 def test_hand_made_group_median_mad_and_scores() -> None:
     out = robust_peer_scores(one_group(), "kwh", [["sector"]])
     assert round(MAD, 6) == 0.146603
-    assert round(SCALE, 6) == 0.217354
+    assert round(SCALE, 6) == 0.217355
     assert round(OUTLIER_SCORE, 3) == 31.343
     assert out["peer_median"].to_list() == pytest.approx([MEDIAN] * 11, rel=1e-12)
     assert out["peer_scale"].to_list() == pytest.approx([SCALE] * 11, rel=1e-12)

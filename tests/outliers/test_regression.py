@@ -31,8 +31,8 @@ THUE_MORSE = [1, -1, -1, 1, -1, 1, 1, -1]
 X = [float(v) for v in range(1, 10)]
 Y = [1 + 2 * x + 0.1 * e for x, e in zip(X, THUE_MORSE, strict=False)] + [1 + 2 * 9 + 100]
 # Residuals at (1, 2): ±0.1 (eight) and 100; median 0.1, absolute deviations from it 0 (four),
-# 0.2 (four) and 99.9, whose median is 0.2: scale s = 1.4826 × 0.2 = 0.29652.
-SCALE = 1.4826 * 0.2
+# 0.2 (four) and 99.9, whose median is 0.2: scale s = 1.482602 × 0.2 = 0.296520.
+SCALE = 1.482602218505602 * 0.2  # 1 / Φ⁻¹(3/4)
 # Every clean residual is 0.1 in size, so all eight get the same bisquare weight
 # w = (1 − u²)², u = 0.1 / (4.685 s), and the outlier (u ≫ 1) gets 0: the fit is least squares
 # on the eight clean rows, i.e. exactly 1 + 2x. Their leverage is that of ordinary least
@@ -49,7 +49,7 @@ def tiny() -> pl.DataFrame:
 def test_tiny_fit_by_hand() -> None:
     fit = fit_expected_consumption(tiny(), "y", numeric=["x"], categorical=[], log=False)
     assert dict(fit.coefficients) == pytest.approx({"intercept": 1.0, "x": 2.0}, abs=1e-7)
-    assert fit.scale == pytest.approx(0.29652, rel=1e-7)
+    assert fit.scale == pytest.approx(0.29652044, rel=1e-7)
     assert (fit.n, fit.df_resid, fit.weights_zero) == (9, 7, 1)
     assert fit.converged
     assert fit.unscaled_covariance.shape == (2, 2)

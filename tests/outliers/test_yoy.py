@@ -15,10 +15,10 @@ from scipy import stats
 
 from energy_audit.errors import SettingsError, UnusableInputError
 from energy_audit.factors import ITEM_COLUMNS, density_kg_per_l
+from energy_audit.outliers.peer import MAD_TO_SIGMA
 from energy_audit.outliers.yoy import (
     DECIMAL_SLIP_FACTORS,
     LONG_COLUMNS,
-    MAD_TO_SD,
     MEAN_AD_TO_SD,
     slip_factors_for,
     year_over_year,
@@ -274,7 +274,7 @@ def test_robust_z_is_the_modified_z_score() -> None:
     # log-ratios 0, 0.1, -0.1, 0.2, 2: median 0.1, |deviations| 0.1, 0, 0.2, 0.1, 1.9 → MAD 0.1
     out = year_over_year(five_changes([0.0, 0.1, -0.1, 0.2, 2.0]), ["electricity_kwh"])
     z = out.filter(pl.col("year") == 2023)["yoy_electricity_kwh_z"].to_list()
-    scale = 0.1 * MAD_TO_SD
+    scale = 0.1 * MAD_TO_SIGMA
     expected = [(lr - 0.1) / scale for lr in (0.0, 0.1, -0.1, 0.2, 2.0)]
     assert z == pytest.approx(expected)
     p = out.filter(pl.col("year") == 2023)["yoy_electricity_kwh_p"].to_list()
