@@ -24,7 +24,8 @@ ratio
     current / previous, defined when previous > 0 and current ≥ 0 (never ``inf``); the
     log-ratio ln(ratio) when ratio > 0.
 slip factor
-    Among the candidate factors fₖ of the column (:func:`slip_factors_for`), the one nearest to
+    Among the candidate factors fₖ of the column (``slip_factors``; the domain's table per
+    column is :func:`energy_audit.slips.slip_factors_for`), the one nearest to
     the ratio, provided |ln ratio − ln fₖ| ≤ tolerance · |ln fₖ|. The tolerance is relative to
     the factor's own log, so it is wide for large factors and narrow for the density factors
     near 1 (tolerance 0.15: 10 matches ratios 7.08-14.1, 1,000 matches 355-2,818, 10,000
@@ -81,9 +82,7 @@ import numpy.typing as npt
 import polars as pl
 from scipy import special
 
-from energy_audit import contract
 from energy_audit.errors import SettingsError, UnusableInputError
-from energy_audit.factors import TableSource, density_kg_per_l
 from energy_audit.outliers.peer import MAD_TO_SIGMA
 
 __all__ = [
@@ -91,7 +90,6 @@ __all__ = [
     "DEFAULT_MIN_GROUP_SIZE",
     "DEFAULT_TOLERANCE",
     "LONG_COLUMNS",
-    "slip_factors_for",
     "year_over_year",
     "year_over_year_long",
 ]
@@ -338,54 +336,9 @@ def with_previous(
 # Slip factors
 
 
-def slip_factors_for(column: str, coefficients: TableSource | None = None) -> tuple[float, ...]:
-    """Unit-slip factors a ratio to last year is compared with, for one returns column.
-
-    Every column gets :data:`DECIMAL_SLIP_FACTORS` (10ᵏ, k = ±1…±4; 1,000 and 1/1,000 cover
-    MJ typed for GJ and kg typed for t). A litre column of the data contract (unit ``l`` with
-    an energy ``item``: ``gasoline_l``, ``diesel_l``) also gets the item's density d [kg/L]
-    and 1/d: kilograms typed under litres give a ratio d (gasoline 0.73, diesel 0.85;
-    domain.md §2, §6), and the reverse 1/d.
-
-    Parameters
-    ----------
-    column : str
-        Column name; columns outside the returns contract get the decimal factors only.
-    coefficients : str, os.PathLike, polars.DataFrame, polars.LazyFrame or None
-        Coefficient table giving the densities
-        (:func:`energy_audit.factors.density_kg_per_l`); ``None`` for the packaged one.
-
-    Returns
-    -------
-    tuple of float
-        The factors, ascending.
-
-    Raises
-    ------
-    SettingsError
-        If the coefficient table is unusable or lacks the item's density.
-
-    Examples
-    --------
-    >>> slip_factors_for("electricity_kwh")
-    (0.0001, 0.001, 0.01, 0.1, 10.0, 100.0, 1000.0, 10000.0)
-    >>> [round(f, 4) for f in slip_factors_for("gasoline_l")[4:6]]
-    [0.73, 1.3699]
-    """
-    factors = list(DECIMAL_SLIP_FACTORS)
-    returns = contract.table("returns")
-    if column in returns.names:
-        spec = returns.column(column)
-        if spec.unit == "l" and spec.item is not None:
-            density = density_kg_per_l(coefficients, spec.item)
-            factors += [density, 1.0 / density]
-    return tuple(sorted(factors))
-
-
 def _factors_by_column(
     columns: Sequence[str],
     slip_factors: Sequence[float] | Mapping[str, Sequence[float]] | None,
-    coefficients: TableSource | None,
 ) -> dict[str, tuple[float, ...]]:
     if slip_factors is None or isinstance(slip_factors, Mapping):
         given = dict(slip_factors or {})
@@ -395,9 +348,7 @@ def _factors_by_column(
                 f"slip_factors 中有不在 columns 中的列：{unknown}",
                 f"slip_factors names column(s) not in columns: {unknown}",
             )
-        out = {
-            c: tuple(given[c]) if c in given else slip_factors_for(c, coefficients) for c in columns
-        }
+        out = {c: tuple(given[c]) if c in given else DECIMAL_SLIP_FACTORS for c in columns}
     else:
         out = {c: tuple(slip_factors) for c in columns}
     for c, factors in out.items():
@@ -531,7 +482,6 @@ def year_over_year(
     tolerance: float = DEFAULT_TOLERANCE,
     groups: str | Sequence[str] | None = None,
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
-    coefficients: TableSource | None = None,
     prefix: str = "yoy_",
 ) -> FrameT:
     """Add each quantity's change on the previous return, its unit-slip signature and p-value.
@@ -554,9 +504,10 @@ def year_over_year(
         ``frame`` itself are used as well; for an (institution, year) in both, ``history``
         wins.
     slip_factors : sequence of float, or mapping of str to sequence of float, optional
-        Candidate unit-slip factors. ``None``: :func:`slip_factors_for` of each column (10ᵏ
-        for k = ±1…±4, plus the density d and 1/d for the contract's litre columns). A
-        sequence: those factors for every column. A mapping: per column, the others default.
+        Candidate unit-slip factors. ``None``: :data:`DECIMAL_SLIP_FACTORS` (10ᵏ for
+        k = ±1…±4) for every column. A sequence: those factors for every column. A mapping:
+        per column, the others default (:func:`energy_audit.slips.slip_factors_for` gives the
+        returns columns' factors, with the fuel densities for the litre columns).
     tolerance : float, default 0.15
         Largest |ln ratio − ln factor| / |ln factor| of a match (module docstring).
     groups : str or sequence of str, optional
@@ -565,9 +516,6 @@ def year_over_year(
         log-ratios, else within the year.
     min_group_size : int, default 10
         Smallest group with its own median and MAD.
-    coefficients : str, os.PathLike, polars.DataFrame, polars.LazyFrame or None
-        Coefficient table giving the fuel densities (``None``: packaged, gasoline 0.73 and
-        diesel 0.85 kg/L).
     prefix : str, default "yoy_"
         Prefix of the added columns.
 
@@ -643,7 +591,7 @@ def year_over_year(
             f"输入数据缺少分组列 {'、'.join(missing)}",
             f"frame lacks group column(s) {', '.join(missing)}",
         )
-    factors = _factors_by_column(names, slip_factors, coefficients)
+    factors = _factors_by_column(names, slip_factors)
 
     added = [f"{prefix}previous_year"] + [f"{prefix}{c}_{s}" for c in names for s in _PER_COLUMN]
     kept = [c for c in schema.names() if c not in added]
@@ -712,7 +660,6 @@ def year_over_year_long(
     tolerance: float = DEFAULT_TOLERANCE,
     groups: str | Sequence[str] | None = None,
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
-    coefficients: TableSource | None = None,
 ) -> FrameT:
     """Year-over-year change as one row per return and quantity column (for findings).
 
@@ -720,8 +667,7 @@ def year_over_year_long(
 
     Parameters
     ----------
-    frame, columns, key, year, history, slip_factors, tolerance, groups, min_group_size, \
-coefficients
+    frame, columns, key, year, history, slip_factors, tolerance, groups, min_group_size
         As in :func:`year_over_year`.
 
     Returns
@@ -766,7 +712,6 @@ coefficients
         tolerance=tolerance,
         groups=groups,
         min_group_size=min_group_size,
-        coefficients=coefficients,
         prefix=prefix,
     )
     if isinstance(frame, pl.DataFrame):  # computed once, not once per column

@@ -20,7 +20,7 @@ chance of every figure repeating to its precision (from the density of changes n
   district and heat billing expects (:func:`energy_audit.outliers.regression.expected_consumption`,
   fitted per item and year). ``expected_low`` / ``expected_high``: the prediction interval.
 - ``STA-005``: the change on last year (of an item, the floor area or the occupants) falls in a
-  unit-slip window (10ᵏ, fuel densities; :func:`energy_audit.outliers.yoy.slip_factors_for`)
+  unit-slip window (10ᵏ, fuel densities; :func:`energy_audit.slips.slip_factors_for`)
   sized by the measured noise of that item's changes (:func:`_slip_windows`), and the
   suggested value (the figure ÷ the factor) falls inside the model's prediction interval where
   the model scored the figure. A change that undoes last year's slip is not flagged (last year
@@ -110,7 +110,8 @@ from energy_audit.outliers.priority import (
     priority_from_p,
 )
 from energy_audit.outliers.regression import expected_consumption
-from energy_audit.outliers.yoy import slip_factors_for, year_over_year_long
+from energy_audit.outliers.yoy import year_over_year_long
+from energy_audit.slips import slip_factors_for
 from energy_audit.verify.settings import StatisticalSettings, VerifySettings
 
 __all__ = [
@@ -1355,6 +1356,7 @@ def _analyse(
         r.select("_row", *_KEY, *yoy_columns),
         yoy_columns,
         history=None if h is None else h.select(*_KEY, *yoy_columns),
+        slip_factors={c: slip_factors_for(c, coefficients) for c in yoy_columns},
         tolerance=st.yoy_tolerance,
     )
     long = long.rename({"row_index": "_row"}).select(

@@ -20,10 +20,10 @@ from energy_audit.outliers.yoy import (
     DECIMAL_SLIP_FACTORS,
     LONG_COLUMNS,
     MEAN_AD_TO_SD,
-    slip_factors_for,
     year_over_year,
     year_over_year_long,
 )
+from energy_audit.slips import slip_factors_for
 from energy_audit.synthetic import make_directory, make_returns
 
 QUANTITIES = [*ITEM_COLUMNS.values(), "water_m3"]
@@ -88,15 +88,20 @@ def test_kg_for_t_of_coal_is_a_factor_1000() -> None:
 def test_kilograms_of_fuel_typed_under_litres_match_the_density(column: str, item: str) -> None:
     density = density_kg_per_l(None, item)  # 0.73 gasoline, 0.85 diesel (factors table)
     litres = 8_000.0
+    fuel = {column: slip_factors_for(column)}
     out = year_over_year(
-        returns([("A", 2022, litres), ("A", 2023, litres * density)], column), [column]
+        returns([("A", 2022, litres), ("A", 2023, litres * density)], column),
+        [column],
+        slip_factors=fuel,
     )
     row = row_of(out, "A", 2023)
     assert row[f"yoy_{column}_slip"] == pytest.approx(density)
     assert row[f"yoy_{column}_suggested"] == pytest.approx(litres)
     # and the reverse (litres where kilograms were typed last year): 1 / density
     back = year_over_year(
-        returns([("A", 2022, litres * density), ("A", 2023, litres)], column), [column]
+        returns([("A", 2022, litres * density), ("A", 2023, litres)], column),
+        [column],
+        slip_factors=fuel,
     )
     assert row_of(back, "A", 2023)[f"yoy_{column}_slip"] == pytest.approx(1 / density)
 
@@ -202,6 +207,7 @@ def test_the_return_two_back_tells_which_year_slipped_despite_ordinary_changes()
         returns([("A", 2021, 1_000.0), ("A", 2022, 1_040.0), ("A", 2023, 1_040.0 * 0.73 * 0.98)],
                 "gasoline_l"),
         ["gasoline_l"],
+        slip_factors={"gasoline_l": slip_factors_for("gasoline_l")},
     )  # fmt: skip
     row = row_of(this_year, "A", 2023)
     assert row["yoy_gasoline_l_slip"] == pytest.approx(0.73)
@@ -211,6 +217,7 @@ def test_the_return_two_back_tells_which_year_slipped_despite_ordinary_changes()
         returns([("A", 2021, 1_000.0), ("A", 2022, 730.0 * 1.03), ("A", 2023, 1_010.0)],
                 "gasoline_l"),
         ["gasoline_l"],
+        slip_factors={"gasoline_l": slip_factors_for("gasoline_l")},
     )  # fmt: skip
     assert row_of(last_year, "A", 2022)["yoy_gasoline_l_slip"] == pytest.approx(0.73)
     row = row_of(last_year, "A", 2023)
@@ -353,11 +360,13 @@ def test_dataframe_and_lazyframe_give_the_same_result_and_input_is_unchanged() -
 def test_long_shape_holds_the_same_numbers() -> None:
     frame = small_city()
     cols = ["electricity_kwh", "gasoline_l"]
-    wide = year_over_year(frame, cols)
-    long = year_over_year_long(frame, cols)
+    factors = {c: slip_factors_for(c) for c in cols}
+    wide = year_over_year(frame, cols, slip_factors=factors)
+    long = year_over_year_long(frame, cols, slip_factors=factors)
     assert long.columns == ["institution_id", "year", *LONG_COLUMNS]
     assert long.height == frame.height * 2
-    assert_frame_equal(year_over_year_long(frame.lazy(), cols).collect(), long)
+    lazy = year_over_year_long(frame.lazy(), cols, slip_factors=factors)
+    assert_frame_equal(lazy.collect(), long)
     names = (
         "previous",
         "ratio",
@@ -477,7 +486,9 @@ def slip_recall(seed: int) -> pl.DataFrame:
     """Per slip kind: injected cells, cells whose right factor was found, and the same for the
     cells YoY can see (the two previous returns of the institution clean in that field)."""
     frame, truth = city(seed)
-    long = year_over_year_long(frame, QUANTITIES)
+    long = year_over_year_long(
+        frame, QUANTITIES, slip_factors={c: slip_factors_for(c) for c in QUANTITIES}
+    )
     found = (
         long.filter(pl.col("slip_factor").is_not_null())
         .group_by("institution_id", "year", pl.col("column").alias("field"))
@@ -535,7 +546,9 @@ def test_synthetic_unit_slips_are_found_with_the_right_factor(seed: int) -> None
 @pytest.mark.parametrize("seed", SEEDS)
 def test_synthetic_yoy_jumps_have_small_p(seed: int) -> None:
     frame, truth = city(seed)
-    long = year_over_year_long(frame, QUANTITIES)
+    long = year_over_year_long(
+        frame, QUANTITIES, slip_factors={c: slip_factors_for(c) for c in QUANTITIES}
+    )
     jumps = truth.filter(pl.col("defect") == "yoy_jump").join(
         long,
         left_on=["institution_id", "year", "field"],
