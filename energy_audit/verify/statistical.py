@@ -69,7 +69,8 @@ combined p-values are calibrated: p ≤ α for between α/2 and 2α of the retur
 (``tests/verify/test_statistical.py``, ``benchmarks/detection.py``).
 
 Returns whose combined p is at most ``report_p`` get findings: every piece of evidence with
-p ≤ ``finding_p``, the strongest one, and every suggested correction. The panel asks for "the
+p ≤ ``finding_p`` and the strongest one; a suggested correction (STA-005, STA-013) is shown
+wherever its own p ≤ ``report_p``. The panel asks for "the
 top N returns" with :func:`top_findings`; :func:`score_returns` gives the per-return table (p
 per method, combined p, q, priority) behind it.
 
@@ -300,8 +301,8 @@ _PEER: Final = (
 _DENSITY: Final = (R_DENSITY, "m2_per_occupant", "人均建筑面积", "floor area per person", "m²")
 _SIZES: Final = ("building_area_m2", "occupants")
 _SUGGESTING: Final = frozenset({"STA-005", "STA-013"})
-"""Rules whose findings carry a suggested correction: in a listed return they are always
-shown, being the explanation the panel acts on."""
+"""Rules whose findings carry a suggested correction: shown wherever their own evidence has
+p ≤ ``report_p``, listed return or not, being what the panel acts on."""
 
 _NAMES: Final = {
     "electricity_kwh": ("电力", "electricity", "kWh"),
@@ -1571,8 +1572,9 @@ def check_statistical(
     polars.DataFrame
         Findings (data contract §5) of :data:`STATISTICAL_RULES`, highest priority first:
         for each return whose combined p-value is at most ``report_p``, every piece of
-        evidence with a p-value at most ``finding_p`` and always its strongest one. Every
-        finding of a return carries the return's priority (module docstring).
+        evidence with a p-value at most ``finding_p`` and always its strongest one; and
+        every suggested correction whose own p-value is at most ``report_p``. Every finding
+        of a return carries the return's priority (module docstring).
 
     Raises
     ------
@@ -1590,6 +1592,7 @@ def check_statistical(
         return batches
     ranked = _priorities(r, units, st)
     listed = ranked.filter(pl.col("p_combined") <= st.report_p).select("_row", "priority")
+    everyone = ranked.select("_row", "priority")
     strongest = units.group_by("_row").agg(pl.col("p").min().alias("_best"))
     duplicated = r.select("_row", pl.struct(*_KEY).is_duplicated().alias("_dup"))
     rows = r.select("_row", *_KEY, "source_file", "source_row").join(duplicated, on="_row")
@@ -1597,14 +1600,17 @@ def check_statistical(
     for rule in STATISTICAL_RULES:
         if rule not in hits:
             continue
+        # a suggested correction is shown wherever its own evidence is (p ≤ report_p): the
+        # panel acts on it even when the rest of the return is unremarkable
+        suggesting = rule.rule_id in _SUGGESTING
         hit = (
             hits[rule]
-            .join(listed, on="_row", how="inner")
+            .join(everyone if suggesting else listed, on="_row", how="inner")
             .join(strongest, on="_row", how="left")
             .filter(
                 (pl.col("p") <= st.finding_p)
                 | (pl.col("p") <= pl.col("_best"))
-                | pl.lit(rule.rule_id in _SUGGESTING)
+                | pl.lit(suggesting)
             )
             .join(rows, on="_row", how="left")
             .with_columns(

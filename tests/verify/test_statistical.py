@@ -9,6 +9,7 @@ import pytest
 
 from energy_audit.catalogue import all_rules
 from energy_audit.errors import UnusableInputError
+from energy_audit.factors import kgce_per_canonical_unit
 from energy_audit.outliers.priority import priority_from_p
 from energy_audit.synthetic import (
     NOISE_FAMILIES,
@@ -378,3 +379,86 @@ def test_a_district_of_made_up_figures_fails_the_digit_test_and_clean_ones_pass(
     off = dataclasses.replace(StatisticalSettings(), digits=False)
     quiet = check_statistical(batch, directory=directory, history=history, settings=off)
     assert "STA-010" not in set(quiet["rule_id"])
+
+
+def _with_own_total(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add the institution's own total [tce], from its figures, to two decimals."""
+    coef = kgce_per_canonical_unit(None, 2024)
+    kgce = sum(pl.col(c) * coef[c] for c in ("electricity_kwh", "natural_gas_m3", "gasoline_l"))
+    return frame.with_columns((kgce / 1000.0).round(2).alias("reported_total_tce"))
+
+
+def test_the_one_item_that_closes_the_total_is_named_with_its_value():
+    directory, current, history = _city()
+    current = _with_own_total(current)  # totals from the true figures
+    litres = current["gasoline_l"][8]
+    density = 0.745  # this delivery's, not the nominal 0.73 (domain.md §2)
+    current = _set(current, 8, gasoline_l=round(litres * density, 2))  # kg typed under litres
+    findings = check_statistical(current, directory=directory, history=history)
+    hit = findings.filter((pl.col("rule_id") == "STA-013") & (pl.col("institution_id") == "I008"))
+    assert hit.height == 1 and hit["field"][0] == "gasoline_l"
+    # the closing value: v + gap / c, the litres before rounding the total to 0.01 tce
+    # (gasoline 1.4714 kgce/kg × 0.73 kg/L = 1.0741 kgce/L: ±5 kgce of rounding ≈ ±4.7 L)
+    assert hit["suggested_value"][0] == pytest.approx(litres, abs=5.0)
+    assert "0.73" in hit["message_zh"][0] and "汽油" in hit["message_zh"][0]
+    # the others' totals add up: no closure anywhere else
+    assert set(findings.filter(pl.col("rule_id") == "STA-013")["institution_id"]) == {"I008"}
+
+
+def test_area_typed_ten_times_is_found_with_its_correction():
+    directory, current, history = _city()
+    area = current["building_area_m2"][14]
+    current = _set(current, 14, building_area_m2=area * 10)
+    findings = check_statistical(current, directory=directory, history=history)
+    # (with 60 returns no calibrated p-value goes below 1/61: STA-011's own evidence is weak
+    # here, the slip window and the peers carry it)
+    assert "STA-005" in _rules(findings, "I014")
+    slip = findings.filter((pl.col("rule_id") == "STA-005") & (pl.col("institution_id") == "I014"))
+    assert slip["field"][0] == "building_area_m2"
+    assert slip["suggested_value"][0] == pytest.approx(area)
+    assert findings["institution_id"][0] == "I014"
+
+
+def test_copies_match_through_a_unit_conversion():
+    directory, current, history = _city()
+    # history kept in 万千瓦时 and read back: 19.2477 万 → 192476.99999999997 kWh
+    row = history.row(11, named=True)
+    history = _set(history, 11, electricity_kwh=19.2477 * 10_000, water_m3=row["water_m3"])
+    assert history["electricity_kwh"][11] != 192_477.0
+    copied = {
+        c: history.row(11, named=True)[c]
+        for c in current.columns
+        if c.endswith(("_kwh", "_m3", "_l", "_yuan"))
+    }
+    copied["electricity_kwh"] = 192_477.0
+    current = _set(current, 11, **copied)
+    findings = check_statistical(current, directory=directory, history=history)
+    assert "STA-007" in _rules(findings, "I011")
+
+
+def test_no_slip_is_suggested_that_the_expected_range_contradicts():
+    directory, current, history = _city()
+    # a ratio of 14.04 to last year is inside the widest ×10 window (7.1-14.1) but its
+    # "correction" (÷ 10) would be 1.4 × last year, outside the model's range
+    last = history["natural_gas_m3"][21]
+    current = _set(current, 21, natural_gas_m3=round(last * 14.04))
+    findings = check_statistical(current, directory=directory, history=history)
+    slips = findings.filter((pl.col("rule_id") == "STA-005") & (pl.col("institution_id") == "I021"))
+    assert slips.is_empty()
+    assert {"STA-004", "STA-006"} & _rules(findings, "I021")
+
+
+def test_a_tiny_item_weighs_its_share_of_the_energy():
+    directory, current, history = _city()
+    gas_heated = current["electricity_kwh"][30]
+    # I030 runs on gas: 3 kWh of electricity, far below everyone (but 3 kWh of coal equivalent
+    # are nothing); I031 uses three times its peers' energy, every item
+    current = _set(current, 30, electricity_kwh=3.0)
+    history = _set(history, 30, electricity_kwh=3.0)
+    row = current.row(31, named=True)
+    current = _set(
+        current, 31, **{c: row[c] * 3 for c in ("electricity_kwh", "natural_gas_m3", "gasoline_l")}
+    )
+    scores = score_returns(current, directory=directory, history=history).sort("p_combined")
+    order = scores["institution_id"].to_list()
+    assert gas_heated > 3.0 and order.index("I031") < order.index("I030")
