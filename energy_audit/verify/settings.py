@@ -339,6 +339,16 @@ class VerifySettings:
         Region whose emission factors and districts apply (Tianjin 120000).
     coefficient_table : str or None
         Path of a user coefficient table (None: the packaged GB/T 2589-2020 table).
+    batch_share : float
+        Share of a scope's returns (one source file, one district) on which one coverage,
+        validity, consistency or plausibility rule must fire for the scope to be systemic
+        [0-1, > 0]: its findings are then folded into one batch finding
+        (:func:`energy_audit.verify.batches.fold_systemic`). A share exactly at the threshold
+        is systemic.
+    batch_min_returns : int
+        ... and the fewest returns it must fire on [returns, ≥ 1] (exactly this many is
+        systemic), so a rule firing on 3 of a small district's 5 returns stays 3 findings. A
+        number above the returns verified switches folding off.
     statistical : StatisticalSettings
         Thresholds and switches of the statistical stage (nested object ``statistical`` in
         :meth:`to_dict` and JSON).
@@ -356,7 +366,28 @@ class VerifySettings:
     vehicle_fuel_columns: tuple[str, ...] = ("gasoline_l", "diesel_l")
     region_code: str = "120000"
     coefficient_table: str | None = None
+    batch_share: float = 0.5
+    batch_min_returns: int = 20
     statistical: StatisticalSettings = field(default_factory=StatisticalSettings)
+
+    def __post_init__(self) -> None:
+        self._check_batch(self.batch_share, self.batch_min_returns, "settings")
+
+    @staticmethod
+    def _check_batch(share: Any, min_returns: Any, where: str) -> None:
+        """Raise SettingsError if a batch threshold given as a number is out of its range."""
+        if isinstance(share, int | float) and not isinstance(share, bool) and not 0 < share <= 1:
+            raise SettingsError(
+                f"{where}：设置项 batch_share 的值 {_shown(share)} 超出范围，应大于 0 且不大于 1",
+                f"{where}: setting batch_share is {_shown(share)}, expected a number > 0 and ≤ 1",
+            )
+        if isinstance(min_returns, int) and not isinstance(min_returns, bool) and min_returns < 1:
+            raise SettingsError(
+                f"{where}：设置项 batch_min_returns 的值 {_shown(min_returns)} 超出范围，"
+                "应为不小于 1 的整数",
+                f"{where}: setting batch_min_returns is {_shown(min_returns)}, expected a whole "
+                "number ≥ 1",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-serialisable dict (``statistical`` nested)."""
@@ -376,9 +407,12 @@ class VerifySettings:
         Raises
         ------
         SettingsError
-            If a key is unknown or a value is not of the field's type (the message names the
-            setting, the value and the type expected).
+            If a key is unknown, a value is not of the field's type (the message names the
+            setting, the value and the type expected) or a batch threshold is out of its
+            range (``batch_share`` in (0, 1], ``batch_min_returns`` ≥ 1).
         """
+        if isinstance(values, dict):
+            cls._check_batch(values.get("batch_share"), values.get("batch_min_returns"), where)
         return _from_dict(cls, values, where)
 
     @classmethod
