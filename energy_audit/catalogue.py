@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from energy_audit.directory.checks import DIRECTORY_RULES, DirectoryCheckSettings
 from energy_audit.findings import CATEGORY_ZH, Rule
+from energy_audit.verify.batches import FOLDED_CATEGORIES
 from energy_audit.verify.consistency import CONSISTENCY_RULES
 from energy_audit.verify.coverage import COVERAGE_RULES
 from energy_audit.verify.settings import VerifySettings
@@ -64,6 +65,17 @@ def render_rules_markdown() -> str:
         "Every finding names the rule that made it. Severity: `error` cannot be right, `warning`",
         "needs a look, `info` is for the record. Rule ids are stable: a retired rule's id is",
         "never reused.",
+        "",
+        f"Systemic findings (批次问题): when one {', '.join(FOLDED_CATEGORIES[:-1])} or "
+        f"{FOLDED_CATEGORIES[-1]} rule",
+        f"fires on at least `batch_share` = {_show(defaults['batch_share'])} of the returns of "
+        "one source file or one district",
+        f"(per year) and on at least `batch_min_returns` = {_show(defaults['batch_min_returns'])}"
+        " of them, the panel gets one batch",
+        "finding of that rule (same id, category and severity, no institution, `value` = the",
+        "returns concerned) at the rule's priority; the findings it stands for stay in the table",
+        "at priority 0 with its `finding_id` as their `batch_id` (`energy_audit.verify.batches`).",
+        "同一规则在同一文件或同一区的多数填报上触发时，按一个批次问题处理，逐条发现保留但不占审核名额。",
         "",
     ]
     rules = all_rules()

@@ -1028,6 +1028,22 @@ def verify_command(
     for category, severity, n in result.counts().iter_rows():
         _row(table, term("category", category, _lang), term("severity", severity, _lang), f"{n:,}")
     console.print(table)
+    batches = result.batches()
+    folded = int(batches["members"].sum())
+    _say(
+        _t(
+            f"按批次处理：{batches.height:,} 个系统性问题（同一规则在同一文件或同一区的多数填报上"
+            f"触发）各记为一条批次发现，其下 {folded:,} 条发现保留在表中，优先级降为 0",
+            f"folded into batches: {batches.height:,} systemic rule finding(s) (one rule firing "
+            f"on most returns of one file or district), each one batch finding; the "
+            f"{folded:,} finding(s) they stand for stay in the table at priority 0",
+        )
+        if batches.height
+        else _t(
+            "按批次处理：没有系统性问题（没有规则在同一文件或同一区的多数填报上触发）",
+            "folded into batches: none (no rule fires on most returns of one file or district)",
+        ),
+    )
     _say(
         _t(
             f"已写出 findings.parquet、findings.xlsx 和 verify.json 到 {out}",

@@ -5,7 +5,9 @@ consistency between fields, years and the directory — each rule a stable id of
 (``docs/rules.md``) — and the statistical stage (:mod:`energy_audit.verify.statistical`: peer
 scores, expected-consumption model, year-over-year change and unit slips, copies, round
 numbers; on by default, ``settings.statistical`` switches it or single methods off). Findings
-never stop the run.
+never stop the run. A rule that fires on most returns of one file or district is one fact: its
+findings are folded into one batch finding (:mod:`energy_audit.verify.batches`), so it takes
+one place in the panel's queue, not hundreds.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import polars as pl
 from energy_audit import contract, glossary
 from energy_audit.directory.history import DirectoryStore
 from energy_audit.errors import Lang
-from energy_audit.findings import CATEGORY_ZH, sort_findings
+from energy_audit.findings import CATEGORY_ZH
 from energy_audit.io.readers import ReadResult, file_sha256
 from energy_audit.io.writers import output_folder, write_excel
 from energy_audit.progress import Progress, quiet
+from energy_audit.verify.batches import batch_findings, fold_systemic
 from energy_audit.verify.consistency import check_consistency
 from energy_audit.verify.coverage import Coverage, check_coverage
 from energy_audit.verify.settings import VerifySettings
@@ -39,7 +42,8 @@ class VerifyResult:
     Attributes
     ----------
     findings : polars.DataFrame
-        Every finding (data contract §5), highest priority first.
+        Every finding (data contract §5), highest priority first; systemic rule findings
+        folded into batches (:meth:`batches`).
     coverage : Coverage
         Returns expected / received / missing / unknown.
     scope : polars.DataFrame
@@ -72,6 +76,13 @@ class VerifyResult:
         return evidence_data(
             self.returns, directory=self.scope, history=self.history, settings=self.settings
         )
+
+    def batches(self) -> pl.DataFrame:
+        """Return the batch findings (systemic rule findings folded into one), with ``members``.
+
+        :func:`energy_audit.verify.batches.batch_findings` of :attr:`findings`.
+        """
+        return batch_findings(self.findings)
 
     def counts(self) -> pl.DataFrame:
         """Count findings by category and severity (category, severity, findings)."""
@@ -134,7 +145,11 @@ def verify(
     VerifyResult
         Findings, highest priority first, and the coverage counts. Statistical findings carry
         their return's priority 1 − q (:mod:`energy_audit.verify.statistical`); rule findings
-        the default priority of their severity.
+        the default priority of their severity, except where a rule fires on at least
+        ``settings.batch_share`` of a file's or district's returns (and on at least
+        ``settings.batch_min_returns``): one batch finding at the rule's priority stands for
+        them, and they stay in the table at priority 0 with its ``batch_id``
+        (:func:`energy_audit.verify.batches.fold_systemic`).
     """
     settings = settings or VerifySettings()
     report = progress or quiet
@@ -164,8 +179,8 @@ def verify(
     if settings.statistical.enabled:
         parts.append(check_statistical(data, directory=known, history=previous, settings=settings))
         report("verify", 4, steps)
-    findings = pl.concat(parts, how="vertical")
-    return VerifyResult(sort_findings(findings), coverage, scope, settings, year, data, previous)
+    findings = fold_systemic(pl.concat(parts, how="vertical"), data, known, settings)
+    return VerifyResult(findings, coverage, scope, settings, year, data, previous)
 
 
 def write_verification(
@@ -201,6 +216,7 @@ def write_verification(
         If the folder cannot be created or a file cannot be written there (e.g. ``out_dir``
         names an existing file); the message names the path.
     """
+    batches = result.batches()
     with output_folder(out_dir) as out:
         result.findings.write_parquet(out / "findings.parquet")
         sheets = {
@@ -226,6 +242,10 @@ def write_verification(
             "year": result.year,
             "coverage": result.coverage.to_dict(),
             "findings": {f"{c}/{s}": n for c, s, n in result.counts().iter_rows()},
+            "batches": {
+                "batches": batches.height,
+                "findings_folded": int(batches["members"].sum()),
+            },
             "settings": result.settings.to_dict(),
             "inputs": {str(p): file_sha256(p) for p in inputs},
         }
