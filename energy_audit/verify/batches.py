@@ -333,9 +333,13 @@ def fold_systemic(
         ]
     )
     assigned = (
-        choice.sort(_ROW, "returns", "order", descending=[False, True, False])
-        .unique(_ROW, keep="first")
-        .select(_ROW, pl.col("batch_id").alias("__batch"))
+        choice.group_by(_ROW)
+        .agg(
+            pl.col("batch_id")
+            .sort_by("returns", "order", descending=[True, False])
+            .first()
+            .alias("__batch")
+        )
         .collect()
     )
     folded = (
