@@ -98,7 +98,7 @@ import polars as pl
 from energy_audit import contract
 from energy_audit.districts import load_districts
 from energy_audit.errors import UnusableInputError
-from energy_audit.factors import ITEM_COLUMNS, kgce_per_canonical_unit
+from energy_audit.factors import ITEM_COLUMNS, TableSource, kgce_per_canonical_unit
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
 from energy_audit.indicators import indicators
 from energy_audit.outliers.calibration import exact_match_p, tail_p, window_p
@@ -682,7 +682,10 @@ def _last_year_slipped(r: pl.DataFrame, slips: pl.DataFrame) -> pl.DataFrame:
 
 
 def _slip_windows(
-    long: pl.DataFrame, columns: Sequence[str], st: StatisticalSettings, coefficients: object
+    long: pl.DataFrame,
+    columns: Sequence[str],
+    st: StatisticalSettings,
+    coefficients: TableSource | None,
 ) -> pl.DataFrame:
     """Match each change on last year with a unit-slip window sized by the measured noise.
 
@@ -708,7 +711,7 @@ def _slip_windows(
         sigma = MAD_TO_SIGMA * float(np.median(dev))
         if sigma <= 0:
             sigma = math.sqrt(math.pi / 2.0) * float(np.mean(dev))
-        factors = np.asarray(slip_factors_for(str(column), coefficients), dtype=np.float64)  # type: ignore[arg-type]
+        factors = np.asarray(slip_factors_for(str(column), coefficients), dtype=np.float64)
         centres = np.log(factors)
         half = np.minimum(
             st.yoy_tolerance * np.abs(centres),
@@ -773,7 +776,7 @@ def _slips(
     long: pl.DataFrame,
     st: StatisticalSettings,
     ranges: pl.DataFrame,
-    coefficients: object,
+    coefficients: TableSource | None,
 ) -> tuple[_Hits, pl.DataFrame, pl.DataFrame]:
     """STA-005: a change on last year inside a unit-slip window, with a consistent suggestion.
 
@@ -882,7 +885,7 @@ def _closure(
     column: str,
     kgce_per_unit: float,
     gap: str,
-    coefficients: object,
+    coefficients: TableSource | None,
     n: int,
 ) -> pl.DataFrame:
     """Find the unit-slip window the implied factor of ``column`` falls in, per gapped return.
@@ -893,7 +896,7 @@ def _closure(
     the chance of an f̂ of this column landing in that window by accident, from the
     window's shoulders among the year's returns whose total has a gap.
     """
-    factors = np.asarray(slip_factors_for(column, coefficients), dtype=np.float64)  # type: ignore[arg-type]
+    factors = np.asarray(slip_factors_for(column, coefficients), dtype=np.float64)
     centres = np.log(factors)
     cap = 0.5 * np.abs(centres)
     true = pl.col(column) + pl.col(gap) * 1000.0 / kgce_per_unit
@@ -930,7 +933,7 @@ def _closure(
 
 
 def _reconciliation(
-    r: pl.DataFrame, st: StatisticalSettings, coefficients: object
+    r: pl.DataFrame, st: StatisticalSettings, coefficients: TableSource | None
 ) -> tuple[_Hits, pl.DataFrame]:
     """STA-013: the reported total, the items, and the one item × one factor that closes the gap.
 
@@ -953,7 +956,7 @@ def _reconciliation(
     for (year,), rows in r.filter(pl.col("reported_total_tce") > 0).group_by(
         "year", maintain_order=True
     ):
-        coef = kgce_per_canonical_unit(coefficients, int(year))  # type: ignore[arg-type]
+        coef = kgce_per_canonical_unit(coefficients, int(year))
         items = [c for c in _ITEMS if c in coef]
         kgce = [pl.col(c).fill_null(0.0) * coef[c] for c in items]
         computed = pl.sum_horizontal(kgce) / 1000.0
@@ -1282,7 +1285,7 @@ def _digits(r: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
 
 
 def _materiality(
-    r: pl.DataFrame, blocks: _Blocks, st: StatisticalSettings, coefficients: object
+    r: pl.DataFrame, blocks: _Blocks, st: StatisticalSettings, coefficients: TableSource | None
 ) -> pl.DataFrame:
     """Weight of each item in a return's evidence: its expected share of the return's energy.
 
@@ -1294,7 +1297,7 @@ def _materiality(
     """
     parts = []
     for (year,), rows in r.group_by("year", maintain_order=True):
-        coef = kgce_per_canonical_unit(coefficients, int(year))  # type: ignore[arg-type]
+        coef = kgce_per_canonical_unit(coefficients, int(year))
         items = [c for c in _ITEMS if c in coef]
         expected = {}
         for c in items:
