@@ -105,7 +105,7 @@ def cauchy_combination_by(
     """
     clipped = pl.col(p).clip(_P_FLOOR, 1.0)
     term = 1.0 / (clipped * np.pi).tan()  # tan((0.5 − p)π) = cot(pπ), exact for tiny p
-    ones = pl.col(p) * 0.0 + 1.0
+    ones = pl.col(p).is_not_null().cast(pl.Float64)  # one per p-value
     w = ones if weight is None else pl.col(weight).cast(pl.Float64).fill_null(0.0)
     keep = pl.col(p).is_not_null() & pl.col(p).is_not_nan()
     if weight is not None:

@@ -1037,7 +1037,7 @@ def _copies(
     h: pl.DataFrame | None,
     st: StatisticalSettings,
     columns: list[str],
-    long: pl.DataFrame,
+    blocks: _Blocks,
 ) -> tuple[_Hits, pl.DataFrame]:
     """STA-007; evidence: the chance of every non-zero figure repeating to its precision.
 
@@ -1057,7 +1057,7 @@ def _copies(
         return {}, _no_units()
     p = np.ones(out.height)
     for c in _QUANTITIES:
-        ratios = long.filter(pl.col("column") == c)["log_ratio"].to_numpy()
+        ratios = blocks[c]["log_ratio"].to_numpy()
         values = out.select(pl.when(pl.col(c) > 0).then(_precision(pl.col(c))).alias("e"))
         eps = values["e"].fill_null(np.nan).to_numpy()
         chance = exact_match_p(ratios, np.nan_to_num(eps, nan=0.0))
@@ -1306,7 +1306,7 @@ def _materiality(
             base = now if previous is None else pl.Series(np.fmax(now, previous.fill_null(0.0)))
             expected[c] = base * coef[c]
         total = sum(expected.values())
-        total = total.replace(0.0, None) if hasattr(total, "replace") else total
+        total = total.replace(0.0, None)  # no energy at all: no shares (floor weights)
         for c in items:
             share = (expected[c] / total).fill_null(0.0).fill_nan(0.0)
             parts.append(
@@ -1407,7 +1407,7 @@ def _analyse(
             lambda: _changes(long, st, windows, [_DENSITY[1]], R_DENSITY, "density"),
         ),
         ("reconciliation", st.reconciliation, lambda: _reconciliation(r, st, coefficients)),
-        ("copies", st.copies, lambda: _copies(r, h_items, st, copy_columns, long)),
+        ("copies", st.copies, lambda: _copies(r, h_items, st, copy_columns, blocks)),
         ("siblings", st.siblings, lambda: _siblings(r, st, copy_columns)),
         ("round_numbers", st.round_numbers, lambda: _round(r, h_items, st, blocks)),
     ]
