@@ -26,7 +26,17 @@ import polars as pl
 from energy_audit.errors import ContractError
 
 Dtype = Literal[
-    "str", "int", "float", "bool", "enum", "district", "year", "credit_code", "datetime"
+    "str",
+    "int",
+    "float",
+    "bool",
+    "enum",
+    "district",
+    "year",
+    "credit_code",
+    "datetime",
+    "list_str",
+    "struct",
 ]
 
 _POLARS_DTYPES: dict[str, pl.DataType] = {
@@ -39,7 +49,11 @@ _POLARS_DTYPES: dict[str, pl.DataType] = {
     "year": pl.Int64(),
     "credit_code": pl.String(),
     "datetime": pl.Datetime("us", "UTC"),
+    "list_str": pl.List(pl.String()),
 }
+
+_FIELD_DTYPES: tuple[str, ...] = ("str", "int", "float", "bool", "list_str")
+"""Dtypes a field of a ``struct`` column may have."""
 
 TABLE_NAMES: tuple[str, ...] = (
     "directory",
@@ -108,6 +122,21 @@ class EnumValue:
 
 
 @dataclass(frozen=True)
+class StructField:
+    """One field of a ``struct`` column (e.g. the ``evidence`` of a finding)."""
+
+    name: str
+    dtype: str
+    unit: str | None
+    description: str
+
+    @property
+    def polars_dtype(self) -> pl.DataType:
+        """Polars dtype of the field."""
+        return _POLARS_DTYPES[self.dtype]
+
+
+@dataclass(frozen=True)
 class ColumnSpec:
     """One column of a contract table, as written in ``schemas/<table>.toml``.
 
@@ -118,7 +147,8 @@ class ColumnSpec:
     dtype : str
         Contract dtype: ``str``, ``int``, ``float``, ``bool``, ``enum``, ``district`` (a district
         code of the region), ``year`` (a calendar year, ``2023`` or ``2023年``), ``credit_code``
-        (a unified social credit code, normalised when read) or ``datetime``.
+        (a unified social credit code, normalised when read), ``datetime``, ``list_str`` (a
+        list of text) or ``struct`` (named fields, :attr:`fields`; output tables only).
     required : bool
         The column must be present in an input file.
     nullable : bool
@@ -142,6 +172,8 @@ class ColumnSpec:
         Value an absent optional column takes in the data (``None``: stays null).
     personal : bool
         Personal data: never printed in reports or summaries.
+    fields : tuple of StructField
+        The fields of a ``struct`` column, in order (empty otherwise).
     """
 
     name: str
@@ -161,10 +193,13 @@ class ColumnSpec:
     personal: bool
     description_zh: str
     rule: str
+    fields: tuple[StructField, ...] = ()
 
     @property
     def polars_dtype(self) -> pl.DataType:
         """Polars dtype of the column in canonical frames."""
+        if self.dtype == "struct":
+            return pl.Struct({f.name: f.polars_dtype for f in self.fields})
         return _POLARS_DTYPES[self.dtype]
 
     @property
@@ -335,6 +370,7 @@ _ALLOWED_KEYS = {
     "personal",
     "description_zh",
     "rule",
+    "fields",
 }
 
 
@@ -383,10 +419,16 @@ def _column(path: Path, raw: Mapping[str, Any]) -> ColumnSpec:
             f"{path}: column {name!r} has unknown keys {sorted(unknown)}",
         )
     dtype = raw.get("dtype")
-    if dtype not in _POLARS_DTYPES:
+    if dtype not in _POLARS_DTYPES and dtype != "struct":
         raise ContractError(
             f"{path}：列 {name!r} 的 dtype {dtype!r} 未知",
             f"{path}: column {name!r} has unknown dtype {dtype!r}",
+        )
+    fields = tuple(_struct_field(path, name, f) for f in raw.get("fields", []))
+    if (dtype == "struct") != bool(fields):
+        raise ContractError(
+            f"{path}：列 {name!r} 只有 dtype 为 struct 时才列出字段，且必须列出",
+            f"{path}: column {name!r} lists fields if and only if its dtype is struct",
         )
     values = tuple(
         EnumValue(code=v["code"], labels=tuple(v.get("labels", ()))) for v in raw.get("values", [])
@@ -415,6 +457,25 @@ def _column(path: Path, raw: Mapping[str, Any]) -> ColumnSpec:
         personal=bool(raw.get("personal", False)),
         description_zh=raw.get("description_zh", ""),
         rule=raw.get("rule", ""),
+        fields=fields,
+    )
+
+
+def _struct_field(path: Path, column: str, raw: Mapping[str, Any]) -> StructField:
+    unknown = set(raw) - {"name", "dtype", "unit", "description"}
+    name = raw.get("name", "?")
+    if unknown or raw.get("dtype") not in _FIELD_DTYPES:
+        raise ContractError(
+            f"{path}：列 {column!r} 的字段 {name!r} 含有未知的键 {sorted(unknown)} 或 dtype "
+            f"不在 {list(_FIELD_DTYPES)} 中",
+            f"{path}: field {name!r} of column {column!r} has unknown keys {sorted(unknown)} "
+            f"or a dtype not in {list(_FIELD_DTYPES)}",
+        )
+    return StructField(
+        name=name,
+        dtype=raw["dtype"],
+        unit=raw.get("unit"),
+        description=raw.get("description", ""),
     )
 
 
@@ -592,6 +653,24 @@ def render_markdown() -> str:
                 + " |"
             )
         lines.append("")
+        for c in spec.columns:
+            if c.fields:
+                lines += [
+                    f"Fields of `{c.name}`:",
+                    "",
+                    "| field | type | unit | meaning |",
+                    "|---|---|---|---|",
+                    *(
+                        "| "
+                        + " | ".join(
+                            _md_escape(x)
+                            for x in (f"`{f.name}`", f.dtype, f.unit or "", f.description)
+                        )
+                        + " |"
+                        for f in c.fields
+                    ),
+                    "",
+                ]
     reg = units()
     lines += [
         f"## {len(TABLE_NAMES) + 1}. Units a header may name",

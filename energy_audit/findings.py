@@ -17,6 +17,7 @@ from typing import Final, Literal
 import polars as pl
 
 from energy_audit import contract
+from energy_audit.messages import render_messages
 
 Category = Literal[
     "coverage", "validity", "consistency", "plausibility", "statistical", "directory"
@@ -52,6 +53,9 @@ class Rule:
         One-line description.
     settings : tuple of str
         Names of the settings (thresholds) the rule reads, if any.
+    template_zh, template_en : str
+        Message templates (:mod:`energy_audit.messages`), filled from each finding's columns
+        and ``evidence``; empty when the check writes its messages itself.
     """
 
     rule_id: str
@@ -60,6 +64,8 @@ class Rule:
     title_zh: str
     title_en: str
     settings: tuple[str, ...] = field(default=())
+    template_zh: str = ""
+    template_en: str = ""
 
 
 def provenance(frame: pl.DataFrame) -> list[pl.Expr]:
@@ -109,11 +115,14 @@ def findings_from_hits(
     rule : Rule
         The rule that fired.
     hits : polars.DataFrame
-        One row per problem. Required columns: ``institution_id``, ``message_zh``,
-        ``message_en``. Optional: ``year``, ``field``, ``value``, ``expected_low``,
-        ``expected_high``, ``suggested_value``, ``priority``, ``source_file``, ``source_row``,
-        ``batch_id`` (null: :func:`energy_audit.verify.batches.fold_systemic` sets it) and
-        ``key`` (discriminator for :func:`finding_id`).
+        One row per problem. Required columns: ``institution_id``, and ``message_zh`` and
+        ``message_en`` unless the rule has templates (they are then rendered from the hits,
+        :func:`energy_audit.messages.render`). Optional: ``year``, ``field``, ``value``,
+        ``expected_low``, ``expected_high``, ``suggested_value``, ``priority``,
+        ``source_file``, ``source_row``, ``batch_id`` (null:
+        :func:`energy_audit.verify.batches.fold_systemic` sets it), ``evidence`` (the
+        contract's struct; fields it lacks are null) and ``key`` (discriminator for
+        :func:`finding_id`).
     priority : float, optional
         Priority [0-1] of every finding (default: the hits' ``priority`` column, else
         :data:`DEFAULT_PRIORITY` of the rule's severity).
@@ -127,6 +136,10 @@ def findings_from_hits(
     if hits.is_empty():
         return empty_findings()
     frame = hits
+    if "evidence" in frame.columns:
+        frame = frame.with_columns(evidence_struct(frame["evidence"]))
+    if rule.template_zh and "message_zh" not in frame.columns:
+        frame = render_messages(frame, (rule.template_zh, rule.template_en))
     for name in (
         "year",
         "field",
@@ -137,6 +150,7 @@ def findings_from_hits(
         "source_file",
         "source_row",
         "batch_id",
+        "evidence",
         "key",
     ):
         if name not in frame.columns:
@@ -160,6 +174,29 @@ def findings_from_hits(
         pl.lit(rule.severity).alias("severity"),
     )
     return frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+
+
+EVIDENCE_DTYPE: Final = contract.table("findings").column("evidence").polars_dtype
+"""The ``evidence`` struct of a finding (``schemas/findings.toml``)."""
+
+
+def evidence_struct(evidence: pl.Series) -> pl.Series:
+    """Cast a struct with some of the evidence fields to the contract's ``evidence`` struct.
+
+    Fields ``evidence`` lacks are null; a field the contract does not know is an error.
+    """
+    known = dict(EVIDENCE_DTYPE.to_schema())  # type: ignore[attr-defined]
+    given = evidence.struct.fields
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(f"evidence fields not in schemas/findings.toml: {unknown}")
+    frame = evidence.struct.unnest()
+    return (
+        frame.select(
+            pl.col(n).cast(d) if n in given else pl.lit(None, d).alias(n) for n, d in known.items()
+        )
+        .to_struct("evidence")
+    )
 
 
 def sort_findings(findings: pl.DataFrame) -> pl.DataFrame:

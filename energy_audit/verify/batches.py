@@ -221,6 +221,7 @@ def _batch_rows(batches: pl.DataFrame, districts: pl.DataFrame | None) -> pl.Dat
         pl.when(pl.col("kind") == "file").then(pl.col(_SCOPE)).alias("source_file"),
         pl.lit(None, pl.Int64).alias("source_row"),
         pl.lit(None, pl.String).alias("batch_id"),
+        pl.lit(None).alias("evidence"),
     )
     schema = contract.table("findings").polars_schema
     return frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
@@ -275,8 +276,9 @@ def fold_systemic(
     """
     settings = settings or VerifySettings()
     schema = contract.table("findings").polars_schema
-    if "batch_id" not in findings.columns:
-        findings = findings.with_columns(pl.lit(None, pl.String).alias("batch_id"))
+    for name in ("batch_id", "evidence"):
+        if name not in findings.columns:
+            findings = findings.with_columns(pl.lit(None).alias(name))
     findings = findings.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
     if findings["batch_id"].is_not_null().any():
         raise UnusableInputError(
