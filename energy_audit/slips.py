@@ -3,16 +3,21 @@
 Review practice (domain.md §6): a figure in 万 units typed under the base unit (×10⁻⁴), kg for t
 or MJ for GJ (×1,000), an extra digit (×10), kilograms of fuel typed under litres (× the fuel's
 density). :func:`slip_factors_for` gives a column's factors; the generic matchers of
-:mod:`energy_audit.outliers.yoy` take them as an argument (they know no contract).
+:mod:`energy_audit.outliers.yoy` take them as an argument (they know no contract), the price
+rules of :mod:`energy_audit.verify.consistency` take :func:`price_slip_factors`, the factors of
+a price's quantity and cost columns seen from the price.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Final, Literal, NamedTuple
 
 from energy_audit import contract
 from energy_audit.factors import TableSource, density_kg_per_l
 from energy_audit.outliers.yoy import DECIMAL_SLIP_FACTORS
 
-__all__ = ["slip_factors_for"]
+__all__ = ["PriceSlip", "price_slip_factors", "slip_factors_for"]
 
 
 def slip_factors_for(column: str, coefficients: TableSource | None = None) -> tuple[float, ...]:
@@ -57,3 +62,76 @@ def slip_factors_for(column: str, coefficients: TableSource | None = None) -> tu
             density = density_kg_per_l(coefficients, spec.item)
             factors += [density, 1.0 / density]
     return tuple(sorted(factors))
+
+
+Figure = Literal["quantity", "cost"]
+"""The figure of a price that slipped: its quantity or its cost."""
+
+_FIGURES: Final[tuple[Figure, ...]] = ("quantity", "cost")
+
+
+class PriceSlip(NamedTuple):
+    """A unit slip seen from an implied price (cost ÷ quantity).
+
+    Attributes
+    ----------
+    multiplier : float
+        m: the price read is the true price × m.
+    figures : tuple of {"quantity", "cost"}
+        The figures whose slip by a factor of their column moves the price by m: the quantity
+        read f times its true value gives m = 1/f, the cost read f times its true value m = f.
+    """
+
+    multiplier: float
+    figures: tuple[Figure, ...]
+
+
+def price_slip_factors(
+    quantity: str, cost: str, coefficients: TableSource | None = None
+) -> tuple[PriceSlip, ...]:
+    """Multipliers a unit slip of either figure moves an implied price (cost ÷ quantity) by.
+
+    A price is cost ÷ quantity: a slip of the quantity by a factor f of
+    :func:`slip_factors_for` (``quantity``) moves the price by 1/f, a slip of the cost by a
+    factor f of :func:`slip_factors_for` (``cost``) by f. Both columns' factors, seen from the
+    price, so the price rules and the statistical slip rule share one table.
+
+    Parameters
+    ----------
+    quantity, cost : str
+        Returns columns of the quantity and of its cost (``electricity_kwh``,
+        ``electricity_cost_yuan``).
+    coefficients : str, os.PathLike, polars.DataFrame, polars.LazyFrame or None
+        Coefficient table giving the densities of litre columns (:func:`slip_factors_for`).
+
+    Returns
+    -------
+    tuple of PriceSlip
+        One per distinct multiplier (equal within 1e-9 relative), ascending, each with the
+        figures that can explain it.
+
+    Raises
+    ------
+    SettingsError
+        If the coefficient table is unusable or lacks a litre column's density.
+
+    Examples
+    --------
+    >>> price_slip_factors("electricity_kwh", "electricity_cost_yuan")[-1]
+    PriceSlip(multiplier=10000.0, figures=('quantity', 'cost'))
+    >>> [(round(m, 4), figures) for m, figures in price_slip_factors("gasoline_l", "x")
+    ...  if figures == ("quantity",)]
+    [(0.73, ('quantity',)), (1.3699, ('quantity',))]
+    """
+    seen: list[tuple[float, Figure]] = [
+        *((1.0 / f, "quantity") for f in slip_factors_for(quantity, coefficients)),
+        *((f, "cost") for f in slip_factors_for(cost, coefficients)),
+    ]
+    out: list[PriceSlip] = []
+    for m, figure in sorted(seen):
+        if out and math.isclose(out[-1].multiplier, m, rel_tol=1e-9):
+            both = {*out[-1].figures, figure}
+            out[-1] = PriceSlip(out[-1].multiplier, tuple(f for f in _FIGURES if f in both))
+        else:
+            out.append(PriceSlip(m, (figure,)))
+    return tuple(out)

@@ -32,21 +32,27 @@ present twice among them is taken by its first row, ``history`` before ``returns
 
 Unit slips in the price rules
 -----------------------------
-A slip multiplies a quantity or a cost by a factor ``f`` of ``unit_slip_factors`` (10, 1,000,
-10,000), so the implied price is off by ``m = f`` (price too high) or ``m = 1/f`` (too low). A
-candidate ``m`` is accepted when the *corrected* price ``price / m`` lies in the band widened by
-``unit_slip_tolerance`` in log space, ``[low / (1 + tol), high × (1 + tol)]``, i.e. its log-distance
-from the band is at most ``log(1 + tol)``; among accepted candidates the one whose corrected price
-is nearest (in log) to the band's geometric mid-point wins. A price just outside the band has no
-candidate: a finding without a suggestion.
+The slip factors are those of the one table of unit slips, :mod:`energy_audit.slips`, which the
+statistical slip rule (STA-005) uses too: a figure read ``f`` times its true value, ``f`` a
+factor of its column (:func:`energy_audit.slips.slip_factors_for`: 10ᵏ, k = ±1…±4, for the
+quantities and the costs of electricity, gas and water). A price is cost ÷ quantity, so a slip
+of the cost moves it by ``m = f``, a slip of the quantity by ``m = 1/f``
+(:func:`energy_audit.slips.price_slip_factors`): a price off by 10, 100, 1,000 or 10,000 either
+way. A candidate ``m`` is accepted when the *corrected* price ``price / m`` lies in the band
+widened by ``unit_slip_tolerance`` in log space, ``[low / (1 + tol), high × (1 + tol)]``, i.e. its
+log-distance from the band is at most ``log(1 + tol)``; among accepted candidates the one whose
+corrected price is nearest (in log) to the band's geometric mid-point wins. A price just outside
+the band has no candidate: a finding without a suggestion.
 
-Which figure slipped: with a previous return of the institution that reported both figures, the
-one whose ratio to last year is nearer (in log) to the slip (a quantity too small by ``m`` is about
-``1/m`` of last year's; a cost too large by ``m`` is about ``m`` times last year's) — true figures
-change little from year to year compared with a factor of 10. Without one: a price too *high* is a
-quantity typed in a larger unit (万千瓦时 or 兆瓦时 under 千瓦时: quantity × ``m``), or short of a
+Which figure slipped: a multiplier only one figure's factors give is that figure's slip. Else,
+with a previous return of the institution that reported both figures, the one whose ratio to last
+year is nearer (in log) to the slip (a quantity too small by ``m`` is about ``1/m`` of last
+year's; a cost too large by ``m`` is about ``m`` times last year's) — true figures change little
+from year to year compared with a factor of 10. Without one: a price too *high* by 100 is a cost
+typed without its decimal point (元 to the 分, two decimals: cost ÷ 100), by other factors a
+quantity typed in a larger unit (万千瓦时 or 兆瓦时 under 千瓦时: quantity × ``m``) or short of a
 digit (× 10); a price too *low* by 1,000 or 10,000 is a cost typed in 千元 or 万元 under 元 (cost ×
-``f``), by 10 a quantity with an extra digit (quantity ÷ 10).
+``f``), by 10 or 100 a quantity with extra digits (quantity ÷ ``f``).
 
 The finding's ``field`` is the figure to correct (the quantity column when there is no
 suggestion); ``value`` is that figure as read, ``expected_low`` / ``expected_high`` the range of
@@ -74,6 +80,8 @@ from energy_audit import contract
 from energy_audit.errors import UnusableInputError
 from energy_audit.factors import ITEM_COLUMNS, kgce_per_canonical_unit
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
+from energy_audit.messages import number
+from energy_audit.slips import price_slip_factors
 from energy_audit.verify.settings import VerifySettings
 
 __all__ = [
@@ -126,7 +134,6 @@ R_ELECTRICITY_PRICE = _rule(
     "隐含电价(电费÷用电量)超出合理区间",
     "implied electricity price (cost ÷ kWh) outside its band",
     "electricity_price_yuan_per_kwh",
-    "unit_slip_factors",
     "unit_slip_tolerance",
 )
 R_GAS_PRICE = _rule(
@@ -134,7 +141,6 @@ R_GAS_PRICE = _rule(
     "隐含天然气价格(天然气费÷用气量)超出合理区间",
     "implied natural-gas price (cost ÷ m³) outside its band",
     "gas_price_yuan_per_m3",
-    "unit_slip_factors",
     "unit_slip_tolerance",
 )
 R_WATER_PRICE = _rule(
@@ -142,7 +148,6 @@ R_WATER_PRICE = _rule(
     "隐含水价(水费÷用水量)超出合理区间",
     "implied water price (cost ÷ m³) outside its band",
     "water_price_yuan_per_m3",
-    "unit_slip_factors",
     "unit_slip_tolerance",
 )
 
@@ -248,6 +253,9 @@ _PRICED: Final[tuple[_Priced, ...]] = (
 
 _COST_LARGER_ZH: Final[Mapping[int, str]] = {10_000: "万元", 1000: "千元"}
 _COST_LARGER_EN: Final[Mapping[int, str]] = {10_000: "10⁴ yuan (万元)", 1000: "10³ yuan (千元)"}
+COST_WITHOUT_DECIMAL_POINT: Final = 100.0
+"""A cost in 元 to the 分 (two decimals) typed without its decimal point is this many times too
+large: without last year, a price too high by this factor is taken as the cost's slip."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,26 +342,9 @@ def _with_previous(r: pl.DataFrame, history: pl.DataFrame | None) -> pl.DataFram
 # --------------------------------------------------------------------------------------------
 
 
-def _num(expr: pl.Expr) -> pl.Expr:
-    """Show a number: 2 decimals, more for small magnitudes (a slipped price: 0.00007)."""
-    size = expr.abs()
-    return (
-        pl.when(size >= 100)
-        .then(expr.round(2))
-        .when(size >= 0.01)
-        .then(expr.round(4))
-        .otherwise(expr.round(8))
-        .cast(pl.String)
-    )
-
-
-def _whole(expr: pl.Expr) -> pl.Expr:
-    """Show a count without decimals where it is whole (occupants, vehicles)."""
-    return (
-        pl.when(expr == expr.round(0))
-        .then(expr.cast(pl.Int64, strict=False).cast(pl.String))
-        .otherwise(expr.cast(pl.String))
-    )
+def _constant(x: float) -> str:
+    """Write a setting or a factor for a message's literal text, as :func:`number` does."""
+    return str(pl.select(number(pl.lit(float(x)))).item())
 
 
 def _pct(expr: pl.Expr) -> pl.Expr:
@@ -412,12 +403,11 @@ def _change(
 ) -> pl.DataFrame:
     """Rows whose ``column`` changed by more than ``max_pct`` % from the previous return."""
     cur, prev = pl.col(column), pl.col(f"prev_{column}")
-    show = _whole if column == "occupants" else _num
     change = ((cur - prev) / prev * 100.0).round(6)  # round: 110 vs 100 is 10 %, not 10.000…2 %
     hits = r.filter((cur > 0) & (prev > 0) & (change.abs() > max_pct)).with_columns(
         change.alias("_pct")
     )
-    threshold = f"{max_pct:g}"
+    threshold = _constant(max_pct)
     return hits.select(
         "institution_id",
         "year",
@@ -429,22 +419,22 @@ def _change(
             pl.lit(f"{zh}由 "),
             pl.col("prev_year").cast(pl.String),
             pl.lit(" 年的 "),
-            show(prev),
+            number(prev),
             pl.lit(f" {unit_zh}变为 "),
             pl.col("year").cast(pl.String),
             pl.lit(" 年的 "),
-            show(cur),
+            number(cur),
             pl.lit(f" {unit_zh}，变化 "),
             _pct(pl.col("_pct")),
             pl.lit(f"%，超过 ±{threshold}%"),
         ).alias("message_zh"),
         pl.concat_str(
             pl.lit(f"{en} "),
-            show(prev),
+            number(prev),
             pl.lit(f" {unit_en} in "),
             pl.col("prev_year").cast(pl.String),
             pl.lit(", "),
-            show(cur),
+            number(cur),
             pl.lit(f" {unit_en} in "),
             pl.col("year").cast(pl.String),
             pl.lit(": "),
@@ -518,11 +508,11 @@ def _total_mismatch(r: pl.DataFrame, s: VerifySettings) -> pl.DataFrame:
         pl.concat_str(
             [
                 pl.lit("自报能源消费总量 "),
-                _num(reported),
+                number(reported),
                 pl.lit(" 吨标准煤，按分项折标煤计算为 "),
-                _num(computed),
+                number(computed),
                 pl.lit(" 吨标准煤，相差 "),
-                _num(reported - computed),
+                number(reported - computed),
                 pl.lit(" 吨标准煤"),
                 share,
                 pl.when(kgce).then(pl.lit("；疑似单位误填：千克标准煤填作吨标准煤")),
@@ -532,11 +522,11 @@ def _total_mismatch(r: pl.DataFrame, s: VerifySettings) -> pl.DataFrame:
         pl.concat_str(
             [
                 pl.lit("own total "),
-                _num(reported),
+                number(reported),
                 pl.lit(" tce, Σ items × coefficients "),
-                _num(computed),
+                number(computed),
                 pl.lit(" tce: differs by "),
-                _num(reported - computed),
+                number(reported - computed),
                 pl.lit(" tce"),
                 share_en,
                 pl.when(kgce).then(pl.lit("; likely unit slip: kgce typed as tce")),
@@ -559,16 +549,16 @@ def _pv_exceeds(r: pl.DataFrame) -> pl.DataFrame:
         elec.alias("expected_high"),
         pl.concat_str(
             pl.lit("光伏发电量 "),
-            _num(pv),
+            number(pv),
             pl.lit(" 千瓦时大于用电量 "),
-            _num(elec),
+            number(elec),
             pl.lit(" 千瓦时"),
         ).alias("message_zh"),
         pl.concat_str(
             pl.lit("PV generation "),
-            _num(pv),
+            number(pv),
             pl.lit(" kWh is above the electricity consumed, "),
-            _num(elec),
+            number(elec),
             pl.lit(" kWh"),
         ).alias("message_en"),
         *_hit_columns(),
@@ -580,10 +570,10 @@ def _vehicles_no_fuel(r: pl.DataFrame, fuel_columns: tuple[str, ...]) -> pl.Data
     hits = r.filter((pl.col("vehicles") > 0) & no_fuel)
     lpg = pl.col("lpg_kg")
     with_lpg_zh = pl.when(lpg > 0).then(
-        pl.concat_str(pl.lit("（液化石油气 "), _num(lpg), pl.lit(" 千克，通常为炊事用)"))
+        pl.concat_str(pl.lit("（液化石油气 "), number(lpg), pl.lit(" 千克，通常为炊事用)"))
     )
     with_lpg_en = pl.when(lpg > 0).then(
-        pl.concat_str(pl.lit(" (LPG "), _num(lpg), pl.lit(" kg, usually for cooking)"))
+        pl.concat_str(pl.lit(" (LPG "), number(lpg), pl.lit(" kg, usually for cooking)"))
     )
     return hits.select(
         "institution_id",
@@ -593,7 +583,7 @@ def _vehicles_no_fuel(r: pl.DataFrame, fuel_columns: tuple[str, ...]) -> pl.Data
         pl.concat_str(
             [
                 pl.lit("车辆数 "),
-                _whole(pl.col("vehicles")),
+                number(pl.col("vehicles")),
                 pl.lit(" 辆，但汽油、柴油均为 0 或未填报"),
                 with_lpg_zh,
             ],
@@ -601,7 +591,7 @@ def _vehicles_no_fuel(r: pl.DataFrame, fuel_columns: tuple[str, ...]) -> pl.Data
         ).alias("message_zh"),
         pl.concat_str(
             [
-                _whole(pl.col("vehicles")),
+                number(pl.col("vehicles")),
                 pl.lit(" vehicles but gasoline and diesel are 0 or not reported"),
                 with_lpg_en,
             ],
@@ -646,16 +636,24 @@ def _metered_heat_zero(r: pl.DataFrame, directory: pl.DataFrame) -> pl.DataFrame
     )
 
 
+_DIGITS: Final[Mapping[int, tuple[str, str, str]]] = {
+    10: ("一", "a digit", "an extra digit"),
+    100: ("两", "two digits", "two extra digits"),
+}
+"""Slips by a factor of 10 or 100 that no unit explains: digits missing or typed in excess."""
+
+
 def _slip_texts(p: _Priced, f: float) -> dict[tuple[str, str], tuple[str, str]]:
     """(figure, direction) → (zh, en) description of a slip by factor ``f``.
 
     Figure ``quantity`` or ``cost``; direction ``up`` (the true figure is ``f`` times the one
     read) or ``down`` (``1/f`` times).
     """
-    key = int(f) if float(f).is_integer() else None
+    whole = round(f)
+    key = whole if math.isclose(f, whole, rel_tol=1e-9) else None
     q_big_zh, q_big_en = p.larger_zh.get(key or 0), p.larger_en.get(key or 0)
     c_big_zh, c_big_en = _COST_LARGER_ZH.get(key or 0), _COST_LARGER_EN.get(key or 0)
-    n = f"{f:,.0f}" if key else f"{f:g}"
+    n = _constant(f)
     out: dict[tuple[str, str], tuple[str, str]] = {}
     for figure, name_zh, unit_zh, unit_en, big_zh, big_en in (
         ("quantity", p.quantity_zh, p.unit_zh, p.unit_en, q_big_zh, q_big_en),
@@ -670,15 +668,21 @@ def _slip_texts(p: _Priced, f: float) -> dict[tuple[str, str], tuple[str, str]]:
                 f"疑似单位误填：{unit_zh}填作{big_zh}",
                 f"likely unit slip: {unit_en} typed as {big_en}",
             )
-        elif key == 10:
+        elif key in _DIGITS:
+            digits_zh, digits_en, extra_en = _DIGITS[key]
             out[(figure, "up")] = (
-                f"疑似{name_zh}少录一位数",
-                f"likely the {figure} lacks a digit",
+                f"疑似{name_zh}少录{digits_zh}位数",
+                f"likely the {figure} lacks {digits_en}",
             )
             out[(figure, "down")] = (
-                f"疑似{name_zh}多录一位数",
-                f"likely the {figure} has an extra digit",
+                f"疑似{name_zh}多录{digits_zh}位数",
+                f"likely the {figure} has {extra_en}",
             )
+            if figure == "cost" and key == COST_WITHOUT_DECIMAL_POINT:
+                out[(figure, "down")] = (
+                    f"疑似{name_zh}漏输小数点（多录两位数）",
+                    "likely the cost was typed without its decimal point (two extra digits)",
+                )
         else:
             out[(figure, "up")] = (
                 f"疑似{name_zh}偏小 {n} 倍",
@@ -706,45 +710,57 @@ def _price(r: pl.DataFrame, p: _Priced, s: VerifySettings) -> pl.DataFrame:
     # The slip m (price read = true price × m) whose corrected price is nearest the band's middle.
     widen = 1.0 + s.unit_slip_tolerance
     middle = math.sqrt(low * high)
-    candidates = sorted({m for f in s.unit_slip_factors for m in (float(f), 1.0 / float(f))})
+    slips = price_slip_factors(p.quantity, p.cost, s.coefficient_table)
     hits = hits.with_columns(
         pl.lit(None, pl.Float64).alias("_m"), pl.lit(math.inf).alias("_distance")
     )
-    for m in candidates:
-        corrected = price / m
+    for slip in slips:
+        corrected = price / slip.multiplier
         accepted = (corrected >= low / widen) & (corrected <= high * widen)
-        accepted = accepted & ((price > high) if m > 1 else (price < low))
+        accepted = accepted & ((price > high) if slip.multiplier > 1 else (price < low))
         distance = (corrected / middle).log().abs()
         better = accepted & (distance < pl.col("_distance"))
         hits = hits.with_columns(
-            pl.when(better).then(pl.lit(m)).otherwise(pl.col("_m")).alias("_m"),
+            pl.when(better).then(pl.lit(slip.multiplier)).otherwise(pl.col("_m")).alias("_m"),
             pl.when(better).then(distance).otherwise(pl.col("_distance")).alias("_distance"),
         )
 
-    # Which figure slipped: last year's figures decide, else the default of the module docstring.
+    # Which figure slipped: the one figure whose factors give m, else last year's figures
+    # decide, else the default of the module docstring.
     m = pl.col("_m")
+
+    def at(multiplier: float) -> pl.Expr:
+        return (m - multiplier).abs() <= 1e-9 * max(multiplier, 1.0)
+
+    only_cost = pl.any_horizontal(
+        pl.lit(False), *(at(x.multiplier) for x in slips if x.figures == ("cost",))
+    )
+    only_quantity = pl.any_horizontal(
+        pl.lit(False), *(at(x.multiplier) for x in slips if x.figures == ("quantity",))
+    )
     q0, c0 = pl.col(f"prev_{p.quantity}"), pl.col(f"prev_{p.cost}")
     cost_units = [float(k) for k in _COST_LARGER_ZH]
     by_default = (m < 1) & pl.any_horizontal((1.0 / m - u).abs() < 1e-6 * u for u in cost_units)
+    by_default = by_default | at(COST_WITHOUT_DECIMAL_POINT)
     known = (q0 > 0) & (c0 > 0)
     quantity_gap = (q / q0 * m).log().abs()
     cost_gap = (c / c0 / m).log().abs()
-    cost_slip = m.is_not_null() & pl.when(known).then(cost_gap < quantity_gap).otherwise(by_default)
+    by_history = pl.when(known).then(cost_gap < quantity_gap).otherwise(by_default)
+    cost_slip = m.is_not_null() & (only_cost | (~only_quantity & by_history))
     hits = hits.with_columns(cost_slip.fill_null(False).alias("_cost_slip"))
     on_cost = pl.col("_cost_slip")
 
     slip_zh = pl.lit(None, pl.String)
     slip_en = pl.lit(None, pl.String)
-    for f in s.unit_slip_factors:
-        texts = _slip_texts(p, float(f))
-        for mm, direction_q, direction_c in ((float(f), "up", "down"), (1.0 / f, "down", "up")):
-            at = (m - mm).abs() <= 1e-9 * max(mm, 1.0)
-            zh_q, en_q = texts[("quantity", direction_q)]
-            zh_c, en_c = texts[("cost", direction_c)]
-            slip_zh = pl.when(at & ~on_cost).then(pl.lit(zh_q)).otherwise(slip_zh)
-            slip_zh = pl.when(at & on_cost).then(pl.lit(zh_c)).otherwise(slip_zh)
-            slip_en = pl.when(at & ~on_cost).then(pl.lit(en_q)).otherwise(slip_en)
-            slip_en = pl.when(at & on_cost).then(pl.lit(en_c)).otherwise(slip_en)
+    for slip in slips:
+        up = slip.multiplier > 1  # the price is too high: the true quantity is larger
+        texts = _slip_texts(p, slip.multiplier if up else 1.0 / slip.multiplier)
+        zh_q, en_q = texts[("quantity", "up" if up else "down")]
+        zh_c, en_c = texts[("cost", "down" if up else "up")]
+        slip_zh = pl.when(at(slip.multiplier) & ~on_cost).then(pl.lit(zh_q)).otherwise(slip_zh)
+        slip_zh = pl.when(at(slip.multiplier) & on_cost).then(pl.lit(zh_c)).otherwise(slip_zh)
+        slip_en = pl.when(at(slip.multiplier) & ~on_cost).then(pl.lit(en_q)).otherwise(slip_en)
+        slip_en = pl.when(at(slip.multiplier) & on_cost).then(pl.lit(en_c)).otherwise(slip_en)
 
     suggested = pl.when(m.is_null()).then(None).when(on_cost).then(c / m).otherwise(q * m)
     hits = hits.with_columns(
@@ -758,7 +774,7 @@ def _price(r: pl.DataFrame, p: _Priced, s: VerifySettings) -> pl.DataFrame:
             pl.lit("，建议"),
             pl.when(on_cost).then(pl.lit(p.cost_zh)).otherwise(pl.lit(p.quantity_zh)),
             pl.lit("改为 "),
-            _num(sugg),
+            number(sugg),
             pl.when(on_cost).then(pl.lit(" 元")).otherwise(pl.lit(f" {p.unit_zh}")),
         )
     )
@@ -769,11 +785,11 @@ def _price(r: pl.DataFrame, p: _Priced, s: VerifySettings) -> pl.DataFrame:
             pl.lit(", suggested "),
             pl.when(on_cost).then(pl.lit(p.cost)).otherwise(pl.lit(p.quantity)),
             pl.lit(" "),
-            _num(sugg),
+            number(sugg),
         )
     )
-    band_zh = f"{low:g}–{high:g} 元/{p.unit_zh}"
-    band_en = f"{low:g}-{high:g} yuan/{p.unit_en}"
+    band_zh = f"{_constant(low)}–{_constant(high)} 元/{p.unit_zh}"
+    band_en = f"{_constant(low)}-{_constant(high)} yuan/{p.unit_en}"
     return hits.select(
         "institution_id",
         "year",
@@ -785,11 +801,11 @@ def _price(r: pl.DataFrame, p: _Priced, s: VerifySettings) -> pl.DataFrame:
         pl.concat_str(
             [
                 pl.lit(f"隐含{p.price_zh} "),
-                _num(price),
+                number(price),
                 pl.lit(f" 元/{p.unit_zh}（{p.cost_zh} "),
-                _num(c),
+                number(c),
                 pl.lit(f" 元 ÷ {p.quantity_zh} "),
-                _num(q),
+                number(q),
                 pl.lit(f" {p.unit_zh}）超出合理区间 {band_zh}"),
                 fix_zh,
             ],
@@ -798,11 +814,11 @@ def _price(r: pl.DataFrame, p: _Priced, s: VerifySettings) -> pl.DataFrame:
         pl.concat_str(
             [
                 pl.lit(f"implied {p.price_en} "),
-                _num(price),
+                number(price),
                 pl.lit(f" yuan/{p.unit_en} (cost "),
-                _num(c),
+                number(c),
                 pl.lit(" yuan ÷ "),
-                _num(q),
+                number(q),
                 pl.lit(f" {p.unit_en}) outside {band_en}"),
                 fix_en,
             ],
@@ -841,8 +857,9 @@ def check_consistency(
     settings : VerifySettings, optional
         Thresholds (default :class:`VerifySettings`): ``area_change_max_pct`` [%],
         ``occupants_change_max_pct`` [%], ``total_tolerance_pct`` [%], ``total_tolerance_tce``
-        [tce], the price bands [元/unit], ``unit_slip_factors``, ``unit_slip_tolerance`` and
-        ``coefficient_table``.
+        [tce], the price bands [元/unit], ``unit_slip_tolerance`` and ``coefficient_table``.
+        The price rules' slip factors are those of :mod:`energy_audit.slips` (module
+        docstring), not a setting.
 
     Returns
     -------

@@ -12,9 +12,10 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from energy_audit.errors import SettingsError
 
@@ -306,6 +307,56 @@ def _from_dict(cls: Any, values: dict[str, Any], where: str) -> Any:
 
 
 @dataclass(frozen=True)
+class RetiredSetting:
+    """A setting :class:`VerifySettings` no longer has, and what a saved file may still hold."""
+
+    hint: Any
+    """Its type, as it was (a wrong type still gets the usual message)."""
+    saved: Any
+    """The value every run recorded (the old default): accepted and ignored."""
+    replaced_zh: str
+    replaced_en: str
+    """What took its place (for the message refusing another value)."""
+
+
+RETIRED_SETTINGS: Final[Mapping[str, RetiredSetting]] = {
+    "unit_slip_factors": RetiredSetting(
+        tuple[float, ...],
+        (10.0, 1000.0, 10000.0),
+        "单价规则（CON-007…009）的单位误填倍数现统一取自 energy_audit.slips"
+        "（10 的 ±1…±4 次方，升计量的燃油另加密度），不再单独设置",
+        "the unit-slip factors of the price rules (CON-007…009) now come from the one table "
+        "energy_audit.slips (10^±1…±4, fuel densities for litre columns) and are no longer "
+        "a setting",
+    ),
+}
+"""Settings retired from :class:`VerifySettings`, by name (:meth:`VerifySettings.from_dict`)."""
+
+
+def _without_retired(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``values`` without the retired settings that hold their saved value; refuse the others."""
+    out = dict(values)
+    for name in sorted(set(values) & set(RETIRED_SETTINGS)):
+        retired, value = RETIRED_SETTINGS[name], out.pop(name)
+        try:
+            converted = _convert(value, retired.hint)
+        except TypeError:
+            zh, en = _expected(retired.hint)
+            raise SettingsError(
+                f"{where}：设置项 {name} 的值 {_shown(value)} 类型不对，应为{zh}",
+                f"{where}: setting {name} is {_shown(value)}, expected {en}",
+            ) from None
+        if converted != retired.saved:
+            raise SettingsError(
+                f"{where}：设置项 {name} 已取消：{retired.replaced_zh}；请从设置中删去此项"
+                f"（仅接受旧的默认值 {_shown(list(retired.saved))}）",
+                f"{where}: setting {name} was retired: {retired.replaced_en}; delete it from the "
+                f"settings (only its old default {_shown(list(retired.saved))} is accepted)",
+            )
+    return out
+
+
+@dataclass(frozen=True)
 class VerifySettings:
     """Thresholds of the verification rules (serialisable: :meth:`to_dict`).
 
@@ -326,11 +377,16 @@ class VerifySettings:
         Plausible band of the implied natural-gas price [元/m³] [unverified default].
     water_price_yuan_per_m3 : tuple of float
         Plausible band of the implied water price [元/m³] [unverified default].
-    unit_slip_factors : tuple of float
-        Factors a unit slip multiplies a quantity by (10, 1,000, 10,000): when the implied price
-        is off by about one of them, the corrected quantity is suggested.
     unit_slip_tolerance : float
-        How close (as a ratio, e.g. 0.25 = within 25 %) the price ratio must be to a factor.
+        How far outside the price band a price corrected by a unit-slip factor may still lie
+        (CON-007…009: the band widened to [low / (1 + tol), high × (1 + tol)]), and how close
+        the own total's ratio to the computed one must be to 1,000 to be named kgce typed as
+        tce (CON-003) [ratio: 0.25 = within 25 %]. The factors themselves are not a setting:
+        every rule takes them from the one table :mod:`energy_audit.slips` (10ᵏ, k = ±1…±4;
+        fuel densities for litre columns). A settings file that still holds the retired
+        ``unit_slip_factors`` loads when it holds the value every run saved
+        (``[10.0, 1000.0, 10000.0]``, now a part of the table) and is refused with a clear
+        error otherwise (:meth:`from_dict`).
     vehicle_fuel_columns : tuple of str
         Returns columns that count as vehicle fuel (the form's vehicle-fuel lines 汽油, 柴油).
         LPG is left out: in public institutions it is a canteen fuel; add ``lpg_kg`` where LPG
@@ -361,7 +417,6 @@ class VerifySettings:
     electricity_price_yuan_per_kwh: tuple[float, float] = (0.5, 1.2)
     gas_price_yuan_per_m3: tuple[float, float] = (2.0, 6.0)
     water_price_yuan_per_m3: tuple[float, float] = (2.5, 12.0)
-    unit_slip_factors: tuple[float, ...] = (10.0, 1000.0, 10000.0)
     unit_slip_tolerance: float = 0.25
     vehicle_fuel_columns: tuple[str, ...] = ("gasoline_l", "diesel_l")
     region_code: str = "120000"
@@ -404,15 +459,22 @@ class VerifySettings:
     def from_dict(cls, values: dict[str, Any], where: str = "settings") -> VerifySettings:
         """Build settings from a dict such as :meth:`to_dict` returns; absent keys keep defaults.
 
+        A retired setting (:data:`RETIRED_SETTINGS`, e.g. ``unit_slip_factors``) is checked as
+        it was typed and dropped when it holds the value saved runs recorded (the settings of
+        an old ``verify.json`` still load); any other value of it is refused, since it would
+        no longer be obeyed.
+
         Raises
         ------
         SettingsError
             If a key is unknown, a value is not of the field's type (the message names the
-            setting, the value and the type expected) or a batch threshold is out of its
-            range (``batch_share`` in (0, 1], ``batch_min_returns`` ≥ 1).
+            setting, the value and the type expected), a batch threshold is out of its
+            range (``batch_share`` in (0, 1], ``batch_min_returns`` ≥ 1) or a retired setting
+            holds another value than its saved one (the message says what replaced it).
         """
         if isinstance(values, dict):
             cls._check_batch(values.get("batch_share"), values.get("batch_min_returns"), where)
+            values = _without_retired(values, where)
         return _from_dict(cls, values, where)
 
     @classmethod

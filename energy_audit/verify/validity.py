@@ -54,6 +54,7 @@ from energy_audit.directory.codes import (
 from energy_audit.errors import UnusableInputError
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
 from energy_audit.io.readers import ReadResult
+from energy_audit.messages import number
 from energy_audit.verify.settings import VerifySettings
 
 __all__ = [
@@ -144,20 +145,11 @@ def _header_zh(name: str | None) -> str:
 
 
 def _bound(x: float) -> str:
-    return f"{x:g}"
+    """Write a bound of the contract for a message's literal text, as :func:`number` does."""
+    return str(pl.select(number(pl.lit(float(x)))).item())
 
 
 # ------------------------------------------------------------------------- message pieces
-
-
-def _number_text(expr: pl.Expr) -> pl.Expr:
-    """Write a number as a person does: ``-5`` not ``-5.0``, ``12.5``, ``NaN``."""
-    whole = expr.is_finite() & (expr == expr.round(0)) & (expr.abs() < 1e15)
-    return (
-        pl.when(whole)
-        .then(expr.cast(pl.Int64, strict=False).cast(pl.String))
-        .otherwise(expr.cast(pl.String))
-    )
 
 
 def _where_zh() -> pl.Expr:
@@ -320,7 +312,9 @@ def _row_failures(
             pl.Series("failure_case", failure, dtype=pl.String),
             pl.lit(column, pl.String).alias("field"),
         )
-        text = pl.coalesce(_number_text(pl.col("value")), pl.col("failure_case"))
+        # a finite value in the one number format; else pandera's text of the case (-inf)
+        finite = pl.col("value").is_finite().fill_null(False)
+        text = pl.when(finite).then(number(pl.col("value"))).otherwise(pl.col("failure_case"))
         header = _header_zh(column)
         if check == "not_nullable":
             rows = rows.join(

@@ -9,9 +9,12 @@ import re
 import polars as pl
 import pytest
 
-from energy_audit.errors import UnusableInputError
+from energy_audit import slips
+from energy_audit.errors import SettingsError, UnusableInputError
 from energy_audit.factors import kgce_per_canonical_unit, load_coefficients
+from energy_audit.outliers.yoy import DECIMAL_SLIP_FACTORS
 from energy_audit.synthetic import make_directory, make_returns
+from energy_audit.verify import statistical
 from energy_audit.verify.consistency import CONSISTENCY_RULES, check_consistency
 from energy_audit.verify.settings import VerifySettings
 
@@ -139,9 +142,9 @@ def test_area_change_above_threshold_names_both_years():
     assert hit["value"] == 11_500.0
     assert hit["expected_low"] == pytest.approx(9_000.0)
     assert hit["expected_high"] == pytest.approx(11_000.0)
-    assert "2023 年的 10000.0 平方米变为 2024 年的 11500.0 平方米" in hit["message_zh"]
+    assert "2023 年的 10000 平方米变为 2024 年的 11500 平方米" in hit["message_zh"]
     assert "+15.0%" in hit["message_zh"]
-    assert "10000.0 m² in 2023, 11500.0 m² in 2024: +15.0 %" in hit["message_en"]
+    assert "10000 m² in 2023, 11500 m² in 2024: +15.0 %" in hit["message_en"]
 
 
 def test_area_change_of_exactly_the_threshold_is_no_finding():
@@ -153,7 +156,7 @@ def test_area_change_of_exactly_the_threshold_is_no_finding():
 def test_previous_return_is_the_latest_earlier_year_from_history_or_returns():
     history = returns({"year": 2021, "building_area_m2": 20_000.0}, {"year": 2022})
     hit = only(check(returns({"building_area_m2": 12_000.0}), history=history), "CON-001")
-    assert "2022 年的 10000.0" in hit["message_zh"]  # 2023 is absent: 2022 is last year
+    assert "2022 年的 10000 平方米" in hit["message_zh"]  # 2023 is absent: 2022 is last year
     # several years in one frame: each year against the one before it
     frame = returns({"year": 2023}, {"year": 2024, "building_area_m2": 12_000.0})
     hit = only(check(frame), "CON-001")
@@ -188,8 +191,9 @@ def test_total_mismatch_suggests_the_computed_total():
     assert hit["value"] == 120.0
     assert hit["suggested_value"] == pytest.approx(COMPUTED_TCE)
     assert hit["expected_low"] == hit["expected_high"] == pytest.approx(COMPUTED_TCE)
-    assert "自报能源消费总量 120.0 吨标准煤" in hit["message_zh"]
-    assert "coefficients 96.643 tce" in hit["message_en"]
+    assert "自报能源消费总量 120 吨标准煤，按分项折标煤计算为 96.64 吨标准煤" in hit["message_zh"]
+    assert "相差 23.36 吨标准煤（+24.2%）" in hit["message_zh"]
+    assert "coefficients 96.64 tce: differs by 23.36 tce" in hit["message_en"]
 
 
 def test_total_within_either_tolerance_is_no_finding():
@@ -231,7 +235,7 @@ def test_pv_above_electricity():
         600_000.0,
         500_000.0,
     )
-    assert hit["message_zh"] == "光伏发电量 600000.0 千瓦时大于用电量 500000.0 千瓦时"
+    assert hit["message_zh"] == "光伏发电量 600000 千瓦时大于用电量 500000 千瓦时"
     assert check(returns({"pv_generation_kwh": 50_000.0})).is_empty()
 
 
@@ -240,7 +244,7 @@ def test_vehicles_without_fuel():
     assert (hit["field"], hit["value"]) == ("vehicles", 2.0)
     assert hit["message_zh"] == "车辆数 2 辆，但汽油、柴油均为 0 或未填报"
     lpg = only(check(returns({"gasoline_l": 0.0, "lpg_kg": 900.0, **NO_TOTAL})), "CON-005")
-    assert "液化石油气 900.0 千克" in lpg["message_zh"]  # canteen LPG does not fuel vehicles
+    assert "液化石油气 900 千克" in lpg["message_zh"]  # canteen LPG does not fuel vehicles
     assert check(returns({"gasoline_l": 0.0, "diesel_l": 3_000.0, **NO_TOTAL})).is_empty()
     assert check(returns({"vehicles": 0, "gasoline_l": 0.0, **NO_TOTAL})).is_empty()
     assert check(returns({"vehicles": None, "gasoline_l": 0.0, **NO_TOTAL})).is_empty()
@@ -290,8 +294,9 @@ def test_electricity_in_wan_kwh_suggests_quantity_times_10000():
     assert (hit["field"], hit["value"]) == ("electricity_kwh", 50.0)
     assert hit["suggested_value"] == pytest.approx(500_000.0)
     assert "疑似单位误填：万千瓦时填作千瓦时" in hit["message_zh"]
-    assert "建议用电量改为 500000.0 千瓦时" in hit["message_zh"]
-    assert "suggested electricity_kwh 500000.0" in hit["message_en"]
+    assert "（电费 400000 元 ÷ 用电量 50 千瓦时）" in hit["message_zh"]
+    assert "建议用电量改为 500000 千瓦时" in hit["message_zh"]
+    assert "suggested electricity_kwh 500000" in hit["message_en"]
 
 
 def test_cost_in_wan_yuan_suggests_cost_times_10000():
@@ -337,6 +342,80 @@ def test_price_needs_both_figures_positive():
 def test_price_bands_come_from_the_settings():
     settings = VerifySettings(electricity_price_yuan_per_kwh=(0.5, 1.5))
     assert check(returns({"electricity_cost_yuan": 650_000.0}), settings=settings).is_empty()
+
+
+def test_price_off_by_100_is_a_slip_of_the_one_table():
+    # 100 is a factor of energy_audit.slips (10ᵏ, k = ±1…±4), so of the price rules too
+    hit = only(check(returns({"electricity_cost_yuan": 40_000_000.0})), "CON-007")  # 80 元/kWh
+    assert (hit["field"], hit["suggested_value"]) == ("electricity_cost_yuan", 400_000.0)
+    assert "疑似电费漏输小数点（多录两位数），建议电费改为 400000 元" in hit["message_zh"]
+    assert "typed without its decimal point" in hit["message_en"]
+    # last year shows the quantity, not the cost, fell to a hundredth
+    frame = returns({"electricity_kwh": 5_000.0, **NO_TOTAL})
+    hit = only(check(frame, history=returns({"year": 2023})), "CON-007")
+    assert (hit["field"], hit["suggested_value"]) == ("electricity_kwh", 500_000.0)
+    assert "疑似用电量少录两位数" in hit["message_zh"]
+    hit = only(check(returns({"water_m3": 600_000.0})), "CON-009")  # 0.05 元/m³
+    assert (hit["field"], hit["suggested_value"]) == ("water_m3", 6_000.0)
+    assert "疑似用水量多录两位数" in hit["message_zh"]
+
+
+def test_price_rules_and_slip_factors_for_share_one_table(monkeypatch):
+    """A change of the one table (energy_audit.slips) is seen by slip_factors_for, which the
+    statistical slip rule calls, and by the price rules."""
+    high = returns({"electricity_cost_yuan": 1_200_000.0})  # 2.4 元/kWh: 3 × 0.8
+    assert only(check(high), "CON-007")["suggested_value"] is None  # 3 is no slip factor
+    assert statistical.slip_factors_for is slips.slip_factors_for  # STA-005's table
+
+    monkeypatch.setattr(slips, "DECIMAL_SLIP_FACTORS", (*DECIMAL_SLIP_FACTORS, 3.0, 1 / 3))
+    assert 3.0 in slips.slip_factors_for("electricity_cost_yuan")
+    assert 3.0 in statistical.slip_factors_for("electricity_kwh")
+    hit = only(check(high), "CON-007")  # without last year: the quantity (module docstring)
+    assert (hit["field"], hit["suggested_value"]) == ("electricity_kwh", 1_500_000.0)
+    assert "疑似用电量偏小 3 倍" in hit["message_zh"]
+    hit = only(check(high, history=returns({"year": 2023})), "CON-007")  # the cost tripled
+    assert (hit["field"], hit["suggested_value"]) == ("electricity_cost_yuan", 400_000.0)
+    assert "疑似电费偏大 3 倍" in hit["message_zh"]
+
+
+def test_a_factor_of_one_column_only_is_a_slip_of_that_figure(monkeypatch):
+    table = slips.slip_factors_for
+
+    def cost_times_three(column, coefficients=None):
+        extra = (3.0,) if column == "electricity_cost_yuan" else ()
+        return tuple(sorted((*table(column, coefficients), *extra)))
+
+    monkeypatch.setattr(slips, "slip_factors_for", cost_times_three)
+    # the quantity fell to a third of last year's, but only the cost has the factor 3
+    frame = returns({"electricity_kwh": 500_000.0 / 3, **NO_TOTAL})
+    hit = only(check(frame, history=returns({"year": 2023})), "CON-007")
+    assert (hit["field"], hit["suggested_value"]) == ("electricity_cost_yuan", 400_000.0 / 3)
+
+
+def test_the_slip_factors_are_no_setting_and_old_settings_files_still_load(tmp_path):
+    assert "unit_slip_factors" not in VerifySettings().to_dict()
+    saved = tmp_path / "verify_settings.json"  # as every run before the one table recorded it
+    saved.write_text('{"unit_slip_factors": [10.0, 1000.0, 10000.0], "area_change_max_pct": 15}')
+    assert VerifySettings.from_json(saved) == VerifySettings(area_change_max_pct=15.0)
+    with pytest.raises(SettingsError, match=r"设置项 unit_slip_factors 已取消") as info:
+        VerifySettings.from_dict({"unit_slip_factors": [10, 100]})
+    assert "energy_audit.slips" in str(info.value)
+    assert "unit_slip_factors was retired" in info.value.message("en")
+
+
+@pytest.mark.parametrize(
+    ("quantity", "cost"),
+    [
+        ("electricity_kwh", "electricity_cost_yuan"),
+        ("natural_gas_m3", "natural_gas_cost_yuan"),
+        ("water_m3", "water_cost_yuan"),
+    ],
+)
+def test_every_priced_column_pair_has_the_factors_of_its_columns(quantity, cost):
+    multipliers = [s.multiplier for s in slips.price_slip_factors(quantity, cost)]
+    quantity_factors, cost_factors = slips.slip_factors_for(quantity), slips.slip_factors_for(cost)
+    expected = sorted({*(1 / f for f in quantity_factors), *cost_factors})
+    assert multipliers == pytest.approx(expected)
 
 
 # ---- provenance and ids -------------------------------------------------------------------
@@ -432,10 +511,13 @@ def test_absurd_price_in_wan_yuan_suggests_the_true_cost(city):
     # the cost in 万元 is rounded to 0.01 万元: 50 元 at most
     assert (got["suggested_value"] - got["true_value"]).abs().max() <= 50 + 1e-6
     assert got["message_zh"].str.contains("万元填作元").all()
+    # × 100 is a factor of the one slip table (energy_audit.slips): the cost without its
+    # decimal point, found with or without last year's return
     x100 = truth.filter((pl.col("defect") == "absurd_unit_price") & (pl.col("factor") > 1))
-    got = x100.join(findings.filter(pl.col("rule_id") == "CON-007"), on=KEY)
+    got = x100.join(findings.filter(pl.col("rule_id") == "CON-007"), on=[*KEY, "field"])
     assert got.height == x100.height > 0
-    assert got["suggested_value"].is_null().all()  # × 100 is no unit of the settings
+    assert (got["suggested_value"] / got["true_value"] - 1).abs().max() < 1e-9
+    assert got["message_zh"].str.contains("疑似电费漏输小数点").all()
 
 
 def test_every_finding_has_a_defect_behind_it(city):

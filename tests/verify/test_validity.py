@@ -163,6 +163,22 @@ def test_value_out_of_range(column, bad, good):
     assert check_validity(_returns({**GOOD, column: good}), year=YEAR).is_empty()
 
 
+@pytest.mark.parametrize(
+    ("bad", "text"),
+    [
+        (-12345.678, "-12346"),  # 1,000 and more: whole numbers
+        (-12.3456, "-12.35"),  # 1 to 1,000: at most two decimals
+        (-0.00012345, "-0.0001235"),  # below 1: four significant digits
+        (-5.0, "-5"),  # whole: no decimal point
+        (-math.inf, "-inf"),  # not finite: the value as pandera reports it
+    ],
+)
+def test_out_of_range_value_is_written_in_the_one_number_format(bad, text):
+    hit = _of(check_validity(_returns({**GOOD, "electricity_kwh": bad}), year=YEAR), "VAL-002")
+    assert f"(electricity_kwh)为 {text}，应不小于 0" in hit["message_zh"][0]
+    assert f"electricity_kwh (电(千瓦时)) is {text}, must be ≥ 0" in hit["message_en"][0]
+
+
 def test_year_outside_contract_range_is_out_of_range_not_other_year():
     spec = SPEC.column("year")
     findings = check_validity(_returns({**GOOD, "year": 1999}), year=YEAR)
