@@ -17,6 +17,9 @@ A template is plain text with placeholders:
     ``3.1``), ``z`` (one decimal), ``p`` (:func:`p_value`), ``ratio`` (four decimals),
     ``list`` (a list of text joined by ``、``), ``list_en`` (joined by ``, ``), ``zh`` and ``en``
     (the Chinese or English name of a field, :data:`FIELDS`), ``unit`` (its unit);
+Two names are computed from the finding: ``ratio`` (``value`` ÷ the evidence's
+``previous_value``) and ``gap_tce`` (``reported_total_tce`` − ``computed_total_tce``).
+
 ``[then|else]``
     an optional clause: ``then`` where every placeholder in it is non-null, else ``else``
     (which may be empty: ``[then]``).
@@ -145,6 +148,10 @@ def template_fields(template: str) -> list[str]:
 
 
 def _column(name: str, schema: Mapping[str, pl.DataType] | None) -> pl.Expr:
+    if name == "ratio":
+        return pl.col("value") / _column("previous_value", schema)
+    if name == "gap_tce":
+        return _column("reported_total_tce", schema) - _column("computed_total_tce", schema)
     if schema is None or name in schema or "evidence" not in schema:
         return pl.col(name)
     return pl.col("evidence").struct.field(name)
@@ -241,7 +248,9 @@ def render(template: str, schema: Mapping[str, pl.DataType] | None = None) -> pl
 
 
 def render_messages(
-    frame: pl.DataFrame, templates: Sequence[str], names: Sequence[str] = ("message_zh", "message_en")
+    frame: pl.DataFrame,
+    templates: Sequence[str],
+    names: Sequence[str] = ("message_zh", "message_en"),
 ) -> pl.DataFrame:
     """Add the messages of ``templates`` (one per language) to ``frame`` as ``names``."""
     schema = frame.schema

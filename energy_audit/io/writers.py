@@ -187,9 +187,16 @@ def present(
     -------
     polars.DataFrame
         A new frame: same rows and dtypes but text columns (``String``), every text value and
-        header neutralised (:func:`neutralized`). The input is not changed.
+        header neutralised (:func:`neutralized`). A struct column (a finding's ``evidence``)
+        is written as JSON text, a list of text joined by ``、``. The input is not changed.
     """
-    out = frame
+    out = frame.with_columns(
+        pl.col(c).struct.json_encode()
+        if isinstance(t, pl.Struct)
+        else pl.col(c).cast(pl.List(pl.String)).list.join("、")
+        for c, t in frame.schema.items()
+        if isinstance(t, (pl.Struct, pl.List))
+    )
     if translate_values:
         coded = {d: d for d in glossary.domains() if d not in _NOT_VALUE_DOMAINS}
         coded.update(value_domains or {})

@@ -7,7 +7,9 @@ scores, expected-consumption model, year-over-year change and unit slips, copies
 numbers; on by default, ``settings.statistical`` switches it or single methods off). Findings
 never stop the run. A rule that fires on most returns of one file or district is one fact: its
 findings are folded into one batch finding (:mod:`energy_audit.verify.batches`), so it takes
-one place in the panel's queue, not hundreds.
+one place in the panel's queue, not hundreds. The queue is one: every finding about a return
+carries the priority of all the evidence against the return, its statistical p-value and the
+firing rates of the rules that fired on it (:mod:`energy_audit.verify.queue`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from energy_audit.progress import Progress, quiet
 from energy_audit.verify.batches import batch_findings, fold_systemic
 from energy_audit.verify.consistency import check_consistency
 from energy_audit.verify.coverage import Coverage, check_coverage
+from energy_audit.verify.queue import rank_queue
 from energy_audit.verify.settings import VerifySettings
-from energy_audit.verify.statistical import check_statistical, evidence_data
+from energy_audit.verify.statistical import evidence_data, statistical_stage
 from energy_audit.verify.validity import check_validity
 
 
@@ -143,13 +146,13 @@ def verify(
     Returns
     -------
     VerifyResult
-        Findings, highest priority first, and the coverage counts. Statistical findings carry
-        their return's priority 1 − q (:mod:`energy_audit.verify.statistical`); rule findings
-        the default priority of their severity, except where a rule fires on at least
-        ``settings.batch_share`` of a file's or district's returns (and on at least
-        ``settings.batch_min_returns``): one batch finding at the rule's priority stands for
-        them, and they stay in the table at priority 0 with its ``batch_id``
-        (:func:`energy_audit.verify.batches.fold_systemic`).
+        Findings, highest priority first (one queue: :mod:`energy_audit.verify.queue`), and
+        the coverage counts. Every finding about a return carries the return's priority,
+        from its combined statistical p-value and the firing rates of the rules that fired
+        on it (errors first); where a rule fires on at least ``settings.batch_share`` of a
+        file's or district's returns (and on at least ``settings.batch_min_returns``), one
+        batch finding at the rule's priority stands for them, and they stay in the table at
+        priority 0 with its ``batch_id`` (:func:`energy_audit.verify.batches.fold_systemic`).
     """
     settings = settings or VerifySettings()
     report = progress or quiet
@@ -176,10 +179,14 @@ def verify(
     report("verify", 2, steps)
     parts.append(check_consistency(data, directory=known, history=previous, settings=settings))
     report("verify", 3, steps)
+    scores = None
     if settings.statistical.enabled:
-        parts.append(check_statistical(data, directory=known, history=previous, settings=settings))
+        stage = statistical_stage(data, directory=known, history=previous, settings=settings)
+        parts.append(stage.findings)
+        scores = stage.scores
         report("verify", 4, steps)
     findings = fold_systemic(pl.concat(parts, how="vertical"), data, known, settings)
+    findings = rank_queue(findings, data, scores)
     return VerifyResult(findings, coverage, scope, settings, year, data, previous)
 
 

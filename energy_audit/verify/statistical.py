@@ -89,6 +89,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -99,7 +100,13 @@ from energy_audit import contract
 from energy_audit.districts import load_districts
 from energy_audit.errors import UnusableInputError
 from energy_audit.factors import ITEM_COLUMNS, TableSource, kgce_per_canonical_unit
-from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
+from energy_audit.findings import (
+    EVIDENCE_DTYPE,
+    Rule,
+    empty_findings,
+    findings_from_hits,
+    sort_findings,
+)
 from energy_audit.indicators import indicators
 from energy_audit.outliers.calibration import exact_match_p, tail_p, window_p
 from energy_audit.outliers.copies import copied_figures, identical_within_groups, round_numbers
@@ -118,16 +125,41 @@ from energy_audit.verify.settings import StatisticalSettings, VerifySettings
 __all__ = [
     "METHODS",
     "STATISTICAL_RULES",
+    "StatisticalResult",
     "check_statistical",
     "evidence_data",
     "score_returns",
+    "statistical_stage",
     "top_findings",
 ]
 
 
-def _rule(rule_id: str, severity: str, zh: str, en: str, *settings: str) -> Rule:
-    return Rule(rule_id, "statistical", severity, zh, en, settings)  # type: ignore[arg-type]
+def _rule(
+    rule_id: str, severity: str, zh: str, en: str, *settings: str, template: tuple[str, str]
+) -> Rule:
+    return Rule(  # type: ignore[arg-type]
+        rule_id, "statistical", severity, zh, en, settings, template[0], template[1]
+    )
 
+
+# Message templates (energy_audit.messages), filled from the finding and its evidence.
+_P = ("（校准 p = {p:p}）", " (calibrated p = {p:p})")
+_LAST = (
+    "[，上年（{previous_year:int}）{previous_value}|，无上年数据]",
+    "[; last year ({previous_year:int}) {previous_value}|; no previous return]",
+)
+_PEER_TEMPLATE = (
+    "{field:zh} {value} {field:unit}，同类 {peer_size:int} 家机构中位数 {median}（正常范围 "
+    "{expected_low}–{expected_high}，稳健z = {score:z}）" + _P[0] + _LAST[0],
+    "{field:en} {value} {field:unit}, median of {peer_size:int} peers {median} (range "
+    "{expected_low}–{expected_high}, robust z = {score:z})" + _P[1] + _LAST[1],
+)
+_CHANGE_TEMPLATE = (
+    "{field:zh} {value}，上年（{previous_year:int}）{previous_value}，变化 {ratio:pct}%"
+    "（按本年 {peer_size:int} 家同项变化的中位数推算应为 {median}）" + _P[0],
+    "{field:en} {value}, last year ({previous_year:int}) {previous_value}, change {ratio:pct} % "
+    "(the year's median change over {peer_size:int} returns gives {median})" + _P[1],
+)
 
 _S = "statistical."
 R_PEER_ENERGY_M2 = _rule(
@@ -138,6 +170,7 @@ R_PEER_ENERGY_M2 = _rule(
     _S + "peer_k",
     _S + "peer_min_group_size",
     _S + "tail_share",
+    template=_PEER_TEMPLATE,
 )
 R_PEER_ENERGY_CAPITA = _rule(
     "STA-002",
@@ -147,6 +180,7 @@ R_PEER_ENERGY_CAPITA = _rule(
     _S + "peer_k",
     _S + "peer_min_group_size",
     _S + "tail_share",
+    template=_PEER_TEMPLATE,
 )
 R_PEER_WATER_CAPITA = _rule(
     "STA-003",
@@ -156,6 +190,7 @@ R_PEER_WATER_CAPITA = _rule(
     _S + "peer_k",
     _S + "peer_min_group_size",
     _S + "tail_share",
+    template=_PEER_TEMPLATE,
 )
 R_MODEL = _rule(
     "STA-004",
@@ -167,6 +202,14 @@ R_MODEL = _rule(
     _S + "model_level",
     _S + "model_max_fit_rows",
     _S + "tail_share",
+    template=(
+        "{field:zh} {value} {field:unit}，按面积、人数和类型预测的期望值 {median}（预测区间 "
+        "{expected_low}–{expected_high}，学生化残差 {score:z}）" + _P[0] + _LAST[0],
+        "{field:en} {value} {field:unit}, expected from area, occupants and kind {median} "
+        "(prediction interval {expected_low}–{expected_high}, studentized residual {score:z})"
+        + _P[1]
+        + _LAST[1],
+    ),
 )
 R_UNIT_SLIP = _rule(
     "STA-005",
@@ -177,6 +220,15 @@ R_UNIT_SLIP = _rule(
     _S + "slip_noise_k",
     _S + "slip_min_half_width",
     _S + "model_level",
+    template=(
+        "{field:zh} {value}，上年（{previous_year:int}）{previous_value}，之比 {ratio:ratio} "
+        "在单位换算倍数 {slip_factor} 的窗口内（±{window_half_width:pct1}%，按本年变化幅度确定），"
+        "建议值 {suggested_value}" + _P[0],
+        "{field:en} {value}, last year ({previous_year:int}) {previous_value}, ratio "
+        "{ratio:ratio} inside the window of the unit factor {slip_factor} "
+        "(±{window_half_width:pct1} %, sized by this year's changes); suggested "
+        "{suggested_value}" + _P[1],
+    ),
 )
 R_YOY_CHANGE = _rule(
     "STA-006",
@@ -184,6 +236,7 @@ R_YOY_CHANGE = _rule(
     "较上年变化异常大",
     "unusually large change on last year (calibrated on the year's changes)",
     _S + "tail_share",
+    template=_CHANGE_TEMPLATE,
 )
 R_COPIED = _rule(
     "STA-007",
@@ -192,6 +245,11 @@ R_COPIED = _rule(
     "every quantity identical to last year (likely copied)",
     _S + "copy_min_nonzero",
     _S + "copy_rtol",
+    template=(
+        "各项数量与费用与上年（{previous_year:int}）相同，如电力 {value} kWh" + _P[0],
+        "every quantity and cost identical to last year ({previous_year:int}), e.g. "
+        "electricity {value} kWh" + _P[1],
+    ),
 )
 R_SIBLING = _rule(
     "STA-008",
@@ -199,6 +257,12 @@ R_SIBLING = _rule(
     "与同一上级单位的其他机构数据完全相同",
     "figures identical to another unit of the same parent",
     _S + "copy_min_nonzero",
+    template=(
+        "数据与同一上级单位（{peer_values:list}）的 {related_ids:list} 完全相同，"
+        "如电力 {value} kWh" + _P[0],
+        "figures identical to {related_ids:list_en} of the same parent "
+        "({peer_values:list_en}), e.g. electricity {value} kWh" + _P[1],
+    ),
 )
 R_ROUND = _rule(
     "STA-009",
@@ -206,13 +270,22 @@ R_ROUND = _rule(
     "计量数据为异常整数（疑似估算）",
     "metered figure suspiciously round (likely an estimate)",
     _S + "round_prior_weight",
+    template=(
+        "{field:zh} {value} 末尾有 {score:int} 个零（偶然、本机构历史和同类中出现的比率均低）"
+        + _P[0]
+        + _LAST[0],
+        "{field:en} {value} ends in {score:int} zeros (rare by chance, in its own history and "
+        "among peers)" + _P[1] + _LAST[1],
+    ),
 )
 R_SIZE = _rule(
     "STA-011",
     "warning",
-    "建筑面积或用能人数较上年变化异常",
-    "building area or occupants changed unusually on last year (calibrated on the year's changes)",
+    "建筑面积、用能人数或人均建筑面积较上年变化异常",
+    "building area, occupants or floor area per person changed unusually on last year "
+    "(calibrated on the year's changes)",
     _S + "tail_share",
+    template=_CHANGE_TEMPLATE,
 )
 R_DENSITY = _rule(
     "STA-012",
@@ -222,6 +295,7 @@ R_DENSITY = _rule(
     _S + "peer_k",
     _S + "peer_min_group_size",
     _S + "tail_share",
+    template=_PEER_TEMPLATE,
 )
 R_RECONCILIATION = _rule(
     "STA-013",
@@ -231,6 +305,14 @@ R_RECONCILIATION = _rule(
     "(likely unit slip)",
     _S + "reconciliation_coefficients",
     _S + "yoy_tolerance",
+    template=(
+        "填报能源消费总量 {reported_total_tce} tce，分项折算合计 {computed_total_tce} tce，"
+        "差 {gap_tce} tce；{field:zh} {value} 若按倍数 {slip_factor} 填错，改为 "
+        "{suggested_value} 即吻合" + _P[0],
+        "reported total {reported_total_tce} tce, items give {computed_total_tce} tce, gap "
+        "{gap_tce} tce; {field:en} {value} mistyped by the factor {slip_factor}: "
+        "{suggested_value} closes it" + _P[1],
+    ),
 )
 
 R_DIGITS = _rule(
@@ -242,6 +324,15 @@ R_DIGITS = _rule(
     _S + "digit_groups",
     _S + "benford_min_count",
     _S + "benford_q",
+    template=(
+        "{batch_zh}{year:int}年 {peer_size:int} 个填报数的前两位数字不符合本福特定律：MAD "
+        "{score:ratio}（> {expected_high:ratio} 即不符合；同样本量下偶然约 {median:ratio}），"
+        "卡方检验 p = {p:p}；偏多的前两位：{top_pairs:list}",
+        "first-two digits of the {peer_size:int} figures of {batch_en} in {year:int} do not "
+        "conform to Benford's law: MAD {score:ratio} (nonconformity above "
+        "{expected_high:ratio}; by chance about {median:ratio}), chi-square p = {p:p}; "
+        "over-represented: {top_pairs:list_en}",
+    ),
 )
 
 STATISTICAL_RULES: Final = (
@@ -294,85 +385,17 @@ _NUMERIC: Final = (
 _DIRECTORY: Final = ("sector", "subsector", "admin_level", "district_code", "heat_billing")
 
 _PEER: Final = (
-    (R_PEER_ENERGY_M2, "energy_per_m2_kgce", "单位面积能耗", "energy per m²", "kgce/m²"),
-    (R_PEER_ENERGY_CAPITA, "energy_per_capita_kgce", "人均能耗", "energy per person", "kgce"),
-    (R_PEER_WATER_CAPITA, "water_per_capita_m3", "人均用水量", "water per person", "m³"),
+    (R_PEER_ENERGY_M2, "energy_per_m2_kgce"),
+    (R_PEER_ENERGY_CAPITA, "energy_per_capita_kgce"),
+    (R_PEER_WATER_CAPITA, "water_per_capita_m3"),
 )
-_DENSITY: Final = (R_DENSITY, "m2_per_occupant", "人均建筑面积", "floor area per person", "m²")
+_DENSITY: Final = (R_DENSITY, "m2_per_occupant")
 _SIZES: Final = ("building_area_m2", "occupants")
 _SUGGESTING: Final = frozenset({"STA-005", "STA-013"})
 """Rules whose findings carry a suggested correction: shown wherever their own evidence has
 p ≤ ``report_p``, listed return or not, being what the panel acts on."""
 
-_NAMES: Final = {
-    "electricity_kwh": ("电力", "electricity", "kWh"),
-    "natural_gas_m3": ("天然气", "natural gas", "m³"),
-    "coal_t": ("煤炭", "coal", "t"),
-    "gasoline_l": ("汽油", "gasoline", "L"),
-    "diesel_l": ("柴油", "diesel", "L"),
-    "lpg_kg": ("液化石油气", "LPG", "kg"),
-    "heat_gj": ("热力", "heat", "GJ"),
-    "other_energy_tce": ("其他能源", "other energy", "tce"),
-    "water_m3": ("水", "water", "m³"),
-    "total_energy_tce": ("综合能耗", "total energy", "tce"),
-    "energy_per_m2_kgce": ("单位面积能耗", "energy per m²", "kgce/m²"),
-    "energy_per_capita_kgce": ("人均能耗", "energy per person", "kgce"),
-    "water_per_capita_m3": ("人均用水量", "water per person", "m³"),
-    "building_area_m2": ("建筑面积", "building area", "m²"),
-    "occupants": ("用能人数", "occupants", "人"),
-    "m2_per_occupant": ("人均建筑面积", "floor area per person", "m²"),
-}
-
 _KEY: Final = ("institution_id", "year")
-
-
-# --------------------------------------------------------------------------------------------
-# Formatting
-# --------------------------------------------------------------------------------------------
-
-
-def _num(expr: pl.Expr) -> pl.Expr:
-    """Show a number with 4 significant digits at most, no exponent, '—' for null."""
-    size = expr.abs()
-    text = (
-        pl.when(size >= 1000)
-        .then(expr.round(0).cast(pl.Int64, strict=False).cast(pl.String))
-        .when(size >= 1)
-        .then(expr.round(2).cast(pl.String))
-        .otherwise(expr.round(6).cast(pl.String))
-    )
-    return text.fill_null("—")
-
-
-def _item_names(column: str) -> tuple[pl.Expr, pl.Expr]:
-    """Chinese and English name of the quantity named in ``column`` (the name itself if unknown)."""
-    zh, en = (
-        pl.col(column).replace_strict({k: v[i] for k, v in _NAMES.items()}, default=pl.col(column))
-        for i in (0, 1)
-    )
-    return zh, en
-
-
-def _last_year(prev: str, prev_year: str) -> tuple[pl.Expr, pl.Expr]:
-    """Chinese and English clause naming last year's value (or saying there is none)."""
-    has = pl.col(prev).is_not_null()
-    zh = (
-        pl.when(has)
-        .then(
-            pl.concat_str(pl.lit("，上年（"), pl.col(prev_year), pl.lit("）"), _num(pl.col(prev)))
-        )
-        .otherwise(pl.lit("，无上年数据"))
-    )
-    en = (
-        pl.when(has)
-        .then(
-            pl.concat_str(
-                pl.lit("; last year ("), pl.col(prev_year), pl.lit(") "), _num(pl.col(prev))
-            )
-        )
-        .otherwise(pl.lit("; no previous return"))
-    )
-    return zh, en
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,13 +480,13 @@ def _blocks(long: pl.DataFrame, columns: list[str], n: int) -> _Blocks:
 
 
 def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFrame:
-    """Add ``previous`` and ``previous_year`` of each hit's ``field`` column to the hits.
+    """Add ``previous_value`` and ``previous_year`` of each hit's ``field`` column to the hits.
 
     Gathered by ``_row`` from the column's block: no join over the whole year-over-year table.
     """
     none = (
-        pl.lit(None, pl.Float64).alias("previous"),
-        pl.lit(None, pl.String).alias("previous_year"),
+        pl.lit(None, pl.Float64).alias("previous_value"),
+        pl.lit(None, pl.Int64).alias("previous_year"),
     )
     parts = [hit.clear().with_columns(none)]  # the schema, also when there is no hit
     for (column,), part in hit.group_by(field, maintain_order=True):
@@ -473,7 +496,8 @@ def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFr
             part.with_columns(none)
             if block is None
             else part.with_columns(
-                block["previous"].gather(rows), block["previous_year"].gather(rows)
+                block["previous"].gather(rows).alias("previous_value"),
+                block["previous_year"].gather(rows).cast(pl.Int64).alias("previous_year"),
             )
         )
     return pl.concat(parts, how="vertical")
@@ -506,31 +530,35 @@ def _no_units() -> pl.DataFrame:
     return pl.DataFrame(schema=_UNIT_SCHEMA)
 
 
-def _p_text(p: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """'，校准 p = …' and '; calibrated p = …' for a finding's message."""
-    text = p.map_elements(lambda v: f"{v:.1e}" if v > 0 else "< 1e-300", return_dtype=pl.String)
-    return (
-        pl.concat_str(pl.lit("（校准 p = "), text, pl.lit("）")),
-        pl.concat_str(pl.lit(" (calibrated p = "), text, pl.lit(")")),
-    )
+_PEER_LEVELS: Final = (("year", "sector", "subsector"), ("year", "sector"), ("year",))
+"""Peer groups, finest first: a group too small for its own statistics borrows its parent's."""
 
 
-def _centred(log_ratio: pl.Expr, by: list[str]) -> pl.Expr:
-    """|log-ratio − its median within ``by``|: the size of a change beyond the year's own."""
-    return (log_ratio - log_ratio.median().over(by)).abs()
+def _peer_group(level: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """``peer_keys`` and ``peer_values`` of the peer level each row was scored at."""
+    keys = pl.lit(None, pl.List(pl.String))
+    values = pl.lit(None, pl.List(pl.String))
+    for i, group in reversed(list(enumerate(_PEER_LEVELS))):
+        keys = pl.when(level == i).then(pl.concat_list([pl.lit(k) for k in group])).otherwise(keys)
+        values = (
+            pl.when(level == i)
+            .then(pl.concat_list([pl.col(k).cast(pl.String) for k in group]))
+            .otherwise(values)
+        )
+    return keys.alias("peer_keys"), values.alias("peer_values")
 
 
 def _peer(
     r: pl.DataFrame, st: StatisticalSettings, blocks: _Blocks, specs: Sequence[tuple], method: str
 ) -> tuple[_Hits, pl.DataFrame]:
-    levels = [["year", "sector", "subsector"], ["year", "sector"], ["year"]]
+    """STA-001…003, STA-012: a value's robust z on the log scale against its peer group."""
     hits: _Hits = {}
     units = []
-    for rule, column, zh, en, unit in specs:
+    for rule, column in specs:
         scored = robust_peer_scores(
             r.select("_row", "year", "sector", "subsector", column),
             column,
-            levels,
+            [list(g) for g in _PEER_LEVELS],
             min_group_size=st.peer_min_group_size,
             k=st.peer_k,
         ).with_columns(pl.col("peer_score").abs().alias("_a"))
@@ -541,8 +569,6 @@ def _peer(
             blocks,
             "_c",
         )
-        last_zh, last_en = _last_year("previous", "previous_year")
-        p_zh, p_en = _p_text(pl.col("p"))
         hits[rule] = hit.select(
             "_row",
             pl.lit(column).alias("field"),
@@ -550,19 +576,16 @@ def _peer(
             pl.col("peer_low").alias("expected_low"),
             pl.col("peer_high").alias("expected_high"),
             "p",
-            pl.concat_str(
-                pl.lit(f"{zh} "), _num(pl.col(column)), pl.lit(f" {unit}，同类机构中位数 "),
-                _num(pl.col("peer_median")), pl.lit("（正常范围 "), _num(pl.col("peer_low")),
-                pl.lit("–"), _num(pl.col("peer_high")), pl.lit("，稳健z = "),
-                pl.col("peer_score").round(1).cast(pl.String), pl.lit("）"), p_zh, last_zh,
-            ).alias("message_zh"),
-            pl.concat_str(
-                pl.lit(f"{en} "), _num(pl.col(column)), pl.lit(f" {unit}, peer median "),
-                _num(pl.col("peer_median")), pl.lit(" (range "), _num(pl.col("peer_low")),
-                pl.lit("–"), _num(pl.col("peer_high")), pl.lit(", robust z = "),
-                pl.col("peer_score").round(1).cast(pl.String), pl.lit(")"), p_en, last_en,
-            ).alias("message_en"),
-        )  # fmt: skip
+            pl.lit(method).alias("method"),
+            *_peer_group(pl.col("peer_level")),
+            pl.col("peer_level").cast(pl.Int64),
+            pl.col("peer_n").cast(pl.Int64).alias("peer_size"),
+            pl.col("peer_median").alias("median"),
+            pl.col("peer_scale").alias("scale"),
+            pl.col("peer_score").alias("score"),
+            "previous_value",
+            "previous_year",
+        )
     return hits, pl.concat(units)
 
 
@@ -599,9 +622,11 @@ def _model(
                     pl.col(target).alias("value"),
                     "model_expected",
                     "model_studentized",
+                    (pl.col("model_residual") / pl.col("model_studentized")).alias("_scale"),
                     "model_low",
                     "model_high",
                     "p",
+                    pl.lit(scored["model_studentized"].count(), pl.Int64).alias("_n"),
                 )
             )
     if not parts:
@@ -612,10 +637,6 @@ def _model(
         return {}, _no_units(), ranges
     scored = pl.concat(parts)
     hit = _with_last_year(scored.filter(pl.col("p") <= st.report_p), blocks, "field")
-    name, name_en = _item_names("field")
-    last_zh, last_en = _last_year("previous", "previous_year")
-    p_zh, p_en = _p_text(pl.col("p"))
-    level = round(st.model_level * 100)
     hits = hit.select(
         "_row",
         "field",
@@ -623,21 +644,14 @@ def _model(
         pl.col("model_low").alias("expected_low"),
         pl.col("model_high").alias("expected_high"),
         "p",
-        pl.concat_str(
-            name, pl.lit(" "), _num(pl.col("value")), pl.lit("，按面积、人数和类型预测的期望值 "),
-            _num(pl.col("model_expected")), pl.lit(f"（{level}% 预测区间 "),
-            _num(pl.col("model_low")), pl.lit("–"), _num(pl.col("model_high")),
-            pl.lit("，学生化残差 "), pl.col("model_studentized").round(1).cast(pl.String),
-            pl.lit("）"), p_zh, last_zh,
-        ).alias("message_zh"),
-        pl.concat_str(
-            name_en, pl.lit(" "), _num(pl.col("value")),
-            pl.lit(", expected from area, occupants and kind "), _num(pl.col("model_expected")),
-            pl.lit(f" ({level} % prediction interval "), _num(pl.col("model_low")), pl.lit("–"),
-            _num(pl.col("model_high")), pl.lit(", studentized residual "),
-            pl.col("model_studentized").round(1).cast(pl.String), pl.lit(")"), p_en, last_en,
-        ).alias("message_en"),
-    )  # fmt: skip
+        pl.lit("model").alias("method"),
+        pl.col("_n").alias("peer_size"),
+        pl.col("model_expected").alias("median"),
+        pl.col("_scale").alias("scale"),
+        pl.col("model_studentized").alias("score"),
+        "previous_value",
+        "previous_year",
+    )
     ranges = scored.select(pl.col("_row").cast(pl.UInt32), "field", "model_low", "model_high")
     return {R_MODEL: hits}, _units(scored, "model", pl.col("field")), ranges
 
@@ -681,36 +695,66 @@ def _last_year_slipped(r: pl.DataFrame, slips: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _change_stats(long: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """Summarise the year's changes on last year per column: count, median, robust spread.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``column``, ``year``, ``n`` (returns with a change), ``median_lr`` (median log-ratio)
+        and ``sigma`` (1.4826 · MAD of the log-ratios; √(π/2) · mean absolute deviation when
+        the MAD is 0) [ln units].
+    """
+    lr = pl.col("log_ratio")
+    dev = (lr - lr.median()).abs()
+    return (
+        long.filter(pl.col("column").is_in(list(columns)) & lr.is_not_null())
+        .group_by("column", "year")
+        .agg(
+            pl.len().cast(pl.Int64).alias("n"),
+            lr.median().alias("median_lr"),
+            (MAD_TO_SIGMA * dev.median()).alias("_mad"),
+            (math.sqrt(math.pi / 2.0) * dev.mean()).alias("_mean"),
+        )
+        .select(
+            "column",
+            "year",
+            "n",
+            "median_lr",
+            pl.when(pl.col("_mad") > 0).then("_mad").otherwise("_mean").alias("sigma"),
+        )
+    )
+
+
 def _slip_windows(
     long: pl.DataFrame,
+    stats: pl.DataFrame,
     columns: Sequence[str],
     st: StatisticalSettings,
     coefficients: TableSource | None,
 ) -> pl.DataFrame:
     """Match each change on last year with a unit-slip window sized by the measured noise.
 
-    Per column and year: the noise σ is 1.4826 · MAD of the log-ratios (√(π/2) · mean absolute
-    deviation when the MAD is 0); the window of factor f is ln f ± h, h = min(yoy_tolerance ·
-    |ln f|, max(slip_noise_k · σ, slip_min_half_width)); a change matches the nearest window
-    (in half-widths) containing it. Its ``window_p`` is the chance that an ordinary change of
-    that column and year lands in the window (:func:`energy_audit.outliers.calibration.
-    window_p`, from the window's shoulders).
+    Per column and year: the noise σ of the log-ratios (:func:`_change_stats`); the window of
+    factor f is ln f ± h, h = min(yoy_tolerance · |ln f|, max(slip_noise_k · σ,
+    slip_min_half_width)); a change matches the nearest window (in half-widths) containing it.
+    Its ``window_p`` is the chance that an ordinary change of that column and year lands in the
+    window (:func:`energy_audit.outliers.calibration.window_p`, from the window's shoulders).
 
     Returns
     -------
     polars.DataFrame
         The rows of ``long`` whose change matches a window: ``_row``, ``year``, ``column``,
         ``value``, ``previous``, ``previous_year``, ``ratio``, ``reverts``, ``slip_factor``,
-        ``half_width``, ``suggested_value``, ``window_p``.
+        ``half_width``, ``distance`` (in half-widths), ``n`` (changes of the column and year),
+        ``suggested_value``, ``window_p``.
     """
     out = []
     rows = long.filter(pl.col("column").is_in(list(columns)) & pl.col("log_ratio").is_not_null())
-    for (column, _), part in rows.group_by("column", "year", maintain_order=True):
+    sigmas = {(c, y): (n, v) for c, y, n, v in stats.select("column", "year", "n", "sigma").rows()}
+    for (column, year), part in rows.group_by("column", "year", maintain_order=True):
         lr = part["log_ratio"].to_numpy()
-        dev = np.abs(lr - np.median(lr))
-        sigma = MAD_TO_SIGMA * float(np.median(dev))
-        if sigma <= 0:
-            sigma = math.sqrt(math.pi / 2.0) * float(np.mean(dev))
+        n, sigma = sigmas[(column, year)]
         factors = np.asarray(slip_factors_for(str(column), coefficients), dtype=np.float64)
         centres = np.log(factors)
         half = np.minimum(
@@ -719,7 +763,8 @@ def _slip_windows(
         )
         distance = np.abs(lr[:, None] - centres[None, :]) / half[None, :]
         nearest = np.argmin(distance, axis=1)
-        inside = distance[np.arange(lr.size), nearest] <= 1.0
+        nearest_distance = distance[np.arange(lr.size), nearest]
+        inside = nearest_distance <= 1.0
         if not inside.any():
             continue
         window = window_p(lr, centres, half)
@@ -732,6 +777,8 @@ def _slip_windows(
             ).with_columns(
                 pl.Series("slip_factor", factors[k]),
                 pl.Series("half_width", half[k]),
+                pl.Series("distance", nearest_distance[inside]),
+                pl.lit(n, pl.Int64).alias("n"),
                 pl.Series("window_p", window[k]),
             )
         )  # fmt: skip
@@ -740,40 +787,35 @@ def _slip_windows(
             schema={"_row": pl.UInt32, "year": pl.Int64, "column": pl.String,
                     "value": pl.Float64, "previous": pl.Float64, "previous_year": pl.String,
                     "ratio": pl.Float64, "reverts": pl.Boolean, "slip_factor": pl.Float64,
-                    "half_width": pl.Float64, "suggested_value": pl.Float64,
-                    "window_p": pl.Float64}
+                    "half_width": pl.Float64, "distance": pl.Float64, "n": pl.Int64,
+                    "suggested_value": pl.Float64, "window_p": pl.Float64}
         )  # fmt: skip
     return pl.concat(out).with_columns(
         (pl.col("value") / pl.col("slip_factor")).alias("suggested_value")
     )
 
 
-def _against_last_year(st: StatisticalSettings) -> tuple[list[pl.Expr], list, list]:
-    """Give the columns and message starts of a finding on a change on last year.
-
-    Returns the finding's ``_row``, ``field``, ``value`` and the band around last year's value
-    (``expected_low`` / ``expected_high``, ± ``yoy_band_pct``), and the Chinese and English
-    start "<item> <value>, last year (<year>) <previous>" of its messages.
-    """
-    name, name_en = _item_names("column")
+def _band(st: StatisticalSettings) -> tuple[pl.Expr, pl.Expr]:
+    """``expected_low`` / ``expected_high`` of a change finding: last year ± ``yoy_band_pct``."""
     band = 1.0 + st.yoy_band_pct / 100.0
-    columns = [
-        pl.col("_row"),
-        pl.col("column").alias("field"),
-        pl.col("value"),
+    return (
         (pl.col("previous") / band).alias("expected_low"),
         (pl.col("previous") * band).alias("expected_high"),
-    ]
-    zh = [name, pl.lit(" "), _num(pl.col("value")), pl.lit("，上年（"), pl.col("previous_year"),
-          pl.lit("）"), _num(pl.col("previous"))]  # fmt: skip
-    en = [name_en, pl.lit(" "), _num(pl.col("value")), pl.lit(", last year ("),
-          pl.col("previous_year"), pl.lit(") "), _num(pl.col("previous"))]  # fmt: skip
-    return columns, zh, en
+    )
+
+
+def _last_year_evidence() -> tuple[pl.Expr, pl.Expr]:
+    """``previous_value`` and ``previous_year`` (int) of a row of the year-over-year table."""
+    return (
+        pl.col("previous").alias("previous_value"),
+        pl.col("previous_year").cast(pl.Int64, strict=False).alias("previous_year"),
+    )
 
 
 def _slips(
     r: pl.DataFrame,
     long: pl.DataFrame,
+    stats: pl.DataFrame,
     st: StatisticalSettings,
     ranges: pl.DataFrame,
     coefficients: TableSource | None,
@@ -787,7 +829,7 @@ def _slips(
     STA-006 to leave out the changes a slip explains).
     """
     columns = [*_QUANTITIES, *_SIZES]
-    windows = _slip_windows(long, columns, st, coefficients)
+    windows = _slip_windows(long, stats, columns, st, coefficients)
     windows = windows.join(_last_year_slipped(r, windows), on=["_row", "column"], how="left").join(
         ranges.rename({"field": "column"}), on=["_row", "column"], how="left"
     )
@@ -802,65 +844,66 @@ def _slips(
         ).alias("is_slip")
     )
     slips = windows.filter(pl.col("is_slip")).with_columns(pl.col("window_p").alias("p"))
-    columns, start_zh, start_en = _against_last_year(st)
-    p_zh, p_en = _p_text(pl.col("p"))
-    ratio = pl.col("ratio").round(4).cast(pl.String)
     hit = slips.filter(pl.col("p") <= st.report_p).select(
-        *columns,
+        "_row",
+        pl.col("column").alias("field"),
+        "value",
+        *_band(st),
         "suggested_value",
         "p",
-        pl.concat_str(
-            *start_zh, pl.lit("，之比 "), ratio,
-            pl.lit(" 在单位换算倍数 "), _num(pl.col("slip_factor")), pl.lit(" 的窗口内（±"),
-            (pl.col("half_width") * 100).round(1).cast(pl.String),
-            pl.lit("%，按本年变化幅度确定），建议值 "), _num(pl.col("suggested_value")), p_zh,
-        ).alias("message_zh"),
-        pl.concat_str(
-            *start_en, pl.lit(", ratio "), ratio, pl.lit(" inside the window of the unit factor "),
-            _num(pl.col("slip_factor")),
-            pl.lit(" (±"), (pl.col("half_width") * 100).round(1).cast(pl.String),
-            pl.lit(" %, sized by this year's changes); suggested "),
-            _num(pl.col("suggested_value")), p_en,
-        ).alias("message_en"),
-    )  # fmt: skip
+        pl.lit("slips").alias("method"),
+        pl.col("n").alias("peer_size"),
+        pl.col("distance").alias("score"),
+        *_last_year_evidence(),
+        "slip_factor",
+        pl.col("half_width").alias("window_half_width"),
+    )
     return {R_UNIT_SLIP: hit}, _units(slips, "slips", pl.col("column")), windows
 
 
 def _changes(
     long: pl.DataFrame,
+    stats: pl.DataFrame,
     st: StatisticalSettings,
     windows: pl.DataFrame,
     columns: Sequence[str],
     rule: Rule,
     method: str,
 ) -> tuple[_Hits, pl.DataFrame]:
-    """STA-006 (items) and STA-011 (area, occupants): the size of the change on last year.
+    """STA-006 (items, intensities) and STA-011 (area, occupants, area per person).
 
     The score is |log-ratio − the year's median log-ratio| of the column, calibrated on the
     year's own changes (:func:`energy_audit.outliers.calibration.tail_p`). A change that
-    undoes last year's slip says last year was wrong: it is not scored.
+    undoes last year's slip says last year was wrong: it is not scored. The finding's
+    ``median`` is last year's value moved by the year's median change.
     """
-    items = long.filter(pl.col("column").is_in(list(columns))).with_columns(
-        pl.when(~pl.col("reverts").fill_null(False))
-        .then(_centred(pl.col("log_ratio"), ["column", "year"]))
-        .alias("_a")
+    items = (
+        long.filter(pl.col("column").is_in(list(columns)))
+        .join(stats, on=["column", "year"], how="left", maintain_order="left")
+        .with_columns(
+            pl.when(~pl.col("reverts").fill_null(False))
+            .then((pl.col("log_ratio") - pl.col("median_lr")).abs())
+            .alias("_a")
+        )
     )
     items = tail_p(items, "_a", ["column", "year"], tail_share=st.tail_share)
     explained = windows.filter(pl.col("is_slip")).select("_row", "column")
     shown = items.filter(pl.col("p") <= st.report_p).join(
         explained, on=["_row", "column"], how="anti"
     )
-    columns, start_zh, start_en = _against_last_year(st)
-    p_zh, p_en = _p_text(pl.col("p"))
-    change = ((pl.col("ratio") - 1.0) * 100.0).round(1).cast(pl.String)
     hit = shown.select(
-        *columns,
+        "_row",
+        pl.col("column").alias("field"),
+        "value",
+        *_band(st),
         "p",
-        pl.concat_str(*start_zh, pl.lit("，变化 "), change, pl.lit("%"), p_zh).alias("message_zh"),
-        pl.concat_str(*start_en, pl.lit(", change "), change, pl.lit(" %"), p_en).alias(
-            "message_en"
-        ),
-    )  # fmt: skip
+        pl.lit(method).alias("method"),
+        pl.col("n").alias("peer_size"),
+        (pl.col("previous") * pl.col("median_lr").exp()).alias("median"),
+        pl.col("sigma").alias("scale"),
+        pl.col("_a").alias("score"),
+        *_last_year_evidence(),
+    )
     return {rule: hit}, _units(items, method, pl.col("column"))
 
 
@@ -923,8 +966,8 @@ def _closure(
         pl.col(column).alias("value"),
         true.alias("suggested_value"),
         "reported_total_tce",
-        "_computed",
         pl.col(gap).alias("_gap"),
+        pl.lit(n, pl.Int64).alias("_n"),
     ).with_columns(
         pl.Series("slip_factor", factors[k]),
         pl.Series("_distance", distance[np.arange(lr.size), k]),
@@ -977,7 +1020,6 @@ def _reconciliation(
         work = rows.with_columns(
             (reported - computed).alias("_gap"),
             (reported - alternative).alias("_gap_alt"),
-            computed.alias("_computed"),
             tolerance.alias("_tol"),
             ((reported - computed).abs() <= tolerance)
             .or_((reported - alternative).abs() <= tolerance)
@@ -1001,29 +1043,19 @@ def _reconciliation(
     if not parts:
         return {}, _no_units()
     found = pl.concat(parts)
-    name, name_en = _item_names("field")
-    p_zh, p_en = _p_text(pl.col("p"))
     hit = found.filter(pl.col("p") <= st.report_p).select(
         "_row",
         "field",
         "value",
         "suggested_value",
         "p",
-        pl.concat_str(
-            pl.lit("填报能源消费总量 "), _num(pl.col("reported_total_tce")),
-            pl.lit(" tce，分项折算合计 "), _num(pl.col("_computed")), pl.lit(" tce，差 "),
-            _num(pl.col("_gap")), pl.lit(" tce；"), name, pl.lit(" "), _num(pl.col("value")),
-            pl.lit(" 若按倍数 "), _num(pl.col("slip_factor")), pl.lit(" 填错，改为 "),
-            _num(pl.col("suggested_value")), pl.lit(" 即吻合"), p_zh,
-        ).alias("message_zh"),
-        pl.concat_str(
-            pl.lit("reported total "), _num(pl.col("reported_total_tce")),
-            pl.lit(" tce, items give "), _num(pl.col("_computed")), pl.lit(" tce, gap "),
-            _num(pl.col("_gap")), pl.lit(" tce; "), name_en, pl.lit(" "), _num(pl.col("value")),
-            pl.lit(" mistyped by the factor "), _num(pl.col("slip_factor")),
-            pl.lit(": "), _num(pl.col("suggested_value")), pl.lit(" closes it"), p_en,
-        ).alias("message_en"),
-    )  # fmt: skip
+        pl.lit("reconciliation").alias("method"),
+        pl.col("_n").alias("peer_size"),
+        pl.col("_distance").alias("score"),
+        "slip_factor",
+        "reported_total_tce",
+        (pl.col("reported_total_tce") - pl.col("_gap")).alias("computed_total_tce"),
+    )
     return {R_RECONCILIATION: hit}, _units(found, "reconciliation", pl.col("field"))
 
 
@@ -1063,24 +1095,15 @@ def _copies(
         chance = exact_match_p(ratios, np.nan_to_num(eps, nan=0.0))
         p *= np.where(np.isfinite(eps), chance, 1.0)
     out = out.with_columns(pl.Series("p", np.clip(p, 1e-300, 1.0)))
-    year = pl.col("copied_from_year").cast(pl.String)
-    p_zh, p_en = _p_text(pl.col("p"))
     hits = out.select(
         "_row",
         pl.lit(None, pl.String).alias("field"),
         pl.col("electricity_kwh").alias("value"),
         "p",
-        pl.concat_str(
-            pl.lit("各项数量与费用与上年（"), year, pl.lit("）相同，如电力 "),
-            _num(pl.col("electricity_kwh")), pl.lit(" kWh、水 "), _num(pl.col("water_m3")),
-            pl.lit(" m³"), p_zh,
-        ).alias("message_zh"),
-        pl.concat_str(
-            pl.lit("every quantity and cost identical to last year ("), year,
-            pl.lit("), e.g. electricity "), _num(pl.col("electricity_kwh")),
-            pl.lit(" kWh, water "), _num(pl.col("water_m3")), pl.lit(" m³"), p_en,
-        ).alias("message_en"),
-    )  # fmt: skip
+        pl.lit("copies").alias("method"),
+        pl.col("electricity_kwh").alias("previous_value"),
+        pl.col("copied_from_year").cast(pl.Int64).alias("previous_year"),
+    )
     return {R_COPIED: hits}, _units(out, "copies", pl.lit(None, pl.String))
 
 
@@ -1117,24 +1140,17 @@ def _siblings(
         e = eps.fill_null(np.nan).to_numpy()
         p *= np.where(np.isfinite(e), np.minimum(1.0, others * 2 * e * density), 1.0)
     out = out.with_columns(pl.Series("p", np.clip(p, 1e-300, 1.0)))
-    ids = pl.col("identical_sibling_ids").list.join("、")
-    p_zh, p_en = _p_text(pl.col("p"))
     hits = out.select(
         "_row",
         pl.lit(None, pl.String).alias("field"),
         pl.col("electricity_kwh").alias("value"),
         "p",
-        pl.concat_str(
-            pl.lit("数据与同一上级单位（"), pl.col("parent_id"), pl.lit("）的 "), ids,
-            pl.lit(" 完全相同，如电力 "), _num(pl.col("electricity_kwh")), pl.lit(" kWh"), p_zh,
-        ).alias("message_zh"),
-        pl.concat_str(
-            pl.lit("figures identical to "), pl.col("identical_sibling_ids").list.join(", "),
-            pl.lit(" of the same parent ("), pl.col("parent_id"),
-            pl.lit("), e.g. electricity "), _num(pl.col("electricity_kwh")), pl.lit(" kWh"),
-            p_en,
-        ).alias("message_en"),
-    )  # fmt: skip
+        pl.lit("siblings").alias("method"),
+        pl.concat_list(pl.lit("parent_id")).alias("peer_keys"),
+        pl.concat_list(pl.col("parent_id").cast(pl.String)).alias("peer_values"),
+        pl.col("_g").cast(pl.Int64).alias("peer_size"),
+        pl.col("identical_sibling_ids").cast(pl.List(pl.String)).alias("related_ids"),
+    )
     return {R_SIBLING: hits}, _units(out, "siblings", pl.lit(None, pl.String))
 
 
@@ -1173,25 +1189,16 @@ def _round(
         blocks,
         "round_column",
     )
-    last_zh, last_en = _last_year("previous", "previous_year")
-    name, name_en = _item_names("round_column")
-    p_zh, p_en = _p_text(pl.col("p"))
     hits = hit.select(
         "_row",
         pl.col("round_column").alias("field"),
         "value",
         "p",
-        pl.concat_str(
-            name, pl.lit(" "), _num(pl.col("value")), pl.lit(" 末尾有 "),
-            pl.col("t").cast(pl.String), pl.lit(" 个零（偶然、本机构历史和同类中出现的比率均低）"),
-            p_zh, last_zh,
-        ).alias("message_zh"),
-        pl.concat_str(
-            name_en, pl.lit(" "), _num(pl.col("value")), pl.lit(" ends in "),
-            pl.col("t").cast(pl.String),
-            pl.lit(" zeros (rare by chance, in its own history and among peers)"), p_en, last_en,
-        ).alias("message_en"),
-    )  # fmt: skip
+        pl.lit("round_numbers").alias("method"),
+        pl.col("t").cast(pl.Float64).alias("score"),
+        "previous_value",
+        "previous_year",
+    )
     return {R_ROUND: hits}, _units(out, "round_numbers", pl.col("round_column"))
 
 
@@ -1245,13 +1252,6 @@ def _digits(r: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
         .then(pl.concat_str(pl.lit("district "), pl.col("code")))
         .otherwise(pl.concat_str(pl.lit("units of parent "), pl.col("code")))
     )
-    pairs = pl.col("top_digit_pairs").cast(pl.List(pl.String)).list.join("、")
-    pairs_en = pl.col("top_digit_pairs").cast(pl.List(pl.String)).list.join(", ")
-    mad = pl.col("mean_abs_deviation").round(4).cast(pl.String)
-    chance = pl.col("expected_mean_abs_deviation").round(4).cast(pl.String)
-    p = pl.col("p_value").map_elements(
-        lambda v: f"{v:.1e}" if v > 0 else "< 1e-300", return_dtype=pl.String
-    )
     hits = hit.select(
         pl.when(is_district).then(pl.lit(None, pl.String)).otherwise(pl.col("code"))
         .alias("institution_id"),
@@ -1261,20 +1261,18 @@ def _digits(r: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
         pl.lit(nonconformity).alias("expected_high"),
         pl.col("q").map_batches(priority_from_p, return_dtype=pl.Float64).alias("priority"),
         pl.concat_str(pl.col("group"), pl.lit(":"), pl.col("code")).alias("key"),
-        pl.concat_str(
-            who_zh, pl.col("year").cast(pl.String), pl.lit("年 "),
-            pl.col("n_values").cast(pl.String),
-            pl.lit(" 个填报数的前两位数字不符合本福特定律：MAD "), mad,
-            pl.lit(f"（> {nonconformity} 即不符合；同样本量下偶然约 "), chance,
-            pl.lit("），卡方检验 p = "), p, pl.lit("；偏多的前两位："), pairs,
-        ).alias("message_zh"),
-        pl.concat_str(
-            pl.lit("first-two digits of the "), pl.col("n_values").cast(pl.String),
-            pl.lit(" figures of "), who_en, pl.lit(" in "), pl.col("year").cast(pl.String),
-            pl.lit(" do not conform to Benford's law: MAD "), mad,
-            pl.lit(f" (nonconformity above {nonconformity}; by chance about "), chance,
-            pl.lit("), chi-square p = "), p, pl.lit("; over-represented: "), pairs_en,
-        ).alias("message_en"),
+        who_zh.alias("batch_zh"),
+        who_en.alias("batch_en"),
+        pl.col("top_digit_pairs").cast(pl.List(pl.String)).alias("top_pairs"),
+        pl.struct(
+            pl.lit("digits").alias("method"),
+            pl.concat_list(pl.col("group")).alias("peer_keys"),
+            pl.concat_list(pl.col("code")).alias("peer_values"),
+            pl.col("n_values").cast(pl.Int64).alias("peer_size"),
+            pl.col("expected_mean_abs_deviation").alias("median"),
+            pl.col("mean_abs_deviation").alias("score"),
+            pl.col("p_value").alias("p"),
+        ).alias("evidence"),
     )  # fmt: skip
     return findings_from_hits(R_DIGITS, hits)
 
@@ -1335,8 +1333,8 @@ def _analyse(
     history: pl.DataFrame | None,
     settings: VerifySettings,
     timings: dict[str, float] | None = None,
-) -> tuple[pl.DataFrame, _Hits, pl.DataFrame]:
-    """Score the returns: (rows, candidate hits by rule, evidence units).
+) -> tuple[pl.DataFrame, _Hits, pl.DataFrame, pl.DataFrame]:
+    """Score the returns: (rows, candidate hits by rule, evidence units, materiality weights).
 
     ``timings``, if given, receives the wall-clock seconds of each step (preparation, each
     method that ran; the combination is added by the caller).
@@ -1367,10 +1365,10 @@ def _analyse(
         "year", *prev_cols[:4], pl.col("previous_year").cast(pl.String), *prev_cols[5:]
     )
     blocks = _blocks(long, yoy_columns, r.height)
+    stats = _change_stats(long, yoy_columns)
     h_items = None if h is None else h.select(*_KEY, *copy_columns)
     times = {} if timings is None else timings
     times["preparation"] = time.perf_counter() - clock
-    hits: _Hits = {}
     units: list[pl.DataFrame] = []
     ranges = pl.DataFrame(
         schema={"_row": pl.UInt32, "field": pl.String, "model_low": pl.Float64,
@@ -1385,8 +1383,11 @@ def _analyse(
 
     def slips() -> tuple[_Hits, pl.DataFrame]:
         nonlocal windows
-        found, unit, windows = _slips(r, long, st, ranges, coefficients)
+        found, unit, windows = _slips(r, long, stats, st, ranges, coefficients)
         return found, unit
+
+    def changes(columns: Sequence[str], rule: Rule, method: str) -> tuple[_Hits, pl.DataFrame]:
+        return _changes(long, stats, st, windows, columns, rule, method)
 
     items = [*_QUANTITIES, "total_energy_tce"]
     runs: list[tuple[str, bool, Callable[[], tuple[_Hits, pl.DataFrame]]]] = [
@@ -1394,36 +1395,32 @@ def _analyse(
         ("density", st.density, lambda: _peer(r, st, blocks, (_DENSITY,), "density")),
         ("model", st.model, model),
         ("slips", st.slips, slips),
-        ("yoy", st.yoy, lambda: _changes(long, st, windows, items, R_YOY_CHANGE, "yoy")),
-        ("size", st.size, lambda: _changes(long, st, windows, _SIZES, R_SIZE, "size")),
-        (
-            "intensity",
-            st.intensity,
-            lambda: _changes(long, st, windows, intensities, R_YOY_CHANGE, "intensity"),
-        ),
-        (
-            "density_change",
-            st.density,
-            lambda: _changes(long, st, windows, [_DENSITY[1]], R_DENSITY, "density"),
-        ),
+        ("yoy", st.yoy, lambda: changes(items, R_YOY_CHANGE, "yoy")),
+        ("size", st.size, lambda: changes(_SIZES, R_SIZE, "size")),
+        ("intensity", st.intensity, lambda: changes(intensities, R_YOY_CHANGE, "intensity")),
+        ("density_change", st.density, lambda: changes([_DENSITY[1]], R_SIZE, "density")),
         ("reconciliation", st.reconciliation, lambda: _reconciliation(r, st, coefficients)),
         ("copies", st.copies, lambda: _copies(r, h_items, st, copy_columns, blocks)),
         ("siblings", st.siblings, lambda: _siblings(r, st, copy_columns)),
         ("round_numbers", st.round_numbers, lambda: _round(r, h_items, st, blocks)),
     ]
+    found: dict[Rule, list[pl.DataFrame]] = {}
     for method, enabled, run in runs:
         if enabled:
             clock = time.perf_counter()
             method_hits, unit = run()
-            hits.update({rule: hit for rule, hit in method_hits.items() if hit.height})
+            for rule, hit in method_hits.items():
+                if hit.height:
+                    found.setdefault(rule, []).append(hit)
             units.append(unit)
             times[method] = time.perf_counter() - clock
+    hits = {rule: pl.concat(parts, how="diagonal_relaxed") for rule, parts in found.items()}
     weights = _materiality(r, blocks, st, coefficients)
     table = pl.concat(units) if units else _no_units()
     table = table.join(weights, on=["_row", "field"], how="left").with_columns(
         pl.col("_w").fill_null(1.0)
     )
-    return r, hits, table
+    return r, hits, table, weights
 
 
 def _null_backed(p: npt.NDArray[np.float64], tolerance: float) -> bool:
@@ -1539,7 +1536,7 @@ def score_returns(
     """
     s = _settings(settings)
     times = {} if timings is None else timings
-    r, _, units = _analyse(returns, directory, history, s, times)
+    r, _, units, _ = _analyse(returns, directory, history, s, times)
     clock = time.perf_counter()
     ranked = _priorities(r, units, s.statistical).drop("_row")
     times["priority"] = time.perf_counter() - clock
@@ -1553,6 +1550,53 @@ def check_statistical(
     history: pl.DataFrame | None = None,
     settings: VerifySettings | StatisticalSettings | None = None,
 ) -> pl.DataFrame:
+    """Return the statistical findings of the returns (:func:`statistical_stage`'s findings).
+
+    Parameters and errors as in :func:`statistical_stage`.
+    """
+    return statistical_stage(
+        returns, directory=directory, history=history, settings=settings
+    ).findings
+
+
+@dataclass(frozen=True)
+class StatisticalResult:
+    """What :func:`statistical_stage` found.
+
+    Attributes
+    ----------
+    findings : polars.DataFrame
+        Statistical findings (data contract §5), highest priority first.
+    scores : polars.DataFrame
+        One row per return scored (:func:`score_returns`), with ``source_file`` and
+        ``source_row``: the combined p-value of every return, listed or not, which the
+        panel's queue combines with the rule findings (:mod:`energy_audit.verify.queue`).
+    """
+
+    findings: pl.DataFrame
+    scores: pl.DataFrame
+
+
+def _no_scores() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "institution_id": pl.String,
+            "year": pl.Int64,
+            "source_file": pl.String,
+            "source_row": pl.Int64,
+            "p_combined": pl.Float64,
+            "priority": pl.Float64,
+        }
+    )
+
+
+def statistical_stage(
+    returns: pl.DataFrame,
+    *,
+    directory: pl.DataFrame,
+    history: pl.DataFrame | None = None,
+    settings: VerifySettings | StatisticalSettings | None = None,
+) -> StatisticalResult:
     """Find the returns that stand out statistically, with the numbers that make the case.
 
     Parameters
@@ -1572,12 +1616,13 @@ def check_statistical(
 
     Returns
     -------
-    polars.DataFrame
-        Findings (data contract §5) of :data:`STATISTICAL_RULES`, highest priority first:
+    StatisticalResult
+        ``findings`` (data contract §5) of :data:`STATISTICAL_RULES`, highest priority first:
         for each return whose combined p-value is at most ``report_p``, every piece of
         evidence with a p-value at most ``finding_p`` and always its strongest one; and
         every suggested correction whose own p-value is at most ``report_p``. Every finding
-        of a return carries the return's priority (module docstring).
+        of a return carries the return's priority (module docstring); and ``scores``, the
+        per-return table of :func:`score_returns` with ``source_file`` and ``source_row``.
 
     Raises
     ------
@@ -1587,15 +1632,18 @@ def check_statistical(
     """
     s = _settings(settings)
     if not s.statistical.enabled:
-        return empty_findings()
+        return StatisticalResult(empty_findings(), _no_scores())
     st = s.statistical
-    r, hits, units = _analyse(returns, directory, history, s)
+    r, hits, units, weights = _analyse(returns, directory, history, s)
     batches = _digits(r, st) if st.digits else empty_findings()
-    if not hits:
-        return batches
     ranked = _priorities(r, units, st)
-    listed = ranked.filter(pl.col("p_combined") <= st.report_p).select("_row", "priority")
-    everyone = ranked.select("_row", "priority")
+    scores = r.select("_row", "source_file", "source_row").join(ranked, on="_row").drop("_row")
+    if not hits:
+        return StatisticalResult(batches, scores)
+    listed = ranked.filter(pl.col("p_combined") <= st.report_p).select(
+        "_row", "priority", pl.col("p_combined").alias("return_p")
+    )
+    everyone = ranked.select("_row", "priority", pl.col("p_combined").alias("return_p"))
     strongest = units.group_by("_row").agg(pl.col("p").min().alias("_best"))
     duplicated = r.select("_row", pl.struct(*_KEY).is_duplicated().alias("_dup"))
     rows = r.select("_row", *_KEY, "source_file", "source_row").join(duplicated, on="_row")
@@ -1615,17 +1663,25 @@ def check_statistical(
                 | (pl.col("p") <= pl.col("_best"))
                 | pl.lit(suggesting)
             )
+            .join(weights, on=["_row", "field"], how="left")
             .join(rows, on="_row", how="left")
             .with_columns(
+                pl.col("_w").fill_null(1.0).alias("materiality"),
                 pl.when(pl.col("_dup"))
                 .then(pl.col("_row").cast(pl.String))
                 .otherwise(pl.lit(""))
-                .alias("key")
+                .alias("key"),
             )
         )
         if hit.height:
-            parts.append(findings_from_hits(rule, hit))
-    return sort_findings(pl.concat([*parts, batches], how="vertical"))
+            parts.append(findings_from_hits(rule, _with_evidence(hit)))
+    return StatisticalResult(sort_findings(pl.concat([*parts, batches], how="vertical")), scores)
+
+
+def _with_evidence(hit: pl.DataFrame) -> pl.DataFrame:
+    """Gather a hit frame's evidence columns into the ``evidence`` struct of the contract."""
+    fields = [f for f in EVIDENCE_DTYPE.to_schema() if f in hit.columns]  # type: ignore[attr-defined]
+    return hit.with_columns(pl.struct(fields).alias("evidence"))
 
 
 def evidence_data(

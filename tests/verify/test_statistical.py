@@ -134,7 +134,12 @@ def test_unit_slip_x10000_fires_every_method_with_evidence():
     assert row["value"] < row["expected_low"]
     peer = findings.filter(pl.col("rule_id") == "STA-001").row(0, named=True)
     assert peer["value"] < peer["expected_low"] < peer["expected_high"]
-    assert "同类机构中位数" in peer["message_zh"] and "peer median" in peer["message_en"]
+    assert "家机构中位数" in peer["message_zh"] and "peers" in peer["message_en"]
+    evidence = peer["evidence"]
+    assert evidence["method"] == "peer" and evidence["peer_keys"][0] == "year"
+    assert evidence["peer_values"][0] == str(peer["year"])
+    assert evidence["peer_size"] >= 10 and evidence["median"] > peer["value"]
+    assert 0 < evidence["return_p"] <= 0.05 and evidence["materiality"] == 1.0  # not an item
     # the slipped return ranks first, with a combined p far below any clean return's
     assert findings["institution_id"][0] == "I005"
     scores = score_returns(current, directory=directory, history=history)
