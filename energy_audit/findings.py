@@ -191,12 +191,9 @@ def evidence_struct(evidence: pl.Series) -> pl.Series:
     if unknown:
         raise ValueError(f"evidence fields not in schemas/findings.toml: {unknown}")
     frame = evidence.struct.unnest()
-    return (
-        frame.select(
-            pl.col(n).cast(d) if n in given else pl.lit(None, d).alias(n) for n, d in known.items()
-        )
-        .to_struct("evidence")
-    )
+    return frame.select(
+        pl.col(n).cast(d) if n in given else pl.lit(None, d).alias(n) for n, d in known.items()
+    ).to_struct("evidence")
 
 
 def sort_findings(findings: pl.DataFrame) -> pl.DataFrame:
