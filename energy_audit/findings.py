@@ -190,10 +190,17 @@ def evidence_struct(evidence: pl.Series) -> pl.Series:
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise ValueError(f"evidence fields not in schemas/findings.toml: {unknown}")
-    frame = evidence.struct.unnest()
-    return frame.select(
-        pl.col(n).cast(d) if n in given else pl.lit(None, d).alias(n) for n, d in known.items()
-    ).to_struct("evidence")
+    fields = [
+        pl.col("e").struct.field(n).cast(d) if n in given else pl.lit(None, d).alias(n)
+        for n, d in known.items()
+    ]
+    # a null evidence (a rule finding) stays null, not a struct of nulls
+    return (
+        pl.DataFrame({"e": evidence})
+        .with_columns(pl.struct(fields).alias("s"))
+        .select(pl.when(pl.col("e").is_not_null()).then(pl.col("s")).alias("evidence"))
+        .to_series()
+    )
 
 
 def sort_findings(findings: pl.DataFrame) -> pl.DataFrame:
