@@ -40,7 +40,7 @@ from typing import Final
 
 import polars as pl
 
-__all__ = ["FIELDS", "number", "p_value", "render", "template_fields"]
+__all__ = ["FIELDS", "number", "number_text", "p_value", "render", "template_fields"]
 
 FIELDS: Final[Mapping[str, tuple[str, str, str]]] = {
     "electricity_kwh": ("电力", "electricity", "kWh"),
@@ -103,6 +103,17 @@ def number(expr: pl.Expr) -> pl.Expr:
         .otherwise(rounded.cast(pl.String))
     )
     return pl.when(x.is_finite()).then(text).otherwise(pl.lit(_MISSING))
+
+
+def number_text(x: float) -> str:
+    """Write one number (a setting, a factor, a bound) as :func:`number` writes a column.
+
+    Examples
+    --------
+    >>> number_text(10000.0), number_text(0.25), number_text(2.0)
+    ('10000', '0.25', '2')
+    """
+    return str(pl.select(number(pl.lit(float(x)))).item())
 
 
 def p_value(expr: pl.Expr) -> pl.Expr:

@@ -80,7 +80,7 @@ from energy_audit import contract
 from energy_audit.errors import UnusableInputError
 from energy_audit.factors import ITEM_COLUMNS, kgce_per_canonical_unit
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
-from energy_audit.messages import number
+from energy_audit.messages import number, number_text
 from energy_audit.slips import price_slip_factors
 from energy_audit.verify.settings import VerifySettings
 
@@ -342,11 +342,6 @@ def _with_previous(r: pl.DataFrame, history: pl.DataFrame | None) -> pl.DataFram
 # --------------------------------------------------------------------------------------------
 
 
-def _constant(x: float) -> str:
-    """Write a setting or a factor for a message's literal text, as :func:`number` does."""
-    return str(pl.select(number(pl.lit(float(x)))).item())
-
-
 def _pct(expr: pl.Expr) -> pl.Expr:
     """Show a signed percentage with one decimal: ``+20.0``, ``-15.3``."""
     text = expr.round(1).cast(pl.String)
@@ -407,7 +402,7 @@ def _change(
     hits = r.filter((cur > 0) & (prev > 0) & (change.abs() > max_pct)).with_columns(
         change.alias("_pct")
     )
-    threshold = _constant(max_pct)
+    threshold = number_text(max_pct)
     return hits.select(
         "institution_id",
         "year",
@@ -653,7 +648,7 @@ def _slip_texts(p: _Priced, f: float) -> dict[tuple[str, str], tuple[str, str]]:
     key = whole if math.isclose(f, whole, rel_tol=1e-9) else None
     q_big_zh, q_big_en = p.larger_zh.get(key or 0), p.larger_en.get(key or 0)
     c_big_zh, c_big_en = _COST_LARGER_ZH.get(key or 0), _COST_LARGER_EN.get(key or 0)
-    n = _constant(f)
+    n = number_text(f)
     out: dict[tuple[str, str], tuple[str, str]] = {}
     for figure, name_zh, unit_zh, unit_en, big_zh, big_en in (
         ("quantity", p.quantity_zh, p.unit_zh, p.unit_en, q_big_zh, q_big_en),
@@ -788,8 +783,8 @@ def _price(r: pl.DataFrame, p: _Priced, s: VerifySettings) -> pl.DataFrame:
             number(sugg),
         )
     )
-    band_zh = f"{_constant(low)}–{_constant(high)} 元/{p.unit_zh}"
-    band_en = f"{_constant(low)}-{_constant(high)} yuan/{p.unit_en}"
+    band_zh = f"{number_text(low)}–{number_text(high)} 元/{p.unit_zh}"
+    band_en = f"{number_text(low)}-{number_text(high)} yuan/{p.unit_en}"
     return hits.select(
         "institution_id",
         "year",

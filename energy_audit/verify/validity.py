@@ -54,7 +54,7 @@ from energy_audit.directory.codes import (
 from energy_audit.errors import UnusableInputError
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
 from energy_audit.io.readers import ReadResult
-from energy_audit.messages import number
+from energy_audit.messages import number, number_text
 from energy_audit.verify.settings import VerifySettings
 
 __all__ = [
@@ -142,11 +142,6 @@ def _spec(name: str | None) -> ColumnSpec | None:
 def _header_zh(name: str | None) -> str:
     spec = _spec(name)
     return contract.header_zh(spec) if spec is not None else str(name)
-
-
-def _bound(x: float) -> str:
-    """Write a bound of the contract for a message's literal text, as :func:`number` does."""
-    return str(pl.select(number(pl.lit(float(x)))).item())
 
 
 # ------------------------------------------------------------------------- message pieces
@@ -343,10 +338,14 @@ def _row_failures(
         low = spec.min if spec is not None else None
         high = spec.max if spec is not None else None
         if spec is not None and check.startswith("greater_than") and low is not None:
-            rule_zh = f"应大于 {_bound(low)}" if spec.min_exclusive else f"应不小于 {_bound(low)}"
-            rule_en = f"must be {'>' if spec.min_exclusive else '≥'} {_bound(low)}"
+            rule_zh = (
+                f"应大于 {number_text(low)}"
+                if spec.min_exclusive
+                else f"应不小于 {number_text(low)}"
+            )
+            rule_en = f"must be {'>' if spec.min_exclusive else '≥'} {number_text(low)}"
         elif spec is not None and check.startswith("less_than") and high is not None:
-            rule_zh, rule_en = f"应不大于 {_bound(high)}", f"must be ≤ {_bound(high)}"
+            rule_zh, rule_en = f"应不大于 {number_text(high)}", f"must be ≤ {number_text(high)}"
         else:  # a check the contract may add later (allowed values, length …)
             rule_zh = f"不符合规定（{check}）"
             rule_en = f"fails the contract check {check}"
