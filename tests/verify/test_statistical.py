@@ -453,17 +453,21 @@ def test_no_slip_is_suggested_that_the_expected_range_contradicts():
     assert {"STA-004", "STA-006"} & _rules(findings, "I021")
 
 
-def test_a_tiny_item_weighs_its_share_of_the_energy():
+def test_materiality_puts_the_tonnes_first():
+    """A doubled electricity figure (most of the return's energy) outranks a tenfold change
+    of 20 L of gasoline (0.2 tce); with every item weighing the same (materiality_floor 1)
+    the order flips, so it is the weighting that decides."""
     directory, current, history = _city()
-    gas_heated = current["electricity_kwh"][30]
-    # I030 runs on gas: 3 kWh of electricity, far below everyone (but 3 kWh of coal equivalent
-    # are nothing); I031 uses three times its peers' energy, every item
-    current = _set(current, 30, electricity_kwh=3.0)
-    history = _set(history, 30, electricity_kwh=3.0)
-    row = current.row(31, named=True)
-    current = _set(
-        current, 31, **{c: row[c] * 3 for c in ("electricity_kwh", "natural_gas_m3", "gasoline_l")}
-    )
-    scores = score_returns(current, directory=directory, history=history).sort("p_combined")
-    order = scores["institution_id"].to_list()
-    assert gas_heated > 3.0 and order.index("I031") < order.index("I030")
+    row = current.row(20, named=True)
+    current = _set(current, 20, electricity_kwh=row["electricity_kwh"] * 2)
+    current = _set(current, 21, gasoline_l=200.0)
+    history = _set(history, 21, gasoline_l=20.0)
+
+    def order(floor: float) -> list[str]:
+        settings = StatisticalSettings(materiality_floor=floor)
+        scores = score_returns(current, directory=directory, history=history, settings=settings)
+        ids = scores.sort("p_combined")["institution_id"].to_list()
+        return [i for i in ids if i in ("I020", "I021")]
+
+    assert order(0.01) == ["I020", "I021"]
+    assert order(1.0) == ["I021", "I020"]
