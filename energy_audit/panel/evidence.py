@@ -374,6 +374,9 @@ def plot_peer_distribution(
     title: str | None = None,
     band: tuple[float | None, float | None] | None = None,
     suggested: float | None = None,
+    suggested_label: str | None = None,
+    median: float | None = None,
+    median_label: str = "同类中位数",
     id_column: str = "institution_id",
 ) -> Figure:
     """Draw an institution on the distribution of a value across its peer group.
@@ -405,6 +408,14 @@ def plot_peer_distribution(
         open end (None) runs to the edge of the axis.
     suggested : float, optional
         A proposed correction [unit of ``value``], drawn as a dotted blue line.
+    suggested_label : str, optional
+        Legend text of the correction (default ``建议值 <suggested>``).
+    median : float, optional
+        The centre the value was compared with [unit of ``value``], drawn dashed: a finding's
+        ``evidence.median`` (the peer median of the statistic, or the model's expectation);
+        default: the median of ``peers``.
+    median_label : str, default ``"同类中位数"``
+        Legend text of the centre (followed by its value).
     id_column : str, default ``"institution_id"``
         Column identifying institutions.
 
@@ -422,8 +433,9 @@ def plot_peer_distribution(
 
     Notes
     -----
-    The median is that of all peers with a finite value, the institution included, as in the
-    robust peer scores (median and MAD on the log scale, see Iglewicz & Hoaglin 1993).
+    Without ``median``, the median drawn is that of all peers with a finite value, the
+    institution included, as in the robust peer scores (median and MAD on the log scale, see
+    Iglewicz & Hoaglin 1993).
 
     References
     ----------
@@ -443,7 +455,8 @@ def plot_peer_distribution(
     use_log = log and bool((own > 0).all())
     shown = all_values[all_values > 0] if use_log else all_values
     hidden = all_values.size - shown.size
-    median = float(np.median(all_values))
+    if median is None:
+        median = float(np.median(all_values))
 
     with chart_style():
         if ax is None:
@@ -488,7 +501,7 @@ def plot_peer_distribution(
             color=_COLORS["median"],
             linestyle="--",
             lw=1.2,
-            label=f"同类中位数 {_fmt(median)}",
+            label=f"{median_label} {_fmt(median)}",
             gid="peer_median",
         )
         if suggested is not None:
@@ -497,7 +510,7 @@ def plot_peer_distribution(
                 color=_COLORS["suggested"],
                 linestyle=":",
                 lw=1.8,
-                label=f"建议值 {_fmt(suggested)}",
+                label=suggested_label or f"建议值 {_fmt(suggested)}",
                 gid="suggested",
             )
         for i, v in enumerate(own):
@@ -544,7 +557,11 @@ def plot_history(
     year: str = "year",
     ax: Axes | None = None,
     suggested: float | None = None,
+    suggested_label: str | None = None,
     expected: tuple[float | None, float | None] | None = None,
+    expected_value: float | None = None,
+    expected_label: str = "按上年变化推算",
+    previous: tuple[int, float] | None = None,
     current_year: int | None = None,
     log: bool | None = None,
     title: str | None = None,
@@ -567,9 +584,20 @@ def plot_history(
     suggested : float, optional
         A proposed correction of the current year's value [unit of ``value``], drawn as a blue
         diamond with an arrow from the value reported.
+    suggested_label : str, optional
+        Legend text of the correction (default ``建议值 <suggested>``).
     expected : tuple of (float or None, float or None), optional
         The range the current value was expected in [unit of ``value``], shaded across the
         chart; an open end (None) runs to the edge of the axis.
+    expected_value : float, optional
+        The value the current one was compared with [unit of ``value``], e.g. a change
+        finding's ``evidence.median`` (last year's value times the year's median change),
+        drawn as a dark cross in the current year.
+    expected_label : str, default ``"按上年变化推算"``
+        Legend text of ``expected_value`` (followed by its value).
+    previous : tuple of (int, float), optional
+        The year and value of the return the finding compared with (a finding's
+        ``evidence.previous_year`` and ``evidence.previous_value``), ringed in grey.
     current_year : int, optional
         The year concerned (default: the latest year of the institution).
     log : bool, optional
@@ -611,8 +639,9 @@ def plot_history(
     current = current[np.isfinite(current)]
 
     extra = [
-        *([suggested] if suggested is not None else []),
+        *(v for v in (suggested, expected_value) if v is not None),
         *(e for e in (expected or ()) if e is not None),
+        *([previous[1]] if previous is not None else []),
     ]
     points = np.concatenate([values[np.isfinite(values)], np.asarray(extra, dtype=np.float64)])
     if log is None:
@@ -632,8 +661,9 @@ def plot_history(
             ax.set_ylim(*limits)
         else:
             limits = ax.get_ylim()
-        x_lo = min(float(np.nanmin(years)), current_year) - 0.6
-        x_hi = max(float(np.nanmax(years)), current_year) + 0.6
+        shown_years = [current_year, *([previous[0]] if previous is not None else [])]
+        x_lo = min(float(np.nanmin(years)), *shown_years) - 0.6
+        x_hi = max(float(np.nanmax(years)), *shown_years) + 0.6
         ax.set_xlim(x_lo, x_hi)
 
         ax.axvspan(
@@ -680,7 +710,7 @@ def plot_history(
                 markerfacecolor="white",
                 markeredgewidth=2,
                 color=_COLORS["suggested"],
-                label=f"建议值 {_fmt(suggested)}",
+                label=suggested_label or f"建议值 {_fmt(suggested)}",
                 gid="suggested",
                 zorder=3,
             )
@@ -691,6 +721,33 @@ def plot_history(
                     xytext=(current_year, float(current[0])),
                     arrowprops={"arrowstyle": "->", "color": _COLORS["suggested"], "lw": 1.5},
                 )
+        if previous is not None:
+            which = "上年" if previous[0] == current_year - 1 else "上次填报"
+            ax.plot(
+                [previous[0]],
+                [previous[1]],
+                linestyle="none",
+                marker="o",
+                markersize=13,
+                markerfacecolor="none",
+                markeredgewidth=2,
+                color=_COLORS["previous"],
+                label=f"{which}（{previous[0]}年）{_fmt(previous[1])}",
+                gid="previous_value",
+                zorder=3,
+            )
+        if expected_value is not None:
+            ax.plot(
+                [current_year],
+                [expected_value],
+                linestyle="none",
+                marker="X",
+                markersize=9,
+                color=_COLORS["median"],
+                label=f"{expected_label} {_fmt(expected_value)}",
+                gid="expected_value",
+                zorder=3,
+            )
         if log:
             ax.yaxis.set_major_formatter(FuncFormatter(_fmt_tick))
             ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
@@ -735,6 +792,27 @@ def _bar_limits(values: npt.NDArray[np.float64]) -> tuple[float, float]:
     return lo / 10**below, hi * 10**above
 
 
+def _identical_in_year(
+    of_year: pl.DataFrame,
+    own: Sequence[float | None],
+    columns: Sequence[str],
+    institution_id: str,
+    id_column: str,
+) -> pl.DataFrame:
+    """Other returns of the year equal to ``own`` wherever it has a value (not all zeros)."""
+    compared = {c: v for c, v in zip(columns, own, strict=True) if v is not None}
+    if not any(v != 0 for v in compared.values()):
+        return of_year.clear()
+    return (
+        of_year.filter(
+            pl.col(id_column) != institution_id,
+            *(pl.col(c) == v for c, v in compared.items()),
+        )
+        .sort(id_column, maintain_order=True)
+        .unique(id_column, keep="first", maintain_order=True)
+    )
+
+
 def plot_identical_returns(
     returns: pl.DataFrame | pl.LazyFrame,
     institution_id: str,
@@ -742,6 +820,8 @@ def plot_identical_returns(
     columns: Sequence[str],
     *,
     history: pl.DataFrame | pl.LazyFrame | None = None,
+    previous_year: int | None = None,
+    identical_ids: Sequence[str] | None = None,
     ax: Axes | None = None,
     title: str | None = None,
     year: str = "year",
@@ -754,11 +834,13 @@ def plot_identical_returns(
 
     - the institution's return of ``current_year`` (red, ``本单位 2023年``), its value written
       above the group;
-    - its latest earlier return (grey, ``本单位 2022年（上年）``; ``（上次填报）`` when a year
+    - its return of ``previous_year`` (a copy finding's ``evidence.previous_year``), default
+      its latest earlier return (grey, ``本单位 2022年（上年）``; ``（上次填报）`` when a year
       lies between), if it has one;
-    - the return of ``current_year`` of every other institution whose figures are identical
-      (``<id>（同年）``), at most :data:`MAX_IDENTICAL_SHOWN` of them in the order of their id;
-      the legend counts the rest (``及另 N 家同年数值相同``).
+    - the return of ``current_year`` of each institution of ``identical_ids`` (a sibling
+      finding's ``evidence.related_ids``), default of every other institution whose figures
+      are identical (``<id>（同年）``), at most :data:`MAX_IDENTICAL_SHOWN` of them in the order
+      of their id; the legend counts the rest (``及另 N 家同年数值相同``).
 
     Copied figures show as bars of exactly equal height. A value ≤ 0 cannot be a bar on the log
     axis: its slot shows ``0`` (or the negative value) at the bottom of the axes, a null
@@ -781,6 +863,12 @@ def plot_identical_returns(
     history : polars.DataFrame or polars.LazyFrame, optional
         Earlier returns with the same columns (default: ``returns``); the institution's latest
         return before ``current_year`` is drawn.
+    previous_year : int, optional
+        The earlier year whose return is drawn (default: the latest before ``current_year``);
+        without a return of that year, the legend says so.
+    identical_ids : sequence of str, optional
+        The other institutions drawn (default: those with identical figures, see Notes); ids
+        without a return of ``current_year`` in ``returns`` are named in the legend.
     ax : matplotlib.axes.Axes, optional
         Axes to draw on (default: a new figure, two panels wide for more than
         :data:`MAX_NARROW_GROUPS` quantities). The legend is drawn to the right of the axes;
@@ -807,8 +895,9 @@ def plot_identical_returns(
 
     Notes
     -----
-    Another institution's return is identical when it equals the institution's in every column
-    where the institution's value is not null (a null of the other return there does not match)
+    Without ``identical_ids``, another institution's return is identical when it equals the
+    institution's in every column where the institution's value is not null (a null of the
+    other return there does not match)
     and at least one of those values is non-zero: returns of zeros only are not copies. The
     comparison is exact, as in :func:`energy_audit.outliers.copies.identical_within_groups`;
     unlike that detector it looks at every institution of the year, not only the siblings of
@@ -849,6 +938,9 @@ def plot_identical_returns(
         frame if history is None else _returns_frame(history, columns, year, id_column, "history")
     )
     earlier = past.filter(pl.col(id_column) == institution_id, pl.col(year) < current_year)
+    if previous_year is not None:
+        earlier = earlier.filter(pl.col(year) == previous_year)
+    notes: list[str] = []
     if not earlier.is_empty():
         last = earlier.sort(year, descending=True, maintain_order=True).row(0, named=True)
         which = "上年" if last[year] == current_year - 1 else "上次填报"
@@ -860,18 +952,21 @@ def plot_identical_returns(
                 "previous",
             )
         )
+    elif previous_year is not None:
+        notes.append(f"本单位 {previous_year}年 无填报数据")
 
-    compared = {c: v for c, v in zip(columns, own, strict=True) if v is not None}
-    identical = of_year.clear()
-    if any(v != 0 for v in compared.values()):
+    if identical_ids is not None:
+        wanted = [i for i in dict.fromkeys(identical_ids) if i != institution_id]
         identical = (
-            of_year.filter(
-                pl.col(id_column) != institution_id,
-                *(pl.col(c) == v for c, v in compared.items()),
-            )
+            of_year.filter(pl.col(id_column).is_in(wanted))
             .sort(id_column, maintain_order=True)
             .unique(id_column, keep="first", maintain_order=True)
         )
+        absent = sorted(set(wanted) - set(identical.get_column(id_column)))
+        if absent:
+            notes.append(f"{'、'.join(absent)} 无{current_year}年填报数据")
+    else:
+        identical = _identical_in_year(of_year, own, columns, institution_id, id_column)
     for k, other in enumerate(identical.head(MAX_IDENTICAL_SHOWN).iter_rows(named=True)):
         series.append(
             (
@@ -950,6 +1045,7 @@ def plot_identical_returns(
                 gid="value_label",
             )
         for note in (
+            *notes,
             f"及另 {not_shown} 家同年数值相同" if not_shown else "",
             f"另有 {len(columns) - len(drawn)} 项均为 0 或未填报，未画出"
             if len(drawn) < len(columns)
@@ -980,14 +1076,30 @@ def _finding_row(finding: Mapping[str, Any] | pl.DataFrame) -> dict[str, Any]:
     return dict(finding)
 
 
-def _peer_group(
+def _evidence(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return the statistical evidence of a finding row (None: a rule or an older finding).
+
+    A rule finding has a null ``evidence`` (or the method ``rule`` of
+    :func:`energy_audit.verify.queue`); findings written before the ``evidence`` column have
+    none.
+    """
+    evidence = row.get("evidence")
+    if not isinstance(evidence, Mapping) or evidence.get("method") in (None, "rule"):
+        return None
+    return dict(evidence)
+
+
+def _fallback_peer_group(
     current: pl.DataFrame,
     own: Mapping[str, Any],
     value: str,
     peer_groups: Sequence[str],
     min_group_size: int,
 ) -> tuple[pl.DataFrame, str]:
-    """Finest peer group with at least ``min_group_size`` values, and its Chinese description."""
+    """Finest peer group with at least ``min_group_size`` values, and its Chinese description.
+
+    For a finding whose evidence names no peer group (:func:`plot_finding`).
+    """
     for level in range(len(peer_groups), 0, -1):
         keys = peer_groups[:level]
         if any(own[k] is None for k in keys):
@@ -996,6 +1108,35 @@ def _peer_group(
         if group.get_column(value).drop_nulls().len() >= min_group_size:
             return group, " / ".join(_label_zh(k, own[k]) for k in keys)
     return current, "全部单位"
+
+
+def _evidence_peer_group(
+    frame: pl.DataFrame, keys: Sequence[str], values: Sequence[str | None], year: str
+) -> tuple[pl.DataFrame, str]:
+    """Rows of the peer group a finding's evidence names, and its Chinese description.
+
+    A row is in the group when each key column, as text, equals the evidence's value (a null
+    value: the column is null), as :mod:`energy_audit.verify.statistical` wrote them.
+    """
+    if len(keys) != len(values):
+        raise EnergyAuditError(
+            f"evidence names {len(keys)} peer keys ({', '.join(keys)}) but {len(values)} values"
+        )
+    group = frame.filter(
+        *(
+            pl.col(k).is_null() if v is None else pl.col(k).cast(pl.String) == v
+            for k, v in zip(keys, values, strict=True)
+        )
+    )
+    described = [
+        _label_zh(k, v) for k, v in zip(keys, values, strict=True) if k != year and v is not None
+    ]
+    return group, " / ".join(described) or "全部单位"
+
+
+def _factor_text(factor: float) -> str:
+    """Write a unit factor as a label does: ``100``, ``10,000``, ``0.73``."""
+    return f"{factor:,.0f}" if float(factor).is_integer() else f"{factor:.4g}"
 
 
 def plot_finding(
@@ -1011,33 +1152,57 @@ def plot_finding(
 ) -> Figure:
     """Draw the evidence of one finding: the institution among its peers, and its history.
 
-    A finding without a field (copied figures, STA-007 and STA-008) is drawn as its return
-    beside the institution's return of the year before and the identical returns of other
-    institutions of the same year (:func:`plot_identical_returns`, the :data:`COPY_COLUMNS`
-    the frame has).
+    A statistical finding is drawn from its ``evidence`` (data contract §5), the numbers the
+    statistic used, so the chart cannot disagree with the finding:
+
+    - the peer panel draws the group of ``peer_keys`` / ``peer_values`` (the rows of
+      ``returns_with_peers`` whose key columns, as text, equal the values: a coarser group
+      when the finer one was too small) and marks ``median`` (the peer median; of a model
+      finding, STA-004, the model's expectation);
+    - the history panel rings ``previous_value`` of ``previous_year``; a change finding
+      (STA-006, STA-011) marks its ``median`` there (last year's value times the year's
+      median change);
+    - a unit-slip finding (STA-005, STA-013) writes its ``slip_factor`` beside the suggested
+      value;
+    - a finding without a field is drawn as its return (:func:`plot_identical_returns`, the
+      :data:`COPY_COLUMNS` the frame has): a copy (STA-007) beside the return of
+      ``previous_year``, a sibling finding (STA-008) beside the returns of the institutions of
+      ``related_ids``.
+
+    The band is the finding's ``expected_low`` / ``expected_high`` in both panels.
+
+    A finding without evidence (a rule finding, or one written before findings carried
+    evidence) is drawn as before: the peer group is the finest of ``peer_groups`` with at least
+    ``min_group_size`` values (coarser otherwise, down to all institutions of the year), the
+    median is that of the group drawn, the previous return is the line of the history, and a
+    finding without a field is compared with the institution's latest earlier return and with
+    every return of the year with identical figures. The same peer group is drawn, as context,
+    for a statistical finding whose evidence names none (model, change, slip, round-number
+    findings); its median is then that of the group drawn.
 
     Parameters
     ----------
     finding : Mapping or one-row polars.DataFrame
         A row of the findings table (data contract §5). Read: ``institution_id``, ``year``,
         ``field`` (the column drawn; none: the return is compared), ``expected_low`` and
-        ``expected_high`` (the band), ``suggested_value``, ``rule_id`` and ``message_zh`` (the
-        title).
+        ``expected_high`` (the band), ``suggested_value``, ``evidence`` (see above),
+        ``rule_id`` and ``message_zh`` (the title).
     returns_with_peers : polars.DataFrame or polars.LazyFrame
-        Returns (or indicators) of the finding's year with the ``field`` column and the
-        ``peer_groups`` columns (e.g. returns joined with the directory's ``sector`` and
-        ``subsector``); rows of other years are ignored for the peer panel. For a finding
-        without a field: returns of the year with some of the :data:`COPY_COLUMNS`, compared
-        across institutions.
+        Returns (or indicators) of the finding's year with the ``field`` column and the peer
+        group's columns (the evidence's ``peer_keys``, else ``peer_groups``; e.g.
+        :func:`energy_audit.verify.statistical.evidence_data`); rows of other years are
+        ignored for the peer panel. For a finding without a field: returns of the year with
+        some of the :data:`COPY_COLUMNS`, compared across institutions.
     history : polars.DataFrame or polars.LazyFrame, optional
         The institution's returns of several years with the ``field`` column (default:
         ``returns_with_peers``, which may hold several years); for a finding without a field,
         with the same :data:`COPY_COLUMNS` as ``returns_with_peers``.
     peer_groups : sequence of str, default ``("sector", "subsector")``
-        Columns defining the peer group, coarse to fine; empty: all institutions of the year.
+        Columns defining the peer group, coarse to fine, of a finding whose evidence names
+        none; empty: all institutions of the year.
     min_group_size : int, default :data:`DEFAULT_MIN_GROUP_SIZE`
-        Fewest peers with a value; a smaller group is replaced by its parent (the last column
-        dropped), down to all institutions of the year.
+        Fewest peers with a value of such a finding's group; a smaller group is replaced by its
+        parent (the last column dropped), down to all institutions of the year.
     year : str, default ``"year"``
         Column of the reporting year.
     id_column : str, default ``"institution_id"``
@@ -1059,7 +1224,8 @@ def plot_finding(
         a frame has more than one row, or no font with Chinese characters is installed.
     UnusableInputError
         If a frame lacks a column (for a finding without a field: has none of
-        :data:`COPY_COLUMNS`), or the institution has no value in the finding's year.
+        :data:`COPY_COLUMNS`), or the institution has no value in the finding's year (or, by
+        its evidence, is not in its own peer group).
     """
     row = _finding_row(finding)
     field = row.get("field")
@@ -1071,14 +1237,21 @@ def plot_finding(
             + ("no institution" if institution_id is None else "no field and no year")
             + ": there is no value to draw"
         )
+    evidence = _evidence(row)
     rule_id = row.get("rule_id")
     if not field:
         return _plot_copied_finding(
-            row, returns_with_peers, history=history, year=year, id_column=id_column
+            row, evidence, returns_with_peers, history=history, year=year, id_column=id_column
         )
+    peer_keys = list((evidence or {}).get("peer_keys") or [])
     frame = _frame(
         returns_with_peers,
-        [id_column, field, *peer_groups, *([year] if finding_year is not None else [])],
+        [
+            id_column,
+            field,
+            *(peer_keys or peer_groups),
+            *([year] if finding_year is not None else []),
+        ],
         "returns_with_peers",
     )
     current = frame if finding_year is None else frame.filter(pl.col(year) == finding_year)
@@ -1088,11 +1261,38 @@ def plot_finding(
             f"returns_with_peers has no row of institution {institution_id!r}"
             + ("" if finding_year is None else f" in {finding_year}")
         )
-    group, group_zh = _peer_group(
-        current, own_rows.row(0, named=True), field, peer_groups, min_group_size
+    ev = evidence or {}
+    method = ev.get("method")
+    centre = _as_float(ev.get("median"))
+    if peer_keys:
+        peer_values = list(ev.get("peer_values") or [])
+        group, group_zh = _evidence_peer_group(current, peer_keys, peer_values, year)
+        if group.filter(pl.col(id_column) == institution_id).is_empty():
+            named = ", ".join(f"{k}={v}" for k, v in zip(peer_keys, peer_values, strict=True))
+            raise UnusableInputError(
+                f"institution {institution_id!r} is not in the peer group of its finding's "
+                f"evidence ({named})"
+            )
+    else:
+        group, group_zh = _fallback_peer_group(
+            current, own_rows.row(0, named=True), field, peer_groups, min_group_size
+        )
+    peer_median = centre if (peer_keys or method == "model") else None
+    change_median = centre if evidence is not None and peer_median is None else None
+    previous_year, previous_value = ev.get("previous_year"), _as_float(ev.get("previous_value"))
+    previous = (
+        (int(previous_year), previous_value)
+        if previous_year is not None and previous_value is not None
+        else None
     )
     band = _band(row.get("expected_low"), row.get("expected_high"))
     suggested = _as_float(row.get("suggested_value"))
+    factor = _as_float(ev.get("slip_factor"))
+    suggested_label = (
+        f"建议值 {_fmt(suggested)}（疑似单位错误，填报值 ÷ {_factor_text(factor)}）"
+        if suggested is not None and factor is not None
+        else None
+    )
     year_zh = "" if finding_year is None else f"，{finding_year}年"
 
     with chart_style():
@@ -1106,6 +1306,9 @@ def plot_finding(
             log=log,
             band=band,
             suggested=suggested,
+            suggested_label=suggested_label,
+            median=peer_median,
+            median_label="模型预期值" if method == "model" else "同类中位数",
             title=f"同类单位分布（{group_zh}{year_zh}）",
             id_column=id_column,
         )
@@ -1116,7 +1319,10 @@ def plot_finding(
             year=year,
             ax=right,
             suggested=suggested,
+            suggested_label=suggested_label,
             expected=band,
+            expected_value=change_median,
+            previous=previous,
             current_year=finding_year,
             id_column=id_column,
         )
@@ -1161,13 +1367,20 @@ def _heading(rule_id: Any, message: str) -> str:
 
 def _plot_copied_finding(
     row: Mapping[str, Any],
+    evidence: Mapping[str, Any] | None,
     returns: pl.DataFrame | pl.LazyFrame,
     *,
     history: pl.DataFrame | pl.LazyFrame | None,
     year: str,
     id_column: str,
 ) -> Figure:
-    """Evidence of a finding without a field (STA-007, STA-008): the return compared."""
+    """Evidence of a finding without a field (STA-007, STA-008): the return compared.
+
+    With evidence, the returns compared are those it names: the institution's return of
+    ``previous_year`` (default its latest earlier one) and the returns of ``related_ids``
+    (none when it names none); without, the latest earlier return and every identical return
+    of the year (:func:`plot_identical_returns`).
+    """
     names = set(_names(returns))
     columns = [c for c in COPY_COLUMNS if c in names]
     if not columns:
@@ -1176,6 +1389,8 @@ def _plot_copied_finding(
             f"for finding {row.get('finding_id')!r} ({row.get('rule_id')}) without a field"
         )
     institution_id, finding_year = row["institution_id"], row["year"]
+    previous_year = None if evidence is None else evidence.get("previous_year")
+    identical_ids = None if evidence is None else list(evidence.get("related_ids") or [])
     with chart_style():
         fig = new_figure(2)  # the title wraps at TITLE_WRAP_CHARS: two panels wide
         plot_identical_returns(
@@ -1184,6 +1399,8 @@ def _plot_copied_finding(
             finding_year,
             columns,
             history=history,
+            previous_year=None if previous_year is None else int(previous_year),
+            identical_ids=identical_ids,
             ax=fig.subplots(),
             year=year,
             id_column=id_column,
