@@ -299,34 +299,52 @@ def _grouped_counts(
         .unpivot(on=columns, index=keys, variable_name="__column", value_name="__value")
         .filter(pl.col("__value").is_not_null())
     )
+    long = long.with_columns(
+        usable.fill_null(False).alias("__usable"), digit(pl.col("__value")).alias("__digit")
+    )
     tallies = [
-        usable.sum().cast(pl.Int64).alias("n_values"),
-        (~usable).sum().cast(pl.Int64).alias("n_excluded"),
+        pl.col("__usable").sum().cast(pl.Int64).alias("n_values"),
+        (~pl.col("__usable")).sum().cast(pl.Int64).alias("n_excluded"),
     ]
-    digits = digit(pl.col("__value").filter(usable)).alias("__digits")
+    # one count per (group, digit): no list of every digit per group
+    cells_of = long.filter(pl.col("__usable") & pl.col("__digit").is_not_null())
     if keys:
         groups = (
             lazy.select(keys)
             .unique()
-            .join(
-                long.group_by(keys).agg(*tallies, digits),
-                on=keys,
-                how="left",
-                nulls_equal=True,
-            )
+            .join(long.group_by(keys).agg(*tallies), on=keys, how="left", nulls_equal=True)
             .with_columns(pl.col("n_values", "n_excluded").fill_null(0))
             .sort(keys, nulls_last=True)
             .collect()
         )
+        tally = (
+            cells_of.group_by(*keys, "__digit")
+            .agg(pl.len().alias("__n"))
+            .join(
+                groups.lazy().select(*keys, pl.int_range(pl.len()).alias("__g")),
+                on=keys,
+                how="inner",
+                nulls_equal=True,
+            )
+            .select("__g", "__digit", "__n")
+            .collect()
+        )
     else:
-        groups = long.select(*tallies, digits.implode()).collect()
-    flat = groups.select(pl.int_range(pl.len()).alias("__g"), "__digits").explode("__digits")
-    flat = flat.drop_nulls()
-    cell = flat["__g"].to_numpy().astype(np.int64) * cells + (
-        flat["__digits"].to_numpy().astype(np.int64) - first
+        groups = long.select(*tallies).collect()
+        tally = (
+            cells_of.group_by("__digit")
+            .agg(pl.len().alias("__n"))
+            .select(pl.lit(0).alias("__g"), "__digit", "__n")
+            .collect()
+        )
+    cell = tally["__g"].to_numpy().astype(np.int64) * cells + (
+        tally["__digit"].to_numpy().astype(np.int64) - first
     )
-    counts = np.bincount(cell, minlength=groups.height * cells).reshape(groups.height, cells)
-    return groups.drop("__digits"), counts
+    counts = np.bincount(
+        cell, weights=tally["__n"].to_numpy().astype(np.float64), minlength=groups.height * cells
+    )
+    counts = counts.astype(np.int64).reshape(groups.height, cells)
+    return groups, counts
 
 
 def _check_count(name: str, value: int, least: int) -> None:
