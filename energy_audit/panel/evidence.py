@@ -1,17 +1,20 @@
 """Evidence charts: what the panel looks at to judge one statistical finding.
 
 A finding (data contract §5) says that a value is implausible; these charts show why. The left
-panel puts the institution on the distribution of its peers (the same sector and subsector in
-the same year), with the peer median and the plausible band of the finding shaded; the right
-panel shows the institution's own history with the year concerned highlighted and, where the
-finding has them, the suggested correction and the expected range.
+panel puts the institution on the distribution of its peers (the peer group its statistic used,
+read from the finding's ``evidence``), with the peer median and the plausible band of the
+finding shaded; the right panel shows the institution's own history with the year concerned
+highlighted and, where the finding has them, the return it was compared with, the suggested
+correction (with the unit factor of a slip) and the expected range. A statistical finding is
+drawn from its evidence, never recomputed, so that the chart and the finding agree; a finding
+without evidence (a rule finding) is drawn from the data (:func:`plot_finding`).
 
 A finding of copied figures names no field (STA-007: every quantity identical to last year;
 STA-008: identical to another unit of the same parent). Its evidence is the return itself: a
 grouped bar chart of every quantity and cost of :data:`COPY_COLUMNS` in the frame, the
-institution's return of the year beside its return of the year before and beside the returns
-of other institutions of the same year with identical figures (:func:`plot_identical_returns`).
-Bars of exactly equal height make a copy obvious.
+institution's return of the year beside its return of the year it was copied from and beside
+the returns of the siblings its evidence names (:func:`plot_identical_returns`). Bars of
+exactly equal height make a copy obvious.
 
 The functions are generic: frames and column names in, a :class:`matplotlib.figure.Figure` out.
 They draw in :func:`energy_audit.plotting.chart_style` (Chinese labels with units from
@@ -41,10 +44,20 @@ Examples
 ...     "expected_high": 40.0,
 ...     "suggested_value": 18.0,
 ...     "message_zh": "单位建筑面积能耗 180 千克标准煤/平方米，约为同类中位数的 9 倍。",
+...     "evidence": {
+...         "method": "peer",
+...         "peer_keys": ["year", "sector"],
+...         "peer_values": ["2023", "school"],
+...         "median": 20.0,
+...         "previous_value": 18.2,
+...         "previous_year": 2022,
+...     },
 ... }
->>> fig = plot_finding(finding, returns, min_group_size=3)
+>>> fig = plot_finding(finding, returns)
 >>> [ax.get_title() for ax in fig.axes]
 ['同类单位分布（中小学及幼儿园，2023年）', '历年数据']
+>>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()][:3]
+['同类单位（4 家）', '合理范围 9.00–40.0', '同类中位数 20.0']
 >>> fig.savefig("finding.png")  # doctest: +SKIP
 """
 

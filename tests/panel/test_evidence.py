@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from energy_audit.errors import EnergyAuditError, UnusableInputError
-from energy_audit.findings import Rule, findings_from_hits
+from energy_audit.findings import Rule, evidence_struct, findings_from_hits
 from energy_audit.panel.evidence import (
     COPY_COLUMNS,
     MAX_IDENTICAL_SHOWN,
@@ -22,6 +22,7 @@ from energy_audit.panel.evidence import (
     plot_peer_distribution,
     write_evidence,
 )
+from energy_audit.verify.statistical import check_statistical, evidence_data
 
 VALUE = "energy_per_m2_kgce"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -91,7 +92,21 @@ FINDING = {
     "message_en": "Energy per m² 4,500 kgce is 100 times the peer median 45.",
     "source_file": "returns_2023.xlsx",
     "source_row": 14,
+    # as energy_audit.verify.statistical._peer writes it: the finest group, its median 45
+    "evidence": {
+        "method": "peer",
+        "peer_keys": ["year", "sector", "subsector"],
+        "peer_values": ["2023", "hospital", "三级医院"],
+        "peer_level": 0,
+        "peer_size": 11,
+        "median": 45.0,
+        "previous_value": 45.0,
+        "previous_year": 2022,
+    },
 }
+
+# A finding written before findings carried evidence (or a rule finding): drawn from the data.
+OLD_FINDING = {k: v for k, v in FINDING.items() if k != "evidence"}
 
 
 @pytest.fixture(autouse=True)
@@ -308,15 +323,152 @@ def test_finding_from_a_findings_table_row():
         plot_finding(pl.concat([findings, findings]), _returns())
 
 
-def test_small_peer_groups_borrow_from_their_parent():
-    # 11 tertiary hospitals; 13 hospitals; 16 institutions in 2023
-    title = plot_finding(FINDING, _returns(), min_group_size=12).axes[0].get_title()
-    assert title == "同类单位分布（医疗卫生机构，2023年）"
-    ax = plot_finding(FINDING, _returns(), min_group_size=20).axes[0]
+def test_without_evidence_small_peer_groups_borrow_from_their_parent():
+    # the fallback: 11 tertiary hospitals; 13 hospitals; 16 institutions in 2023
+    for finding in (OLD_FINDING, {**FINDING, "evidence": None}, _rule_evidence(FINDING)):
+        ax = plot_finding(finding, _returns()).axes[0]
+        assert ax.get_title() == "同类单位分布（医疗卫生机构 / 三级医院，2023年）"
+        assert list(_line(ax, "peer_median").get_xdata()) == [45.0, 45.0]  # of the group drawn
+        title = plot_finding(finding, _returns(), min_group_size=12).axes[0].get_title()
+        assert title == "同类单位分布（医疗卫生机构，2023年）"
+    ax = plot_finding(OLD_FINDING, _returns(), min_group_size=20).axes[0]
     assert ax.get_title() == "同类单位分布（全部单位，2023年）"
     assert sum(p.get_height() for p in _by_gid(ax, "peers")) == 16
-    ax = plot_finding(FINDING, _returns(), peer_groups=()).axes[0]
+    ax = plot_finding(OLD_FINDING, _returns(), peer_groups=()).axes[0]
     assert ax.get_title() == "同类单位分布（全部单位，2023年）"
+    # no previous return is ringed: the history line shows it
+    assert not _by_gid(plot_finding(OLD_FINDING, _returns()).axes[1], "previous_value")
+
+
+def _rule_evidence(finding):
+    """A finding ranked by verify.queue: its evidence has the method ``rule`` only."""
+    return {**finding, "evidence": {"method": "rule", "p": 0.01}}
+
+
+def _with_evidence(finding, **evidence):
+    return {**finding, "evidence": {**finding["evidence"], **evidence}}
+
+
+def _peer_ticks(ax) -> list[float]:
+    return sorted(_line(ax, "peer_values").get_xdata())
+
+
+@pytest.mark.parametrize(
+    ("keys", "values", "members", "group_zh"),
+    [
+        (
+            ["year", "sector", "subsector"],
+            ["2023", "hospital", "三级医院"],
+            TERTIARY_2023,
+            "医疗卫生机构 / 三级医院",
+        ),
+        (
+            ["year", "sector"],
+            ["2023", "hospital"],
+            TERTIARY_2023 | OTHER_HOSPITALS_2023,
+            "医疗卫生机构",
+        ),
+        (["year"], ["2023"], TERTIARY_2023 | OTHER_HOSPITALS_2023 | SCHOOLS_2023, "全部单位"),
+    ],
+)
+def test_finding_draws_the_peer_group_its_evidence_names(keys, values, members, group_zh):
+    finding = _with_evidence(
+        FINDING, peer_keys=keys, peer_values=values, peer_level=3 - len(keys), median=47.5
+    )
+    # min_group_size would choose another group: the evidence decides, not the chart
+    ax = plot_finding(finding, _returns(), min_group_size=1_000).axes[0]
+    assert _peer_ticks(ax) == sorted(members.values())
+    assert sum(p.get_height() for p in _by_gid(ax, "peers")) == len(members)
+    assert ax.get_title() == f"同类单位分布（{group_zh}，2023年）"
+    # the median the statistic used, not the median of the rows drawn
+    assert list(_line(ax, "peer_median").get_xdata()) == [47.5, 47.5]
+    assert "同类中位数 47.5" in _legend(ax)
+    assert [_xspan(b) for b in _by_gid(ax, "band")] == [(15.0, 135.0)]
+
+
+def test_finding_peer_group_compares_values_as_text_and_matches_nulls():
+    # year is an integer column, peer_values text; a null subsector is its own group
+    finding = _with_evidence(
+        {**FINDING, "institution_id": "H20", "value": 70.0},
+        peer_keys=["year", "sector", "subsector"],
+        peer_values=["2023", "hospital", None],
+    )
+    ax = plot_finding(finding, _returns()).axes[0]
+    assert _peer_ticks(ax) == sorted(OTHER_HOSPITALS_2023.values())
+    assert ax.get_title() == "同类单位分布（医疗卫生机构，2023年）"
+    with pytest.raises(UnusableInputError, match=r"'X' is not in the peer group .*sector=school"):
+        plot_finding(_with_evidence(FINDING, peer_values=["2023", "school", None]), _returns())
+    with pytest.raises(EnergyAuditError, match=r"3 peer keys .* but 2 values"):
+        plot_finding(_with_evidence(FINDING, peer_values=["2023", "hospital"]), _returns())
+    with pytest.raises(UnusableInputError, match=r"no column 'district_code'"):
+        plot_finding(
+            _with_evidence(FINDING, peer_keys=["district_code"], peer_values=["1"]), _returns()
+        )
+
+
+def test_finding_history_rings_the_return_its_evidence_compared_with():
+    finding = _with_evidence(FINDING, previous_value=44.0, previous_year=2021)
+    ax = plot_finding(finding, _returns()).axes[1]
+    ring = _line(ax, "previous_value")
+    assert (list(ring.get_xdata()), list(ring.get_ydata())) == ([2021], [44.0])
+    assert "上次填报（2021年）44.0" in _legend(ax)
+    finding = _with_evidence(FINDING, previous_value=45.0, previous_year=2022)
+    assert "上年（2022年）45.0" in _legend(plot_finding(finding, _returns()).axes[1])
+
+
+def test_model_and_change_findings_mark_their_centre_where_it_belongs():
+    # STA-004: the model's expectation on the peer panel (no peer group: drawn from the data)
+    model = {
+        **FINDING,
+        "rule_id": "STA-004",
+        "evidence": {"method": "model", "median": 52.0, "peer_size": 16},
+    }
+    peers_ax, history_ax = plot_finding(model, _returns()).axes
+    assert list(_line(peers_ax, "peer_median").get_xdata()) == [52.0, 52.0]
+    assert "模型预期值 52.0" in _legend(peers_ax)
+    assert peers_ax.get_title() == "同类单位分布（医疗卫生机构 / 三级医院，2023年）"
+    assert not _by_gid(history_ax, "expected_value")
+    # STA-006: last year times the year's median change, in the history panel
+    change = {
+        **FINDING,
+        "rule_id": "STA-006",
+        "evidence": {
+            "method": "yoy",
+            "median": 46.1,
+            "previous_value": 45.0,
+            "previous_year": 2022,
+        },
+    }
+    peers_ax, history_ax = plot_finding(change, _returns()).axes
+    cross = _line(history_ax, "expected_value")
+    assert (list(cross.get_xdata()), list(cross.get_ydata())) == ([2023], [46.1])
+    assert "按上年变化推算 46.1" in _legend(history_ax)
+    assert list(_line(peers_ax, "peer_median").get_xdata()) == [45.0, 45.0]  # the group drawn
+
+
+def test_slip_finding_shows_its_factor_and_suggested_value():
+    slip = {
+        **FINDING,
+        "rule_id": "STA-005",
+        "suggested_value": 45.0,
+        "evidence": {
+            "method": "slips",
+            "slip_factor": 100.0,
+            "window_half_width": 0.1,
+            "previous_value": 45.0,
+            "previous_year": 2022,
+        },
+    }
+    fig = plot_finding(slip, _returns())
+    for ax in fig.axes:
+        assert list(_line(ax, "suggested").get_ydata() if ax is fig.axes[1] else [45.0]) == [45.0]
+        assert "建议值 45.0（疑似单位错误，填报值 ÷ 100）" in _legend(ax)
+    rec = {**slip, "evidence": {"method": "reconciliation", "slip_factor": 0.73}}
+    assert "建议值 45.0（疑似单位错误，填报值 ÷ 0.73）" in _legend(
+        plot_finding(rec, _returns()).axes[1]
+    )
+    # a suggestion without a factor keeps its plain label
+    assert "建议值 45.0" in _legend(plot_finding(FINDING, _returns()).axes[1])
 
 
 def test_finding_with_separate_history_and_without_band_or_suggestion():
@@ -338,7 +490,7 @@ def test_finding_errors_name_the_problem():
     with pytest.raises(UnusableInputError, match=r"no row of institution 'X' in 2024"):
         plot_finding({**FINDING, "year": 2024}, _returns())
     with pytest.raises(UnusableInputError, match=r"no column 'district_code'"):
-        plot_finding(FINDING, _returns(), peer_groups=("district_code",))
+        plot_finding(OLD_FINDING, _returns(), peer_groups=("district_code",))
 
 
 # --------------------------------------------------------------------------- identical returns
@@ -384,6 +536,21 @@ COPIED_FINDING = {
     "expected_high": None,
     "suggested_value": None,
     "message_zh": "各项数量与费用与上年（2022）完全相同，如电力 81,234 kWh、水 2,345 m³",
+    "evidence": {"method": "copies", "previous_value": 81_234.0, "previous_year": 2022},
+}
+SIBLING_FINDING = {
+    **COPIED_FINDING,
+    "finding_id": "STA-008-0123456789ab",
+    "rule_id": "STA-008",
+    "institution_id": "C",
+    "message_zh": "各项数量与费用与同一上级单位的 B 完全相同",
+    "evidence": {
+        "method": "siblings",
+        "peer_keys": ["parent_id"],
+        "peer_values": ["P"],
+        "peer_size": 3,
+        "related_ids": ["B"],
+    },
 }
 
 
@@ -541,8 +708,9 @@ def test_finding_without_a_field_compares_the_return(tmp_path):
     assert returns.equals(before_returns)
     assert before_finding == COPIED_FINDING
     # a sibling finding from the findings table, with a separate history
-    sibling = {**COPIED_FINDING, "rule_id": "STA-008", "institution_id": "C"}
-    findings = pl.DataFrame([sibling])
+    findings = pl.DataFrame([SIBLING_FINDING]).with_columns(
+        evidence_struct(pl.Series("evidence", [SIBLING_FINDING["evidence"]]))
+    )
     history = returns.filter(pl.col("year") == 2022)
     fig = plot_finding(findings, returns.filter(pl.col("year") == 2023), history=history)
     assert fig.get_suptitle().startswith("STA-008：")
@@ -645,3 +813,120 @@ def test_write_evidence_without_a_cjk_font_says_so_for_every_finding(tmp_path, m
     assert index.height == 2 and index["file"].null_count() == 2
     assert all("没有可用于图表的中文字体" in note for note in index["note"])
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_copy_finding_compares_with_the_year_its_evidence_names():
+    # A's return of 2021 differs; the finding says 2023 was copied from 2021
+    older = pl.DataFrame(
+        [("A", 2021, "P0", *(None if v is None else v * 0.9 for v in A_RETURN))],
+        schema=_identical_returns().schema,
+        orient="row",
+    )
+    returns = pl.concat([older, _identical_returns()])
+    finding = {**COPIED_FINDING, "evidence": {"method": "copies", "previous_year": 2021}}
+    bars = _bars(plot_finding(finding, returns).axes[0])
+    assert list(bars) == ["本单位 2023年", "本单位 2021年（上次填报）"]
+    assert bars["本单位 2021年（上次填报）"] == [v * 0.9 for v in _drawn(A_RETURN)]
+    # the fallback: the latest earlier return, and every identical return of the year (B's)
+    old = {k: v for k, v in COPIED_FINDING.items() if k != "evidence"}
+    assert list(_bars(plot_finding(old, returns).axes[0])) == [
+        "本单位 2023年",
+        "本单位 2022年（上年）",
+    ]
+    old_sibling = {k: v for k, v in SIBLING_FINDING.items() if k != "evidence"}
+    assert list(_bars(plot_finding(old_sibling, returns).axes[0]))[-1] == "B（同年）"
+    # a year without a return is said, not drawn
+    finding = {**COPIED_FINDING, "evidence": {"method": "copies", "previous_year": 2019}}
+    ax = plot_finding(finding, returns).axes[0]
+    assert list(_bars(ax)) == ["本单位 2023年"]
+    assert "本单位 2019年 无填报数据" in _legend(ax)
+
+
+def test_sibling_finding_draws_exactly_the_siblings_its_evidence_names():
+    returns = _identical_returns()
+    # D is one m³ of water from B: no search would find it; the evidence names it, and Z,
+    # which has no return of 2023
+    finding = {
+        **SIBLING_FINDING,
+        "institution_id": "B",
+        "evidence": {**SIBLING_FINDING["evidence"], "related_ids": ["D", "Z", "B"]},
+    }
+    ax = plot_finding(finding, returns).axes[0]
+    drawn = [label for label in _bars(ax) if label.endswith("（同年）")]
+    assert drawn == ["D（同年）"]  # not C, whose figures are identical but not named
+    assert _bars(ax)["D（同年）"] == _drawn(D_RETURN)
+    assert "Z 无2023年填报数据" in _legend(ax)
+    # evidence naming no sibling: the return and last year's only
+    finding = {**finding, "evidence": {"method": "siblings", "related_ids": []}}
+    ax = plot_finding(finding, returns).axes[0]
+    assert list(_bars(ax)) == ["本单位 2023年", "本单位 2022年（上年）"]
+
+
+def _city(n: int = 40, seed: int = 3) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A small clean city (one sector, two subsectors) of 2023 and 2024."""
+    rng = np.random.default_rng(seed)
+    ids = [f"I{i:03d}" for i in range(n)]
+    directory = pl.DataFrame(
+        {
+            "institution_id": ids,
+            "sector": ["school"] * n,
+            "subsector": ["primary" if i % 4 else "secondary" for i in range(n)],
+            "admin_level": ["district"] * n,
+            "district_code": ["120101"] * n,
+            "heat_billing": ["by_area"] * n,
+            "parent_id": [f"P{i // 4}" for i in range(n)],
+        }
+    )
+    area = np.round(np.exp(rng.normal(9.0, 0.6, n)))
+    occupants = np.round(area / 20 * np.exp(rng.normal(0, 0.1, n)))
+
+    def year(y: int) -> pl.DataFrame:
+        f = np.exp(rng.normal(0, 0.15, (3, n)))
+        return pl.DataFrame(
+            {
+                "institution_id": ids,
+                "year": pl.Series([y] * n, dtype=pl.Int64),
+                "building_area_m2": area,
+                "occupants": occupants,
+                "electricity_kwh": np.round(area * 60 * f[0]) + 1.0,
+                "natural_gas_m3": np.round(area * 3 * f[1]) + 1.0,
+                "water_m3": np.round(occupants * 8 * f[2]) + 1.0,
+            }
+        )
+
+    history = year(2023)
+    # I005 typed its electricity in 0.1 kWh (×10,000 on last year)
+    current = year(2024).with_columns(
+        pl.when(pl.col("institution_id") == "I005")
+        .then(pl.lit(history["electricity_kwh"][5] * 10_000.0))
+        .otherwise(pl.col("electricity_kwh"))
+        .alias("electricity_kwh")
+    )
+    return directory, current, history
+
+
+def test_findings_of_the_statistical_stage_are_drawn_from_their_evidence(tmp_path):
+    directory, current, history = _city()
+    findings = check_statistical(current, directory=directory, history=history)
+    data = evidence_data(current, directory=directory, history=history)
+    of = findings.filter(pl.col("institution_id") == "I005")
+    peer = of.filter(pl.col("rule_id") == "STA-001").row(0, named=True)
+    evidence = peer["evidence"]
+    assert evidence["peer_keys"][0] == "year" and evidence["median"] is not None
+    ax = plot_finding(peer, data, min_group_size=1_000).axes[0]
+    assert list(_line(ax, "peer_median").get_xdata()) == [evidence["median"]] * 2
+    group = data.filter(
+        *(
+            pl.col(k).cast(pl.String) == v
+            for k, v in zip(evidence["peer_keys"], evidence["peer_values"], strict=True)
+        )
+    )
+    assert len(_peer_ticks(ax)) == group.height == evidence["peer_size"]
+    history_ax = plot_finding(peer, data).axes[1]
+    assert list(_line(history_ax, "previous_value").get_ydata()) == [evidence["previous_value"]]
+    slip = of.filter(pl.col("rule_id") == "STA-005").row(0, named=True)
+    assert slip["evidence"]["slip_factor"] == 10_000.0
+    legend = _legend(plot_finding(slip, data).axes[1])
+    assert any("填报值 ÷ 10,000" in text for text in legend)
+    index = write_evidence(findings, data, tmp_path, returns=3)
+    assert index["file"].null_count() == 0
