@@ -15,8 +15,9 @@ firing rates of the rules that fired on it (:mod:`energy_audit.verify.queue`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,11 @@ class VerifyResult:
         The returns verified, as read (all files together).
     history : polars.DataFrame or None
         The returns of earlier years given, as read.
+    timings : dict of str to float
+        Wall-clock time of each stage [s]: ``coverage``, ``validity``, ``consistency``,
+        ``statistical`` (with its steps as ``statistical.<step>``,
+        :attr:`energy_audit.verify.statistical.StatisticalResult.timings`), ``batches`` and
+        ``queue``.
     """
 
     findings: pl.DataFrame
@@ -68,6 +74,7 @@ class VerifyResult:
     year: int
     returns: pl.DataFrame
     history: pl.DataFrame | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     def evidence_data(self) -> pl.DataFrame:
         """Return the figures behind the statistical findings, for the evidence charts.
@@ -172,22 +179,38 @@ def verify(
     if data is None:
         data = contract.table("returns").empty_frame()
     previous, _ = _frames(history)
+    times: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        times[stage] = now - clock
+        clock = now
+
     coverage_findings, coverage = check_coverage(data, directory=known, scope=scope, year=year)
+    lap("coverage")
     report("verify", 1, steps)
     parts = [coverage_findings]
     parts.append(check_validity(data, year=year, quarantine=quarantine, settings=settings))
+    lap("validity")
     report("verify", 2, steps)
     parts.append(check_consistency(data, directory=known, history=previous, settings=settings))
+    lap("consistency")
     report("verify", 3, steps)
     scores = None
     if settings.statistical.enabled:
         stage = statistical_stage(data, directory=known, history=previous, settings=settings)
         parts.append(stage.findings)
         scores = stage.scores
+        lap("statistical")
+        times.update({f"statistical.{k}": v for k, v in stage.timings.items()})
         report("verify", 4, steps)
     findings = fold_systemic(pl.concat(parts, how="vertical"), data, known, settings)
+    lap("batches")
     findings = rank_queue(findings, data, scores)
-    return VerifyResult(findings, coverage, scope, settings, year, data, previous)
+    lap("queue")
+    return VerifyResult(findings, coverage, scope, settings, year, data, previous, times)
 
 
 def write_verification(

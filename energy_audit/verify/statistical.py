@@ -89,7 +89,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -1571,10 +1571,15 @@ class StatisticalResult:
         One row per return scored (:func:`score_returns`), with ``source_file`` and
         ``source_row``: the combined p-value of every return, listed or not, which the
         panel's queue combines with the rule findings (:mod:`energy_audit.verify.queue`).
+    timings : dict of str to float
+        Wall-clock time of each step [s]: ``preparation`` (indicators, year-over-year table),
+        each method that ran (:data:`METHODS`), ``digits``, ``priority`` (combination) and
+        ``findings`` (building the findings from the hits).
     """
 
     findings: pl.DataFrame
     scores: pl.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _no_scores() -> pl.DataFrame:
@@ -1622,7 +1627,8 @@ def statistical_stage(
         evidence with a p-value at most ``finding_p`` and always its strongest one; and
         every suggested correction whose own p-value is at most ``report_p``. Every finding
         of a return carries the return's priority (module docstring); and ``scores``, the
-        per-return table of :func:`score_returns` with ``source_file`` and ``source_row``.
+        per-return table of :func:`score_returns` with ``source_file`` and ``source_row``;
+        ``timings``, the wall-clock seconds of each step.
 
     Raises
     ------
@@ -1634,12 +1640,18 @@ def statistical_stage(
     if not s.statistical.enabled:
         return StatisticalResult(empty_findings(), _no_scores())
     st = s.statistical
-    r, hits, units, weights = _analyse(returns, directory, history, s)
+    times: dict[str, float] = {}
+    r, hits, units, weights = _analyse(returns, directory, history, s, times)
+    clock = time.perf_counter()
     batches = _digits(r, st) if st.digits else empty_findings()
+    times["digits"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     ranked = _priorities(r, units, st)
+    times["priority"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     scores = r.select("_row", "source_file", "source_row").join(ranked, on="_row").drop("_row")
     if not hits:
-        return StatisticalResult(batches, scores)
+        return StatisticalResult(batches, scores, times)
     listed = ranked.filter(pl.col("p_combined") <= st.report_p).select(
         "_row", "priority", pl.col("p_combined").alias("return_p")
     )
@@ -1675,7 +1687,9 @@ def statistical_stage(
         )
         if hit.height:
             parts.append(findings_from_hits(rule, _with_evidence(hit)))
-    return StatisticalResult(sort_findings(pl.concat([*parts, batches], how="vertical")), scores)
+    findings = sort_findings(pl.concat([*parts, batches], how="vertical"))
+    times["findings"] = time.perf_counter() - clock
+    return StatisticalResult(findings, scores, times)
 
 
 def _with_evidence(hit: pl.DataFrame) -> pl.DataFrame:
