@@ -13,6 +13,9 @@ Printed, per family:
 - recall per statistical defect kind at each budget (share of the returns with that kind of
   defect that are in the budget), for the library and the naive baseline, over all seeds, and
   the worst seed;
+- the same for the panel's queue (``queue``): every finding of :func:`energy_audit.verify.run.
+  verify`, rules and statistics ranked together (:mod:`energy_audit.verify.queue`), a return
+  ranked by its findings' highest priority — what the panel actually works through;
 - precision of the 5 % budget (share of reviewed returns with any injected defect);
 - calibration on a clean city of the same family (no defects): the share of returns whose
   combined p ≤ α, for α = 1 % and 5 % (calibrated: within [α/2, 2α]);
@@ -46,6 +49,7 @@ from energy_audit.synthetic import (
     make_returns,
     through_files,
 )
+from energy_audit.verify.run import verify
 from energy_audit.verify.statistical import score_returns
 
 YEARS = range(2020, 2025)
@@ -88,11 +92,14 @@ def naive_scores(
 
 
 def top_share(ranked: pl.DataFrame, share: float) -> pl.DataFrame:
-    """The returns in the review budget: the top ``share`` of ``ranked`` (``score`` high first)."""
+    """The returns in the review budget: the top ``share`` of ``ranked`` (``score`` high first,
+    then ``tiebreak`` high first where the frame has one)."""
     n = max(1, round(share * ranked.height))
+    if "tiebreak" not in ranked.columns:
+        ranked = ranked.with_columns(pl.lit(0.0).alias("tiebreak"))
     return (
         ranked.unique(["institution_id", "year"], keep="first")
-        .sort(["score", "institution_id"], descending=[True, False])
+        .sort(["score", "tiebreak", "institution_id"], descending=[True, True, False])
         .head(n)
         .select("institution_id", "year")
     )
@@ -124,9 +131,25 @@ def one_city(family: str, seed: int, n: int, budgets: list[float], folder: Path)
         "institution_id", "year", (-pl.col("p_combined").fill_null(1.0).log10()).alias("score")
     )
     naive = naive_scores(current, history, directory)
+    # the panel's queue: every finding of verify (rules and statistics), a return ranked by
+    # its findings' priority (the library's statistical score breaks ties)
+    start = time.perf_counter()
+    checked = verify(directory, current, YEAR, history=history)
+    times["verify (queue)"] = time.perf_counter() - start
+    priority = (
+        checked.findings.filter(pl.col("year") == YEAR)
+        .group_by("institution_id", "year")
+        .agg(pl.col("priority").max())
+    )
+    queue = library.join(priority, on=["institution_id", "year"], how="left").select(
+        "institution_id",
+        "year",
+        pl.col("priority").fill_null(0.0).alias("score"),
+        pl.col("score").alias("tiebreak"),
+    )
     out = {"timings": times, "recall": [], "precision": {}}
     defective = truth.filter(pl.col("year") == YEAR).select("institution_id", "year").unique()
-    for name, ranked in (("library", library), ("naive", naive)):
+    for name, ranked in (("library", library), ("naive", naive), ("queue", queue)):
         for b in budgets:
             top = top_share(ranked, b)
             out["recall"].append(
@@ -188,7 +211,7 @@ def main() -> None:
             wide = by_kind.filter(pl.col("detector") == "library", pl.col("budget") == max(budgets))
             wide = wide.select("defect", "injected")
             for b in budgets:
-                for d in ("library", "naive"):
+                for d in ("library", "naive", "queue"):
                     col = by_kind.filter(pl.col("detector") == d, pl.col("budget") == b)
                     wide = wide.join(
                         col.select("defect", pl.col("recall").alias(f"{d[:3]} {b:.0%}")),
@@ -223,7 +246,7 @@ def main() -> None:
             )
             precision = {
                 d: sum(run["precision"][d] for run in runs) / len(runs)
-                for d in ("library", "naive")
+                for d in ("library", "naive", "queue")
             }
             print(f"\n=== noise family {family!r}: {NOISE_FAMILIES[family]}")
             print(
@@ -234,7 +257,7 @@ def main() -> None:
             print(overall)
             print(
                 f"precision at {max(budgets):.0%}: library {precision['library']:.3f}, "
-                f"naive {precision['naive']:.3f}"
+                f"naive {precision['naive']:.3f}, queue {precision['queue']:.3f}"
             )
             print(
                 "calibration (clean city): p<=1% share "
@@ -245,11 +268,13 @@ def main() -> None:
             print(timings)
             lib = overall.filter(pl.col("detector") == "library", pl.col("budget") == max(budgets))
             nai = overall.filter(pl.col("detector") == "naive", pl.col("budget") == max(budgets))
+            que = overall.filter(pl.col("detector") == "queue", pl.col("budget") == max(budgets))
             summary.append(
                 {
                     "family": family,
                     "library": lib["all kinds"].item(),
                     "naive": nai["all kinds"].item(),
+                    "queue": que["all kinds"].item(),
                     "library worst seed": lib["worst seed"].item(),
                     "p<=1% (max)": cal["p<=1%"].max(),
                     "p<=5% (max)": cal["p<=5%"].max(),

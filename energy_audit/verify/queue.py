@@ -99,7 +99,7 @@ def rank_queue(
         )
         .select("rule_id", "severity", *_KEY)
         .join(keys, on=_KEY, how="semi")
-        .unique(["rule_id", *_KEY])
+        .unique(["rule_id", *_KEY], maintain_order=True)
     )
     rates = (
         ruled.group_by("rule_id", "year")
@@ -122,7 +122,8 @@ def rank_queue(
             .group_by(_KEY)
             .agg(pl.col("p").min())
         )
-    pieces = pl.concat(units).with_columns(pl.col("p").clip(upper_bound=0.5))
+    # sorted: the same sums in the same order on every run (byte-identical outputs)
+    pieces = pl.concat(units).with_columns(pl.col("p").clip(upper_bound=0.5)).sort(*_KEY, "p")
     combined = cauchy_combination_by(pieces, "p", _KEY).select(
         *_KEY, pl.col("p_combined").alias("_return_p")
     )
