@@ -562,6 +562,34 @@ def plot_peer_distribution(
     return fig
 
 
+def _mark(
+    ax: Axes,
+    x: Any,
+    y: Any,
+    *,
+    label: str,
+    gid: str,
+    color: str,
+    marker: str = "o",
+    size: float = 10,
+    hollow: bool = False,
+) -> None:
+    """Mark points of a history panel (this year, the suggestion, last year, the expectation)."""
+    style: dict[str, Any] = {"markerfacecolor": "white" if marker == "D" else "none"}
+    ax.plot(
+        x,
+        y,
+        linestyle="none",
+        marker=marker,
+        markersize=size,
+        color=color,
+        label=label,
+        gid=gid,
+        zorder=3,
+        **({**style, "markeredgewidth": 2} if hollow else {}),
+    )
+
+
 def plot_history(
     history: pl.DataFrame | pl.LazyFrame,
     value: str,
@@ -702,30 +730,25 @@ def plot_history(
             gid="history",
         )
         if current.size:
-            ax.plot(
+            _mark(
+                ax,
                 np.full(current.size, current_year, dtype=np.float64),
                 current,
-                linestyle="none",
-                marker="o",
-                markersize=10,
-                color=_COLORS["institution"],
                 label=f"本年度填报 {_fmt(float(current[0]))}",
                 gid="current_value",
-                zorder=3,
+                color=_COLORS["institution"],
             )
         if suggested is not None:
-            ax.plot(
+            _mark(
+                ax,
                 [current_year],
                 [suggested],
-                linestyle="none",
-                marker="D",
-                markersize=9,
-                markerfacecolor="white",
-                markeredgewidth=2,
-                color=_COLORS["suggested"],
                 label=suggested_label or f"建议值 {_fmt(suggested)}",
                 gid="suggested",
-                zorder=3,
+                color=_COLORS["suggested"],
+                marker="D",
+                size=9,
+                hollow=True,
             )
             if current.size:
                 ax.annotate(
@@ -736,30 +759,26 @@ def plot_history(
                 )
         if previous is not None:
             which = "上年" if previous[0] == current_year - 1 else "上次填报"
-            ax.plot(
+            _mark(
+                ax,
                 [previous[0]],
                 [previous[1]],
-                linestyle="none",
-                marker="o",
-                markersize=13,
-                markerfacecolor="none",
-                markeredgewidth=2,
-                color=_COLORS["previous"],
                 label=f"{which}（{previous[0]}年）{_fmt(previous[1])}",
                 gid="previous_value",
-                zorder=3,
+                color=_COLORS["previous"],
+                size=13,
+                hollow=True,
             )
         if expected_value is not None:
-            ax.plot(
+            _mark(
+                ax,
                 [current_year],
                 [expected_value],
-                linestyle="none",
-                marker="X",
-                markersize=9,
-                color=_COLORS["median"],
                 label=f"{expected_label} {_fmt(expected_value)}",
                 gid="expected_value",
-                zorder=3,
+                color=_COLORS["median"],
+                marker="X",
+                size=9,
             )
         if log:
             ax.yaxis.set_major_formatter(FuncFormatter(_fmt_tick))
