@@ -94,28 +94,31 @@ def _tail_p_group(a: npt.NDArray[np.float64], tail_share: float) -> npt.NDArray[
     """Return the calibrated p-values of one group's scores ``a`` (NaN: none)."""
     out = np.full(a.size, np.nan)
     valid = np.isfinite(a) & (a >= 0)
-    ref = np.sort(a[valid])
-    n = ref.size
+    x = a[valid]
+    n = x.size
     if n == 0:
         return out
-    x = a[valid]
     if n < MIN_CALIBRATION_SIZE:
         out[valid] = 1.0 - (2.0 / math.pi) * np.arctan(x)
         return out
-    ge = n - np.searchsorted(ref, x, side="left")  # values ≥ a
+    # values ≥ a: n less the rank of the first of a's ties (polars' "min" rank, one sort)
+    ge = n + 1 - pl.Series(x).rank("min").to_numpy().astype(np.int64)
     p = ge / (n + 1.0)
-    positive = ref[ref > 0]
+    positive = x[x > 0]
     if positive.size:
-        k = int(min(max(math.ceil(tail_share * positive.size), TAIL_MIN_COUNT), positive.size // 2))
-        u = float(positive[-(k + 1)]) if k >= 1 and positive.size > k else float(positive[0])
+        m = positive.size
+        k = int(min(max(math.ceil(tail_share * m), TAIL_MIN_COUNT), m // 2))
+        # the (k + 1)-th largest positive score, or the smallest (a selection, not a sort)
+        at = m - k - 1 if k >= 1 and m > k else 0
+        u = float(np.partition(positive, at)[at])
         exceed = positive[positive > u]
         lo, hi = TAIL_INDEX_BOUNDS
         xi = (
             float(np.clip(np.median(np.log(exceed / u)) / _LN2, lo, hi)) if exceed.size >= 3 else hi
         )
-        ge_u = n - np.searchsorted(ref, u, side="left")
-        beyond = x > u
-        p = np.where(beyond, ge_u / (n + 1.0) * np.power(np.maximum(x, u) / u, -1.0 / xi), p)
+        ge_u = int(np.count_nonzero(x >= u))
+        beyond = np.flatnonzero(x > u)
+        p[beyond] = ge_u / (n + 1.0) * np.power(x[beyond] / u, -1.0 / xi)
     out[valid] = np.clip(p, 0.0, 1.0)
     return out
 
@@ -168,7 +171,9 @@ def tail_p(
     :data:`TAIL_INDEX_BOUNDS`. The first part is the conformal p-value [1]_ (uniform when the
     values are exchangeable); the second a Pareto tail fitted over the threshold [2]_ [3]_.
     Groups with fewer than :data:`MIN_CALIBRATION_SIZE` scores: p = 1 − (2/π)
-    arctan(a), the two-sided tail of a standard Cauchy distribution. One sort per group.
+    arctan(a), the two-sided tail of a standard Cauchy distribution. One rank per group (the
+    counts # {a_j ≥ a} from polars' "min" rank) and a selection for u; about 0.1 s for a
+    group of 1 million scores.
 
     Examples
     --------
@@ -186,15 +191,15 @@ def tail_p(
             f"tail_share 应在 (0, 0.5] 内，实际为 {tail_share!r}",
             f"tail_share must be in (0, 0.5], got {tail_share!r}",
         )
-    work = frame.select(
-        *(pl.col(k) for k in by),
-        pl.col(score).cast(pl.Float64).fill_null(np.nan).alias("_a"),
-    ).with_row_index("_i")
-    out = np.full(work.height, np.nan)
-    groups = work.partition_by(list(by), maintain_order=True) if by else [work]
-    for part in groups:
-        index = part["_i"].to_numpy()
-        out[index] = _tail_p_group(part["_a"].to_numpy(), tail_share)
+    a = frame.select(pl.col(score).cast(pl.Float64).fill_null(np.nan)).to_series().to_numpy()
+    if not by:
+        out = _tail_p_group(a, tail_share)
+    else:  # the rows of each group (a null key is a group of its own), without copying
+        out = np.full(a.size, np.nan)
+        groups = frame.select(by).with_row_index("_i").group_by(list(by)).agg("_i")["_i"]
+        for rows in groups:
+            index = rows.to_numpy()
+            out[index] = _tail_p_group(a[index], tail_share)
     return frame.with_columns(pl.Series(name, out, dtype=pl.Float64).fill_nan(None))
 
 

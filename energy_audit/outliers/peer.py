@@ -21,10 +21,14 @@ References
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 from scipy import special
 
@@ -62,6 +66,130 @@ PEER_COLUMNS: Final = ("median", "scale", "n", "level", "score", "low", "high", 
 """Columns :func:`robust_peer_scores` adds, after the prefix, in order."""
 
 _TMP: Final = "__peer_tmp_"
+
+
+# --------------------------------------------------------------------------------------------
+# Group medians (shared with energy_audit.outliers.yoy)
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """The rows of a frame by group of some key columns; a row with a null key is in none."""
+
+    codes: npt.NDArray[np.int64]
+    """Per row: its group, −1 for none."""
+    order: npt.NDArray[np.int64]
+    """The rows in a group, group by group (group g is ``order[offsets[g]:offsets[g + 1]]``)."""
+    offsets: npt.NDArray[np.int64]
+
+    @property
+    def size(self) -> int:
+        """Number of groups."""
+        return self.offsets.size - 1
+
+    def rows(self, g: int) -> npt.NDArray[np.int64]:
+        """Return the rows of group ``g``, in the frame's order."""
+        return self.order[self.offsets[g] : self.offsets[g + 1]]
+
+    @functools.cached_property
+    def _index(self) -> pl.Series:
+        index = pl.Series(self.codes).cast(pl.get_index_type(), strict=False)  # −1: null
+        return index
+
+    def per_row(self, name: str, values: pl.Series) -> pl.Series:
+        """Each row's value of its group in ``values`` (one per group; null: no group)."""
+        return values.gather(self._index).alias(name)
+
+
+def _groups(frame: pl.DataFrame, keys: Sequence[str]) -> _Groups:
+    """Group the rows of ``frame`` by ``keys`` (``[]``: one group of all rows); one hash pass."""
+    n = frame.height
+    if not keys:
+        return _Groups(np.zeros(n, np.int64), np.arange(n, dtype=np.int64), np.array([0, n]))
+    table = (
+        frame.select(keys)
+        .with_row_index("__ea_i")
+        .filter(pl.all_horizontal(pl.col(k).is_not_null() for k in keys))
+        .group_by(keys)
+        .agg("__ea_i")
+    )
+    sizes = table["__ea_i"].list.len().to_numpy().astype(np.int64)
+    order = table["__ea_i"].explode().to_numpy().astype(np.int64)
+    codes = np.full(n, -1, dtype=np.int64)
+    codes[order] = np.repeat(np.arange(sizes.size, dtype=np.int64), sizes)
+    return _Groups(codes, order, np.concatenate([[0], np.cumsum(sizes)]))
+
+
+_SELECT_DIRECT: Final = 65_536
+"""Fewer values than this are partitioned whole (:func:`middle_pair`)."""
+
+
+def middle_pair(values: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Return the order statistics k and k + 1 (k = ⌊(n − 1) / 2⌋, 0-based) of ``values``.
+
+    The middle value twice when n is odd, the middle pair when n is even, NaN sorted last (as
+    :func:`numpy.partition` and polars sort it). Exact: a strided sample brackets the middle,
+    one pass counts the values below and keeps those inside the bracket, and only those are
+    partitioned; when the bracket misses the middle, the whole array is partitioned.
+    """
+    n = values.size
+    k = (n - 1) // 2
+    odd = n % 2 == 1
+    if n >= _SELECT_DIRECT:
+        step = max(1, n // 16_384)
+        sample = np.sort(values[::step])
+        m = sample.size
+        margin = int(4.0 * math.sqrt(m)) + 2  # about 8 standard errors of the sample rank
+        low = sample[max(0, m // 2 - margin)]
+        high = sample[min(m - 1, m // 2 + margin)]
+        if not (np.isnan(low) or np.isnan(high)):
+            below = int(np.count_nonzero(values < low))
+            inside = values[(values >= low) & (values <= high)]
+            last = k if odd else k + 1
+            if below <= k and last < below + inside.size:
+                pair = np.partition(inside, [k - below, last - below])
+                return float(pair[k - below]), float(pair[last - below])
+    part = np.partition(values, k)
+    if odd:
+        return float(part[k]), float(part[k])
+    if np.isnan(part[-1]):  # NaN above the middle: the pair by a second partition
+        part = np.partition(values, [k, k + 1])
+        return float(part[k]), float(part[k + 1])
+    return float(part[k]), float(part[k + 1 :].min())
+
+
+def _median(values: npt.NDArray[np.float64]) -> float:
+    """Median as polars computes it: lo + (hi − lo) / 2 of the middle pair, NaN sorted last."""
+    if values.size == 0:
+        return math.nan
+    lo, hi = middle_pair(values)
+    return lo if values.size % 2 else lo + (hi - lo) * 0.5
+
+
+def _median_mad(
+    groups: _Groups, values: npt.NDArray[np.float64], present: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Count, median and MAD (median of |x − median|) of the ``present`` values of each group.
+
+    The numbers of ``pl.col(x).count()``, ``.median()`` and ``(x − median).abs().median()``
+    in a ``group_by`` (NaN where a group has no value), from a partition per group instead
+    of a sort.
+    """
+    count = np.zeros(groups.size, dtype=np.int64)
+    median = np.full(groups.size, np.nan)
+    mad = np.full(groups.size, np.nan)
+    whole = groups.size == 1 and groups.order.size == values.size
+    for g in range(groups.size):
+        if whole:
+            x = values[present]
+        else:
+            rows = groups.rows(g)
+            x = values[rows[present[rows]]]
+        count[g] = x.size
+        if x.size:
+            median[g] = _median(x)
+            mad[g] = _median(np.abs(x - median[g]))
+    return count, median, mad
 
 
 def _as_levels(groups: Sequence[str | Sequence[str]]) -> list[list[str]]:
@@ -201,8 +329,10 @@ def robust_peer_scores(
     identical (MAD = 0) from giving infinite scores; with ``log=False`` a group whose median
     and MAD are both 0 has scale 0 and null scores.
 
-    Vectorised: one ``group_by`` and one join per level, no Python code per row (except the
-    p-value, computed with :func:`scipy.special.ndtr` on whole columns).
+    Vectorised, no Python code per row: per level one hash pass groups the rows, a selection
+    per group gives its median and MAD (the numbers of a polars ``group_by``) and a gather
+    gives each row its group's (no join); the p-value is :func:`scipy.special.ndtr` on whole
+    columns. A LazyFrame is collected first and the result returned lazy.
 
     References
     ----------
@@ -229,24 +359,25 @@ def robust_peer_scores(
     _check(schema, value, levels, min_group_size, k)
     names = {c: f"{prefix}{c}" for c in PEER_COLUMNS}
 
+    data = frame if isinstance(frame, pl.DataFrame) else lazy.collect()
     v = pl.col(value).cast(pl.Float64)
     valid = v.is_finite() & (v > 0.0) if log else v.is_finite()
     x = f"{_TMP}x"
-    base = lazy.with_columns(pl.when(valid).then(v.log() if log else v).alias(x))
-    present = base.filter(pl.col(x).is_not_null())
-    stats = [
-        pl.col(x).count().cast(pl.Int64).alias("n"),
-        pl.col(x).median().alias("m"),
-        (pl.col(x) - pl.col(x).median()).abs().median().alias("mad"),
-    ]
+    logs = data.select(pl.when(valid).then(v.log() if log else v).alias(x)).to_series()
+    present, values = logs.is_not_null().to_numpy(), logs.to_numpy()
+    stats = [logs]
     for i, keys in enumerate(levels):
-        renamed = {s: f"{_TMP}{s}_{i}" for s in ("n", "m", "mad")}
-        if keys:
-            table = present.group_by(keys).agg(stats).rename(renamed)
-            base = base.join(table, on=keys, how="left", maintain_order="left")
-        else:
-            table = present.select(stats).rename(renamed)
-            base = base.join(table, how="cross", maintain_order="left")
+        groups = _groups(data, keys)
+        count, median, mad = _median_mad(groups, values, present)
+        missing = pl.Series(count == 0) if keys else pl.Series(np.zeros(count.size, bool))
+        # a group without a valid value has no statistics at all
+        per_group = {
+            "n": pl.Series(count, dtype=pl.Int64).set(missing, None),
+            "m": pl.Series(median).fill_nan(None),
+            "mad": pl.Series(mad).fill_nan(None),
+        }
+        stats += [groups.per_row(f"{_TMP}{s}_{i}", v) for s, v in per_group.items()]
+    base = data.with_columns(stats).lazy()
 
     def level_value(stat: str) -> pl.Expr:
         """Give the statistic of the level each row uses (null where none qualifies)."""

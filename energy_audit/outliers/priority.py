@@ -102,6 +102,15 @@ def cauchy_combination_by(
     polars.DataFrame or polars.LazyFrame
         The kind of frame given, one row per group with a p-value (in order of first
         appearance): the ``by`` columns, ``methods`` (p-values combined) and ``p_combined``.
+
+    Notes
+    -----
+    A DataFrame whose groups are integer and text columns without nulls, with at most
+    about four times as many possible groups as rows (e.g. a return index and a method
+    name), is combined by tabulation: each group is one integer code, its sums run over its
+    rows in row order (:func:`numpy.bincount`, the same bits on every run), about twice as
+    fast as a hash ``group_by``. Other frames, and LazyFrames, go through ``group_by``, whose
+    sums may round differently in the last bits.
     """
     clipped = pl.col(p).clip(_P_FLOOR, 1.0)
     term = 1.0 / (clipped * np.pi).tan()  # tan((0.5 − p)π) = cot(pπ), exact for tiny p
@@ -110,20 +119,117 @@ def cauchy_combination_by(
     keep = pl.col(p).is_not_null() & pl.col(p).is_not_nan()
     if weight is not None:
         keep = keep & (w > 0)
+    if isinstance(frame, pl.DataFrame):
+        codes = _dense_codes(frame, by)
+        if codes is not None:
+            return _combine_dense(frame, by, codes, keep, term * w, w)
     return (
-        frame.filter(keep)
+        frame.lazy()
+        .filter(keep)
         .group_by(by, maintain_order=True)
         .agg(
             pl.len().alias("methods"),
             ((term * w).sum() / w.sum()).alias("_t"),
         )
+        .with_columns(_combined_p())
+        .drop("_t")
+        .pipe(lambda out: out.collect() if isinstance(frame, pl.DataFrame) else out)
+    )
+
+
+def _combined_p() -> pl.Expr:
+    """Give the p-value of the Cauchy statistic ``_t``: 0.5 − arctan(T)/π (arctan(1/T)/π, T > 1)."""
+    return (
+        pl.when(pl.col("_t") > 1.0)
+        .then((1.0 / pl.col("_t")).arctan() / np.pi)  # exact for tiny p
+        .otherwise(0.5 - pl.col("_t").arctan() / np.pi)
+        .alias("p_combined")
+    )
+
+
+_DENSE_FACTOR: Final = 4
+"""A key space at most this many times the rows (or 2²⁰) is tabulated, not hashed."""
+
+
+def _dense_codes(
+    frame: pl.DataFrame, by: Sequence[str]
+) -> tuple[npt.NDArray[np.int64], int] | None:
+    """Code each row's group of ``by`` as one integer in a small range, if it fits.
+
+    Integer columns count from their minimum, text columns by their distinct values; the
+    codes combine in mixed radix. ``None`` when a column has nulls or another dtype, or the
+    key space is more than :data:`_DENSE_FACTOR` times the rows (then hash the groups).
+    """
+    n = frame.height
+    key: npt.NDArray[np.int64] | None = None
+    size = 1
+    for column in by:
+        values = frame[column]
+        if values.null_count():
+            return None
+        if values.dtype.is_integer():
+            low = int(values.min()) if n else 0  # type: ignore[arg-type]
+            span = int(values.max()) - low + 1 if n else 1  # type: ignore[operator]
+            code = values.to_numpy().astype(np.int64) - low
+        elif values.dtype in (pl.String, pl.Categorical) or isinstance(values.dtype, pl.Enum):
+            text = values.cast(pl.String)
+            runs = text.rle().struct.unnest()  # long frames are often in blocks of one value
+            if runs.height <= n // 8:
+                levels = runs["value"].unique()
+                run_code = runs["value"].cast(pl.Enum(levels.to_list())).to_physical()
+                code = np.repeat(run_code.to_numpy().astype(np.int64), runs["len"].to_numpy())
+            else:
+                levels = text.unique()
+                code = text.cast(pl.Enum(levels.to_list())).to_physical()
+                code = code.to_numpy().astype(np.int64)
+            span = max(levels.len(), 1)
+        else:
+            return None
+        if size * span > max(_DENSE_FACTOR * n, 1 << 20):
+            return None
+        key = code if key is None else key * span + code
+        size *= span
+    return (np.zeros(n, dtype=np.int64) if key is None else key), size
+
+
+def _combine_dense(
+    frame: pl.DataFrame,
+    by: Sequence[str],
+    codes: tuple[npt.NDArray[np.int64], int],
+    keep: pl.Expr,
+    weighted_term: pl.Expr,
+    w: pl.Expr,
+) -> pl.DataFrame:
+    """:func:`cauchy_combination_by` by tabulation: sums per group code, in row order.
+
+    The terms and weights are those of the polars expressions; each group's sums run over
+    its rows in order (:func:`numpy.bincount`), the same on every run.
+    """
+    key, size = codes
+    parts = frame.select(keep.alias("k"), weighted_term.alias("tw"), w.alias("w"))
+    kept = parts["k"].fill_null(False).to_numpy()
+    rows = None if kept.all() else np.flatnonzero(kept)
+    tw, w_ = parts["tw"].to_numpy(), parts["w"].to_numpy()
+    if rows is not None:
+        key, tw, w_ = key[rows], tw[rows], w_[rows]
+    count = np.bincount(key, minlength=size)
+    numerator = np.bincount(key, tw, minlength=size)
+    denominator = np.bincount(key, w_, minlength=size)
+    first = np.full(size, key.size, dtype=np.int64)
+    np.minimum.at(first, key, np.arange(key.size, dtype=np.int64))
+    starts = np.zeros(key.size, dtype=bool)
+    starts[first[count > 0]] = True
+    at = np.flatnonzero(starts)  # each group's first row, in order of appearance
+    group = key[at]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = numerator[group] / denominator[group]
+    return (
+        frame.select(by)[at if rows is None else rows[at]]
         .with_columns(
-            # 0.5 − arctan(T)/π, written as arctan(1/T)/π for T > 1: exact for tiny p
-            pl.when(pl.col("_t") > 1.0)
-            .then((1.0 / pl.col("_t")).arctan() / np.pi)
-            .otherwise(0.5 - pl.col("_t").arctan() / np.pi)
-            .alias("p_combined")
+            pl.Series("methods", count[group], dtype=pl.UInt32),
+            pl.Series("_t", t, dtype=pl.Float64),
         )
+        .with_columns(_combined_p())
         .drop("_t")
     )
 

@@ -25,6 +25,7 @@ References
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -36,7 +37,7 @@ import polars as pl
 from scipy import linalg, special, stats
 
 from energy_audit.errors import SettingsError, UnusableInputError
-from energy_audit.outliers.peer import MAD_TO_SIGMA
+from energy_audit.outliers.peer import MAD_TO_SIGMA, middle_pair
 
 __all__ = [
     "DEFAULT_HUBER_TUNING",
@@ -148,32 +149,79 @@ class RobustFit:
 
 
 @dataclass
+class _Cells:
+    """The distinct combinations of categorical levels (*cells*) among a design's rows."""
+
+    of_row: npt.NDArray[np.intp]  # per row, its cell
+    codes: list[npt.NDArray[np.intp]]  # per categorical, the level of each cell
+    pairs: list[tuple[int, int, npt.NDArray[np.intp]]]  # (i, i2, level pair of each cell)
+
+    @property
+    def size(self) -> int:
+        """Number of cells."""
+        return self.codes[0].size if self.codes else 1
+
+
+def _cells(codes: Sequence[npt.NDArray[np.intp]], sizes: Sequence[int], n: int) -> _Cells:
+    """Find the cells of the rows: mixed-radix code of the levels, then its distinct values."""
+    if not codes:
+        return _Cells(np.zeros(n, dtype=np.intp), [], [])
+    combined = np.zeros(n, dtype=np.int64)
+    stride = 1
+    for code, size in zip(codes, sizes, strict=True):
+        combined += code.astype(np.int64) * stride
+        stride *= size
+    if stride <= max(4 * n, 1 << 20):  # few possible cells: a table instead of a sort
+        seen = np.bincount(combined, minlength=stride) > 0
+        present = np.flatnonzero(seen)
+        index = np.cumsum(seen) - 1
+        of_row = index[combined].astype(np.intp)
+    else:
+        present, of_row = np.unique(combined, return_inverse=True)
+    levels, stride = [], 1
+    for size in sizes:
+        levels.append(((present // stride) % size).astype(np.intp))
+        stride *= size
+    pairs = [
+        (i, i2, levels[i] * sizes[i2] + levels[i2])
+        for i in range(len(sizes))
+        for i2 in range(i + 1, len(sizes))
+    ]
+    return _Cells(of_row.ravel(), levels, pairs)
+
+
+@dataclass
 class _Design:
     """The design matrix of some rows, kept in its structure rather than as a dense matrix.
 
     Columns: the dense block (intercept, then the numeric predictors), then for each categorical
     one 0/1 column per level but the reference (level 0). Each row has exactly one level per
-    categorical, so XᵀWX, Xβ and xᵢ A xᵢᵀ reduce to dense products of the small dense block
-    and weighted counts per level (:func:`numpy.bincount`): O(n) passes instead of an n × p²
-    matrix product.
+    categorical, and the rows fall into few *cells* (distinct combinations of levels), so
+    XᵀWX, Xβ and xᵢ A xᵢᵀ reduce to dense products of the small dense block and weighted sums
+    per cell (:func:`numpy.bincount`), then counts per level and per pair of levels over the
+    cells: O(n) passes instead of an n × p² matrix product.
     """
 
     dense: FloatArray  # rows × d, Fortran order
     codes: list[npt.NDArray[np.intp]]  # per categorical, the level index (0 = reference) of rows
     sizes: list[int]  # number of levels per categorical
     keep: npt.NDArray[np.intp]  # columns estimated (the others are aliased: coefficient 0)
-    pairs: dict[tuple[int, int], npt.NDArray[np.intp]] = field(default_factory=dict, repr=False)
+    cells: _Cells | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.cells is None:
+            self.cells = _cells(self.codes, self.sizes, self.dense.shape[0])
 
     @property
     def p(self) -> int:
         """Number of design columns, aliased ones included."""
         return self.dense.shape[1] + sum(size - 1 for size in self.sizes)
 
-    def blocks(self) -> list[tuple[slice, npt.NDArray[np.intp], int]]:
-        """(columns, level indices, number of levels) of each categorical."""
+    def blocks(self) -> list[tuple[slice, int]]:
+        """(columns, number of levels) of each categorical."""
         out, start = [], self.dense.shape[1]
-        for code, size in zip(self.codes, self.sizes, strict=True):
-            out.append((slice(start, start + size - 1), code, size))
+        for size in self.sizes:
+            out.append((slice(start, start + size - 1), size))
             start += size - 1
         return out
 
@@ -188,24 +236,30 @@ class _Design:
 
     def normal_equations(self, w: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         """XᵀWX and XᵀWy (all p columns)."""
+        assert self.cells is not None
         d = self.dense.shape[1]
         gram, rhs = np.zeros((self.p, self.p)), np.zeros(self.p)
         wd = self.dense * w[:, None]
         wy = w * y
         gram[:d, :d] = wd.T @ self.dense
         rhs[:d] = self.dense.T @ wy
+        if not self.sizes:
+            return gram, rhs
+        cells = self.cells
+        # per cell: Σ w·x_j (x_0 = 1: the weight) and Σ w·y
+        cell_wd = [np.bincount(cells.of_row, wd[:, j], cells.size) for j in range(d)]
+        cell_wy = np.bincount(cells.of_row, wy, cells.size)
         blocks = self.blocks()
-        for i, (cols, code, size) in enumerate(blocks):
+        for (cols, size), code in zip(blocks, cells.codes, strict=True):
             for j in range(d):  # column 0 is the intercept: weighted level counts
-                gram[j, cols] = gram[cols, j] = np.bincount(code, wd[:, j], size)[1:]
+                gram[j, cols] = gram[cols, j] = np.bincount(code, cell_wd[j], size)[1:]
             gram[cols, cols] = np.diag(gram[0, cols])
-            rhs[cols] = np.bincount(code, wy, size)[1:]
-            for i2, (cols2, code2, size2) in enumerate(blocks[i + 1 :], start=i + 1):
-                if (i, i2) not in self.pairs:  # the level pair of each row, computed once
-                    self.pairs[i, i2] = code * size2 + code2
-                cross = np.bincount(self.pairs[i, i2], w, size * size2).reshape(size, size2)
-                gram[cols, cols2] = cross[1:, 1:]
-                gram[cols2, cols] = cross[1:, 1:].T
+            rhs[cols] = np.bincount(code, cell_wy, size)[1:]
+        for i, i2, pair in cells.pairs:
+            (cols, size), (cols2, size2) = blocks[i], blocks[i2]
+            cross = np.bincount(pair, cell_wd[0], size * size2).reshape(size, size2)
+            gram[cols, cols2] = cross[1:, 1:]
+            gram[cols2, cols] = cross[1:, 1:].T
         return gram, rhs
 
     def solve(self, w: FloatArray, y: FloatArray) -> FloatArray:
@@ -221,15 +275,23 @@ class _Design:
 
     def linear(self, beta: FloatArray) -> FloatArray:
         """Xβ."""
+        assert self.cells is not None
         out = self.dense @ beta[: self.dense.shape[1]]
-        for cols, code, _ in self.blocks():
-            out += np.concatenate([[0.0], beta[cols]])[code]
+        if self.sizes:
+            effect = np.zeros(self.cells.size)
+            for (cols, _), code in zip(self.blocks(), self.cells.codes, strict=True):
+                effect += np.concatenate([[0.0], beta[cols]])[code]
+            out += effect[self.cells.of_row]
         return out
 
     def quadratic(self, a: FloatArray) -> FloatArray:
         """xᵢ A xᵢᵀ of every row, A symmetric p × p."""
+        assert self.cells is not None
         d = self.dense.shape[1]
         out = np.einsum("ij,ij->i", self.dense @ a[:d, :d], self.dense)
+        if not self.sizes:
+            return out
+        cells = self.cells
         blocks = self.blocks()
 
         def padded(rows: slice, cols: slice, n_rows: int, n_cols: int) -> FloatArray:
@@ -237,14 +299,20 @@ class _Design:
             block[1:, 1:] = a[rows, cols]
             return block
 
-        for i, (cols, code, size) in enumerate(blocks):
+        # per cell: the categorical × categorical part, and each dense column's coefficient
+        within = np.zeros(cells.size)
+        mixed = np.zeros((d, cells.size))
+        for (cols, size), code in zip(blocks, cells.codes, strict=True):
             dense_cat = np.zeros((d, size))
             dense_cat[:, 1:] = a[:d, cols]
-            for j in range(d):
-                out += 2.0 * self.dense[:, j] * dense_cat[j, code]
-            out += np.diag(padded(cols, cols, size, size))[code]
-            for cols2, code2, size2 in blocks[i + 1 :]:
-                out += 2.0 * padded(cols, cols2, size, size2)[code, code2]
+            mixed += dense_cat[:, code]
+            within += np.diag(padded(cols, cols, size, size))[code]
+        for i, i2, _ in cells.pairs:
+            (cols, size), (cols2, size2) = blocks[i], blocks[i2]
+            within += 2.0 * padded(cols, cols2, size, size2)[cells.codes[i], cells.codes[i2]]
+        for j in range(d):
+            out += 2.0 * self.dense[:, j] * mixed[j][cells.of_row]
+        out += within[cells.of_row]
         return out
 
 
@@ -368,11 +436,17 @@ def _model(
     reference: dict[str, str] = {}
     levels: dict[str, tuple[str, ...]] = {}
     merged: dict[str, tuple[str, ...]] = {}
+    # the distinct combinations of labels (one hash pass), their rows and fitted rows
+    combos, of_row = _label_combinations(data, categorical, rows)
+    rows_in = np.bincount(of_row, minlength=combos.height)
+    fit_in = np.bincount(of_row[fitted], minlength=combos.height)
+    seen = rows_in > 0
     for column in categorical:
-        labels = data[column].cast(pl.String).fill_null(NULL_LEVEL).gather(rows)
-        present = labels.unique().sort().to_list()
-        inverse = labels.cast(pl.Enum(present)).to_physical().to_numpy().astype(np.intp)
-        fit_counts = np.bincount(inverse[fitted], minlength=len(present))
+        labels = combos[column]
+        present = labels.filter(pl.Series(seen)).unique().sort().to_list()
+        inverse = labels.cast(pl.Enum(present), strict=False).to_physical()
+        inverse = inverse.fill_null(0).to_numpy().astype(np.intp)  # null: a combination unseen
+        fit_counts = np.bincount(inverse, fit_in, minlength=len(present)).astype(np.int64)
         rare = fit_counts < min_level_size
         kept = [v for v, r in zip(present, rare, strict=True) if not r]
         kept_counts = [int(c) for c, r in zip(fit_counts, rare, strict=True) if not r]
@@ -385,7 +459,7 @@ def _model(
         index = {v: i for i, v in enumerate(kept)}
         rare_target = index.get(OTHER_LEVEL, 0)
         level_of = np.array([index.get(v, rare_target) for v in present], dtype=np.intp)
-        codes.append(level_of[inverse])
+        codes.append(level_of[inverse][of_row])
         reference[column] = kept[0]
         levels[column] = tuple(kept)
         merged[column] = tuple(v for v, r in zip(present, rare, strict=True) if r)
@@ -400,9 +474,39 @@ def _model(
     return _Model(design, names, rows, y_all[rows], reference, levels, merged)
 
 
+def _label_combinations(
+    data: pl.DataFrame, categorical: Sequence[str], rows: npt.NDArray[np.intp]
+) -> tuple[pl.DataFrame, npt.NDArray[np.intp]]:
+    """Distinct combinations of the categoricals' labels (text, null as :data:`NULL_LEVEL`).
+
+    Returns the combinations (one row each) and the combination of each of ``rows``.
+    """
+    if not categorical:
+        return pl.DataFrame(), np.zeros(rows.size, dtype=np.intp)
+    table = (
+        data.select(pl.col(c).cast(pl.String) for c in categorical)
+        .with_row_index("__ea_i")
+        .group_by(list(categorical))
+        .agg("__ea_i")
+    )
+    sizes = table["__ea_i"].list.len().to_numpy()
+    every = np.empty(data.height, dtype=np.intp)
+    every[table["__ea_i"].explode().to_numpy()] = np.repeat(np.arange(sizes.size), sizes)
+    combos = table.drop("__ea_i").with_columns(pl.all().fill_null(NULL_LEVEL))
+    return combos, every[rows]
+
+
+def _numpy_median(values: FloatArray) -> float:
+    """:func:`numpy.median` of a 1-d array, from a selection instead of a partition."""
+    if values.size == 0 or np.isnan(values).any():
+        return math.nan
+    lo, hi = middle_pair(values)
+    return lo if values.size % 2 else (lo + hi) / 2.0
+
+
 def _mad_scale(residuals: FloatArray) -> float:
     """1.4826 × MAD of the residuals (about their median)."""
-    return MAD_TO_SIGMA * float(np.median(np.abs(residuals - np.median(residuals))))
+    return MAD_TO_SIGMA * _numpy_median(np.abs(residuals - _numpy_median(residuals)))
 
 
 def _huber_weights(u: FloatArray) -> FloatArray:
@@ -760,10 +864,14 @@ def expected_consumption(
     shape the expectation.
 
     Computation: the n × p design matrix is never formed. Each row has one level per
-    categorical, so each iteration assembles XᵀWX and XᵀWy from a small dense product (intercept
-    and numeric columns) and weighted counts per level and per pair of levels
-    (:func:`numpy.bincount`), then solves a p × p system; Xβ and the leverages are gathers of
-    the same kind. About 2-3 s for 1 million rows and 30 columns on two cores.
+    categorical, and the rows fall into few cells (distinct combinations of levels, found by
+    one hash pass over the labels), so each iteration assembles XᵀWX and XᵀWy from a small
+    dense product (intercept and numeric columns) and weighted sums per cell
+    (:func:`numpy.bincount`), then counts per level and per pair of levels over the cells,
+    and solves a p × p system; Xβ and the leverages are gathers of the same kind, and the MAD
+    scale a selection rather than a sort. About 0.6 s for 1 million rows, five categoricals
+    (45 columns) and ``max_fit_rows=200_000`` on two cores; sums grouped by cell round
+    differently from sums by level, which moves the coefficients by about 10⁻¹¹ (relative).
 
     References
     ----------

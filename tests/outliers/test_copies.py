@@ -394,3 +394,41 @@ def test_clean_city_has_no_copies_nor_round_figures(seed: int) -> None:
     # about 1 % of clean metered figures are naturally round (estimated bills, quotas): few
     # of them are rounder than the institution's history and peers make likely
     assert (round_numbers(frame, QUANTITIES)["round_p"] <= 0.01).mean() <= 0.01
+
+
+# --------------------------------------------------------------------------------------------
+# The shortcuts keep the definitions: earlier returns by one sort, sets by a first hash pass
+
+
+def test_history_rate_counts_earlier_non_zero_figures_and_history_wins() -> None:
+    history = frame_of(
+        [("A", 2020, 100_000.0, 1.0), ("A", 2021, 0.0, 1.0), ("A", 2022, 250_000.0, 1.0)]
+    )
+    frame = frame_of(
+        [
+            ("A", 2022, 123_457.0, 1.0),  # the history's 250,000 is A's 2022 figure
+            ("A", 2023, 300_000.0, 1.0),
+            ("A", 2023, 300_000.0, 1.0),  # a duplicated return: the same earlier figures
+        ]
+    )
+    out = round_numbers(frame, TWO, history=history)
+    # t = 5: of the earlier non-zero figures 100,000 (t = 5) and 250,000 (t = 4), one as round
+    assert out["round_electricity_kwh_history_rate"].to_list() == pytest.approx(
+        [1.0, (1 + 1e-5) / 3, (1 + 1e-5) / 3]
+    )
+
+
+def test_siblings_match_as_a_group_by_compares_signed_zeros_and_nan() -> None:
+    frame = pl.DataFrame(
+        {
+            "institution_id": ["A", "B", "C", "D", "E"],
+            "year": [2023] * 5,
+            "parent_id": ["P"] * 5,
+            "electricity_kwh": [81_234.0, 81_234.0, 5_000.0, 5_000.0, 5_000.0],
+            "water_m3": [0.0, -0.0, float("nan"), float("nan"), 1.0],
+            "gas": [2_345.0, 2_345.0, 7.0, 7.0, 7.0],
+        }
+    )
+    out = identical_within_groups(frame, ["electricity_kwh", "water_m3", "gas"], "parent_id")
+    # 0.0 and −0.0 are one value, and so are two NaN, as a group_by takes them
+    assert out["identical_sibling_ids"].to_list() == [["B"], ["A"], ["D"], ["C"], None]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from energy_audit.errors import SettingsError, UnusableInputError
+from energy_audit.outliers import peer
 from energy_audit.outliers.peer import MAD_TO_SIGMA, PEER_COLUMNS, robust_peer_scores
 from energy_audit.synthetic import make_directory, make_returns
 
@@ -209,3 +210,76 @@ def test_scores_do_not_depend_on_the_unit(values: list[float], exponent: int) ->
     scaled = robust_peer_scores(pl.DataFrame({"v": [v * factor for v in values]}), "v", [[]])
     np.testing.assert_allclose(scaled["peer_score"], base["peer_score"], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(scaled["peer_median"], base["peer_median"] * factor, rtol=1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# Group medians without a group_by: the same numbers
+
+
+def test_an_even_median_is_polars_midpoint_and_nan_sorts_last() -> None:
+    # the middle pair (1, 3) of four values: lo + (hi − lo) / 2, as polars; NaN is the largest
+    assert peer._median(np.array([3.0, np.nan, 1.0, 7.0])) == 5.0
+    assert peer._median(np.array([3.0, 1.0, 7.0, 2.0])) == 2.5
+    assert math.isnan(peer._median(np.array([1.0, np.nan, np.nan])))
+    assert math.isnan(peer._median(np.array([])))
+    # 0.1 + (0.7 − 0.1) / 2 and (0.1 + 0.7) / 2 differ in the last bit: polars' is the first
+    assert peer._median(np.array([0.1, 0.7])) == pl.Series([0.1, 0.7]).median() == 0.4
+    assert (0.1 + 0.7) / 2 != 0.4
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_middle_pair_by_a_bracketing_sample_is_that_of_a_sort(seed: int, monkeypatch) -> None:
+    monkeypatch.setattr(peer, "_SELECT_DIRECT", 64)  # the sampled path on small arrays
+    rng = np.random.default_rng(seed)
+    for n in (64, 65, 100, 1_001, 5_000):
+        for values in (
+            rng.normal(size=n),
+            np.round(rng.normal(size=n), 1),  # ties
+            np.where(rng.random(n) < 0.7, 0.0, rng.normal(size=n)),  # the middle in a tie
+            np.sort(rng.normal(size=n)),  # a strided sample of sorted values
+            np.where(rng.random(n) < 0.3, np.nan, rng.normal(size=n)),
+            np.where(rng.random(n) < 0.6, np.nan, rng.normal(size=n)),  # NaN in the middle
+        ):
+            ordered = np.sort(values)
+            k = (n - 1) // 2
+            expected = (ordered[k], ordered[k if n % 2 else k + 1])
+            got = peer.middle_pair(values)
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_group_count_median_and_mad_are_those_of_a_group_by(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 2_000
+    frame = pl.DataFrame(
+        {
+            "g": [
+                None if r < 0.05 else f"g{k}"
+                for r, k in zip(rng.random(n), rng.integers(0, 9, n), strict=True)
+            ],
+            "x": np.round(rng.normal(size=n), 2),
+        }
+    ).with_columns(pl.when(pl.col("x") > 1.5).then(None).otherwise(pl.col("x")).alias("x"))
+    groups = peer._groups(frame, ["g"])
+    count, median, mad = peer._median_mad(
+        groups, frame["x"].to_numpy(), frame["x"].is_not_null().to_numpy()
+    )
+    x = pl.col("x")
+    expected = (
+        frame.filter(pl.col("g").is_not_null())
+        .group_by("g")
+        .agg(
+            x.count().alias("n"), x.median().alias("m"), (x - x.median()).abs().median().alias("d")
+        )
+    )
+    got = pl.DataFrame(
+        {
+            "g": frame["g"],
+            "n": groups.per_row("n", pl.Series(count)),
+            "m": groups.per_row("m", pl.Series(median)),
+            "d": groups.per_row("d", pl.Series(mad)),
+        }
+    )
+    joined = frame.select("g").join(expected, on="g", how="left", maintain_order="left")
+    assert got["n"].cast(pl.UInt32).to_list() == joined["n"].to_list()
+    assert_frame_equal(got.select("m", "d"), joined.select("m", "d"), check_exact=True)

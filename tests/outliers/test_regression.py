@@ -13,6 +13,7 @@ from scipy import stats
 
 from energy_audit.errors import SettingsError, UnusableInputError
 from energy_audit.indicators import indicators
+from energy_audit.outliers import regression
 from energy_audit.outliers.regression import (
     MODEL_COLUMNS,
     OTHER_LEVEL,
@@ -374,3 +375,57 @@ def test_subsample_fit_agrees_with_the_full_fit_and_keeps_rare_levels() -> None:
     with pytest.raises(SettingsError, match="max_fit_rows 应为正整数") as info:
         fit_expected_consumption(frame, "energy_kgce", max_fit_rows=0, **kwargs)
     assert "max_fit_rows must be a positive integer" in info.value.message_en
+
+
+# --------------------------------------------------------------------------------------------
+# The structured design: sums per cell give the products of the explicit matrix
+# --------------------------------------------------------------------------------------------
+
+
+def explicit(design: regression._Design) -> np.ndarray:
+    """The n × p design matrix the structure stands for (one-hot, reference level dropped)."""
+    columns = [design.dense]
+    for code, size in zip(design.codes, design.sizes, strict=True):
+        columns.append(np.eye(size)[code][:, 1:])
+    return np.hstack(columns)
+
+
+@pytest.mark.parametrize(
+    ("seed", "sizes"),
+    [(0, [3, 5, 2]), (1, [3, 5, 2]), (2, [4]), (3, [110, 100, 100])],  # the last: cells by a sort
+)
+def test_cell_sums_give_the_explicit_normal_equations_fit_and_leverages(
+    seed: int, sizes: list[int]
+) -> None:
+    rng = np.random.default_rng(seed)
+    n = 500
+    dense = np.asfortranarray(np.column_stack([np.ones(n), rng.normal(size=(n, 2))]))
+    codes = [rng.integers(0, s, n).astype(np.intp) for s in sizes]
+    p = 3 + sum(s - 1 for s in sizes)
+    design = regression._Design(dense, codes, sizes, np.arange(p, dtype=np.intp))
+    x = explicit(design)
+    w, y = rng.random(n), rng.normal(size=n)
+    gram, rhs = design.normal_equations(w, y)
+    np.testing.assert_allclose(gram, x.T @ (w[:, None] * x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rhs, x.T @ (w * y), rtol=1e-12, atol=1e-12)
+    beta = rng.normal(size=p)
+    np.testing.assert_allclose(design.linear(beta), x @ beta, rtol=1e-12, atol=1e-12)
+    a = rng.normal(size=(p, p))
+    a = a + a.T
+    np.testing.assert_allclose(
+        design.quadratic(a), np.einsum("ij,jk,ik->i", x, a, x), rtol=1e-10, atol=1e-10
+    )
+    part = design.take(np.flatnonzero(rng.random(n) < 0.3))  # its own cells
+    xp = explicit(part)
+    wp = rng.random(xp.shape[0])
+    np.testing.assert_allclose(
+        part.normal_equations(wp, np.zeros(xp.shape[0]))[0], xp.T @ (wp[:, None] * xp), atol=1e-12
+    )
+
+
+def test_mad_scale_median_is_numpys() -> None:
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 10, 65_535, 65_536, 100_001):
+        values = np.round(rng.normal(size=n), 3)
+        assert regression._numpy_median(values) == np.median(values)
+    assert math.isnan(regression._numpy_median(np.array([1.0, np.nan])))

@@ -6,6 +6,7 @@ import functools
 import math
 import re
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ from scipy import stats
 
 from energy_audit.errors import SettingsError, UnusableInputError
 from energy_audit.factors import ITEM_COLUMNS, density_kg_per_l
+from energy_audit.outliers import yoy
 from energy_audit.outliers.peer import MAD_TO_SIGMA
 from energy_audit.outliers.yoy import (
     DECIMAL_SLIP_FACTORS,
@@ -568,3 +570,131 @@ def test_clean_city_has_few_slip_signatures(seed: int) -> None:
     assert flagged.height <= 0.001 * long.height
     assert set(flagged["column"]) <= {"diesel_l", "gasoline_l"}
     assert (long["p"] < 0.01).mean() < 0.02
+
+
+# --------------------------------------------------------------------------------------------
+# The previous returns by one sort (no join), and the group statistics without a group_by
+
+
+def previous_by_join(frame: pl.DataFrame, history: pl.DataFrame, column: str) -> pl.DataFrame:
+    """The previous two returns as a sort of history ∪ frame and a join back compute them.
+
+    The definition of the module docstring written out directly: one row per (institution,
+    year), history before frame, first row of a source first; lag k is k runs up, same key.
+    """
+    parts = [
+        df.select("institution_id", "year", pl.col(column).cast(pl.Float64))
+        .with_row_index("ord")
+        .with_columns(pl.lit(src).alias("src"))
+        for src, df in ((0, history), (1, frame))
+    ]
+    ref = (
+        pl.concat(parts)
+        .filter(pl.col("institution_id").is_not_null() & pl.col("year").is_not_null())
+        .sort("institution_id", "year", "src", "ord")
+        .unique(["institution_id", "year"], keep="first", maintain_order=True)
+    )
+    same = {k: pl.col("institution_id").eq(pl.col("institution_id").shift(k)) for k in (1, 2)}
+    ref = ref.select(
+        "institution_id",
+        "year",
+        pl.when(same[1]).then(pl.col("year").shift(1)).alias("previous_year"),
+        *(pl.when(same[k]).then(pl.col(column).shift(k)).alias(f"lag{k}") for k in (1, 2)),
+    )
+    return frame.select("institution_id", "year").join(
+        ref, on=["institution_id", "year"], how="left", maintain_order="left"
+    )
+
+
+def untidy_returns(seed: int, n: int = 400) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Frame and history with gaps, duplicated (institution, year), nulls and overlaps."""
+    rng = np.random.default_rng(seed)
+
+    def holes(values: list, share: float) -> list:
+        return [None if r < share else v for v, r in zip(values, rng.random(n), strict=True)]
+
+    frame = pl.DataFrame(
+        {
+            "institution_id": holes([f"I{i:03d}" for i in rng.integers(0, 60, n)], 0.03),
+            "year": holes(rng.integers(2016, 2025, n).tolist(), 0.03),
+            "electricity_kwh": holes(np.round(rng.lognormal(8, 1, n), 1).tolist(), 0.1),
+        },
+        schema={"institution_id": pl.String, "year": pl.Int64, "electricity_kwh": pl.Float64},
+    )
+    return frame.slice(0, n // 2), frame.slice(n // 2)  # history overlaps the frame's years
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_previous_returns_are_those_of_the_definition(seed: int) -> None:
+    frame, history = untidy_returns(seed)
+    out = year_over_year(frame, ["electricity_kwh"], history=history)
+    expected = previous_by_join(frame, history, "electricity_kwh")
+    assert out["yoy_previous_year"].to_list() == expected["previous_year"].to_list()
+    assert out["yoy_electricity_kwh_previous"].to_list() == expected["lag1"].to_list()
+    # lag 2 is the return two back: it decides reverts, seen here through the long table
+    earlier = yoy.earlier_returns(frame, history, ["electricity_kwh"], "institution_id", "year")
+    lag2 = earlier.values["electricity_kwh"].gather(earlier.lag(2))
+    assert lag2.to_list() == expected["lag2"].to_list()
+
+
+def test_two_keys_sharing_a_hash_fall_back_to_exact_ranks(monkeypatch) -> None:
+    frame, history = untidy_returns(7)
+    right = year_over_year(frame, ["electricity_kwh"], history=history)
+    real = yoy._key_hash
+    # the first hash takes only two values: nearly every pair of keys collides
+    monkeypatch.setattr(
+        yoy, "_key_hash", lambda keys, which: real(keys, which) % 2 if which == 0 else real(keys, 1)
+    )
+    calls: list[bool] = []
+    order = yoy._key_order
+    monkeypatch.setattr(
+        yoy, "_key_order", lambda *args, exact: calls.append(exact) or order(*args, exact=exact)
+    )
+    assert_frame_equal(year_over_year(frame, ["electricity_kwh"], history=history), right)
+    assert calls == [False, True]  # the collision was seen, and the exact ranks used
+
+
+def test_duplicated_key_and_year_in_history_and_frame_take_the_first_history_row() -> None:
+    history = returns([("A", 2022, 10.0), ("A", 2022, 20.0)])
+    frame = returns([("A", 2022, 30.0), ("A", 2023, 40.0), ("A", 2023, 50.0)])
+    out = year_over_year(frame, ["electricity_kwh"], history=history)
+    assert out["yoy_electricity_kwh_previous"].to_list() == [None, 10.0, 10.0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_robust_statistics_are_those_of_a_group_by(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 3_000
+    x = rng.normal(0.0, 0.2, n)
+    x[rng.random(n) < 0.6] = 0.0  # MAD 0 in most groups: the mean absolute deviation
+    x[rng.random(n) < 0.02] = np.nan  # NaN sorts last (a value, unlike null)
+    frame = pl.DataFrame(
+        {
+            "year": [
+                None if r < 0.05 else int(y)
+                for r, y in zip(rng.random(n), rng.integers(2023, 2025, n), strict=True)
+            ],
+            "sector": rng.choice(["a", "b", "c"], n),
+            "v": x,
+            "w": rng.normal(size=n),
+        }
+    ).with_columns(
+        pl.when(pl.int_range(pl.len()) % 11 == 0).then(None).otherwise(pl.col("v")).alias("v")
+    )
+    for part in (["year"], ["year", "sector"]):
+        got = pl.DataFrame(yoy._robust_stats(frame, ["v", "w"], part, "t"))
+        exprs = []
+        for v in ("v", "w"):  # the statistics as a group_by gives them, joined back
+            deviation = (pl.col(v) - pl.col(v).median()).abs()
+            exprs += [
+                pl.col(v).count().alias(f"__ea_t_n_{v}"),
+                pl.col(v).median().alias(f"__ea_t_med_{v}"),
+                pl.when(deviation.median() > 0)
+                .then(deviation.median() * MAD_TO_SIGMA)
+                .otherwise(deviation.mean() * MEAN_AD_TO_SD)
+                .alias(f"__ea_t_sd_{v}"),
+            ]
+        expected = frame.join(
+            frame.group_by(part).agg(exprs), on=part, how="left", maintain_order="left"
+        ).select(got.columns)
+        assert_frame_equal(got, expected, check_exact=True)
