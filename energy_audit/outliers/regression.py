@@ -26,7 +26,9 @@ References
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, TypeVar
@@ -241,8 +243,12 @@ class _Design:
         gram, rhs = np.zeros((self.p, self.p)), np.zeros(self.p)
         wd = self.dense * w[:, None]
         wy = w * y
-        gram[:d, :d] = wd.T @ self.dense
-        rhs[:d] = self.dense.T @ wy
+        # sums over the rows of the thin dense block by numpy's pairwise sum, not BLAS (whose
+        # threads only contend for the cores at n × 3)
+        for j in range(d):
+            rhs[j] = np.sum(self.dense[:, j] * wy)
+            for k in range(j + 1):
+                gram[j, k] = gram[k, j] = np.sum(wd[:, j] * self.dense[:, k])
         if not self.sizes:
             return gram, rhs
         cells = self.cells
@@ -276,7 +282,7 @@ class _Design:
     def linear(self, beta: FloatArray) -> FloatArray:
         """Xβ."""
         assert self.cells is not None
-        out = self.dense @ beta[: self.dense.shape[1]]
+        out = np.einsum("ij,j->i", self.dense, beta[: self.dense.shape[1]])
         if self.sizes:
             effect = np.zeros(self.cells.size)
             for (cols, _), code in zip(self.blocks(), self.cells.codes, strict=True):
@@ -288,7 +294,7 @@ class _Design:
         """xᵢ A xᵢᵀ of every row, A symmetric p × p."""
         assert self.cells is not None
         d = self.dense.shape[1]
-        out = np.einsum("ij,ij->i", self.dense @ a[:d, :d], self.dense)
+        out = np.einsum("ij,jk,ik->i", self.dense, a[:d, :d], self.dense)
         if not self.sizes:
             return out
         cells = self.cells
@@ -743,6 +749,24 @@ def _collect(
     return lazy.select(list(dict.fromkeys([target, *numeric, *categorical]))).collect()
 
 
+_THREADED_MIN_SIZE: Final = 200_000
+"""Most values :func:`_student_cdf` evaluates in one thread."""
+
+
+def _student_cdf(df: int, t: FloatArray) -> FloatArray:
+    """Student t CDF with ``df`` degrees of freedom of every value, in threads for large t.
+
+    :func:`scipy.special.stdtr` (about 0.2 µs a value) releases the GIL: chunks of a large
+    array evaluate in parallel, each value exactly as in one call.
+    """
+    workers = min(os.cpu_count() or 1, 4)
+    if t.size < _THREADED_MIN_SIZE or workers < 2:
+        return special.stdtr(df, t)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(lambda chunk: special.stdtr(df, chunk), np.array_split(t, workers)))
+    return np.concatenate(parts)
+
+
 def _scatter(n: int, rows: npt.NDArray[np.int64], values: FloatArray) -> FloatArray:
     out = np.full(n, np.nan)
     out[rows] = values
@@ -920,7 +944,7 @@ def expected_consumption(
     half_width = stats.t.ppf(0.5 + level / 2.0, fit.df_resid) * s * np.sqrt(1.0 + scored.q)
     low, high = scored.fitted_value - half_width, scored.fitted_value + half_width
     back = np.exp if log else (lambda values: values)
-    p = 2.0 * special.stdtr(fit.df_resid, -np.abs(studentized))
+    p = 2.0 * _student_cdf(fit.df_resid, -np.abs(studentized))
     n_rows = data.height
     values = {
         "expected": back(scored.fitted_value),

@@ -234,13 +234,14 @@ def _key_order(
     year: npt.NDArray[np.int64],
     check: npt.NDArray[np.uint64] | None,
     exact: bool,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None:
-    """Order rows by key code and year, ties in row order; and where each key's rows start.
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]] | None:
+    """Order rows by key code and year, ties in row order; and where keys and years start.
 
     ``key`` is a hash of the key (``exact=False``; its low bits may be dropped to make room
     for the year) or an exact code (``exact=True``). With a hash, the rows taken to be one key
     must agree on the second hash ``check`` too; ``None`` is returned when they do not (two
-    keys share a hash: the caller sorts by exact codes).
+    keys share a hash: the caller sorts by exact codes). Returns the order, and per ordered
+    row whether it starts a key and whether it starts a (key, year).
     """
     low = int(year.min()) if year.size else 0
     bits = max(1, int(year.max() - low).bit_length()) if year.size else 1
@@ -250,9 +251,10 @@ def _key_order(
         packed = (code << shift) | (year - low).astype(np.uint64)
         order = pl.Series(packed).arg_sort().to_numpy().astype(np.int64)
         ordered = packed[order]
-        tied = np.zeros(order.size, dtype=bool)
-        tied[1:] = ordered[1:] == ordered[:-1]
-        if tied.any():  # duplicated (key, year): in row order (the sort need not be stable)
+        new_run = np.ones(order.size, dtype=bool)
+        new_run[1:] = ordered[1:] != ordered[:-1]
+        if not new_run.all():  # duplicated (key, year): in row order (the sort is not stable)
+            tied = ~new_run
             tied[:-1] |= tied[1:]
             sub = order[tied]
             order[tied] = sub[np.lexsort((sub, ordered[tied]))]
@@ -260,14 +262,18 @@ def _key_order(
     else:
         order = np.lexsort((year, key))
         ordered = key[order]
+        new_run = np.ones(order.size, dtype=bool)
+        ordered_year = year[order]
+        new_run[1:] = ordered_year[1:] != ordered_year[:-1]
     new_key = np.ones(order.size, dtype=bool)
     new_key[1:] = ordered[1:] != ordered[:-1]
+    new_run |= new_key
     if check is not None:
         second = check[order]
         same = ~new_key[1:]
         if np.any(second[1:][same] != second[:-1][same]):
             return None
-    return order, new_key
+    return order, new_key, new_run
 
 
 @dataclass(frozen=True)
@@ -374,24 +380,25 @@ def earlier_returns(
 
     keys, years = union(key), union("__ea_year")
     valid = (keys.is_not_null() & years.is_not_null()).to_numpy()
-    at = np.flatnonzero(valid)
-    y = years.fill_null(0).to_numpy()[at]
+    at = None if valid.all() else np.flatnonzero(valid)
+
+    def valid_rows(values: npt.NDArray) -> npt.NDArray:
+        return values if at is None else values[at]
+
+    y = valid_rows(years.fill_null(0).to_numpy())
     found = _key_order(
-        np.concatenate([_key_hash(p[key], 0) for p in parts])[at],
+        valid_rows(np.concatenate([_key_hash(p[key], 0) for p in parts])),
         y,
-        np.concatenate([_key_hash(p[key], 1) for p in parts])[at],
+        valid_rows(np.concatenate([_key_hash(p[key], 1) for p in parts])),
         exact=False,
     )
     if found is None:  # two keys share a hash: their dense ranks, exactly
-        codes = keys.rank("dense").fill_null(0).to_numpy().astype(np.uint64)[at]
+        codes = valid_rows(keys.rank("dense").fill_null(0).to_numpy().astype(np.uint64))
         found = _key_order(codes, y, None, exact=True)
         assert found is not None
-    order, new_key = found
-    y = y[order]
-    new_run = new_key.copy()
-    new_run[1:] |= y[1:] != y[:-1]
+    order, new_key, new_run = found
     run_of_row = np.cumsum(new_run) - 1
-    sorted_at = at[order]
+    sorted_at = order if at is None else at[order]
     n_frame, offset = frame.height, keys.len() - frame.height
     run = np.full(n_frame, -1, dtype=np.int64)
     mine = sorted_at >= offset
