@@ -121,6 +121,7 @@ _PER_COLUMN: Final = (
     "reverts",
     "z",
     "p",
+    "log_ratio_two_back",
 )
 """Suffixes of the columns :func:`year_over_year` adds per quantity column, in order."""
 
@@ -137,6 +138,7 @@ LONG_COLUMNS: Final = (
     "reverts",
     "z",
     "p",
+    "log_ratio_two_back",
 )
 """Columns of :func:`year_over_year_long` after the key and year columns, in order."""
 
@@ -666,7 +668,10 @@ def year_over_year(
           (null: the ratio matches a factor but there is no return two back to tell)
           signature (no slip factor is given then);
         - ``<prefix><c>_z`` [-]: robust z of the log-ratio (signed);
-        - ``<prefix><c>_p`` [-]: two-sided p-value 2 Φ(−|z|).
+        - ``<prefix><c>_p`` [-]: two-sided p-value 2 Φ(−|z|);
+        - ``<prefix><c>_log_ratio_two_back`` [-]: ln(current / the return before the
+          previous one), null without one (a figure back at that level undoes last year's
+          change).
 
     Raises
     ------
@@ -778,6 +783,7 @@ def year_over_year(
             pl.col(out(c, "z"))
             .map_batches(_two_sided_p, return_dtype=pl.Float64, is_elementwise=True)
             .alias(out(c, "p")),
+            two_back.alias(out(c, "log_ratio_two_back")),
         ]
     result = work.with_columns(stage).select(
         *kept,
@@ -817,7 +823,8 @@ def year_over_year_long(
         ``frame``, which tells duplicated returns apart), ``column`` (String), ``value``
         [unit of the column], ``previous_year`` (Int64), ``previous``, ``ratio``,
         ``log_ratio``, ``slip_factor``, ``suggested_value`` [unit of the column], ``reverts``
-        (Boolean), ``z``, ``p`` (as the ``<prefix><c>_…`` columns of :func:`year_over_year`).
+        (Boolean), ``z``, ``p``, ``log_ratio_two_back`` (as the ``<prefix><c>_…`` columns of
+        :func:`year_over_year`).
 
     Raises
     ------
@@ -875,6 +882,7 @@ def year_over_year_long(
                         "reverts",
                         "z",
                         "p",
+                        "log_ratio_two_back",
                     ),
                     strict=True,
                 )

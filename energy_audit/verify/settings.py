@@ -74,6 +74,15 @@ round_numbers, digits : bool
     tail_share : float
         Share of each statistic's values above the threshold of its fitted Pareto tail
         (:func:`energy_audit.outliers.calibration.tail_p`).
+    change_two_back : bool
+        Score a change on last year (STA-006, STA-011, STA-012) by the smaller of the change
+        on the previous return and the change on the return before it (each less the year's
+        median change), calibrated apart for returns with and without one two back: a figure
+        back at its level of two years ago says last year's return was wrong, not this one.
+    change_follow : bool
+        Score a change of floor area or occupants (STA-011) by the smaller of the change and
+        the change of energy per m² or per person: a building change the total energy
+        follows (a new wing, a closed site) is explained; one it does not follow is not.
     materiality_floor : float
         Smallest weight of an energy item in a return's evidence, as a share of the return's
         expected energy: an item's evidence is weighted by its share, so that 3 kWh of
@@ -152,6 +161,8 @@ round_numbers, digits : bool
     slip_min_half_width: float = 0.03
     yoy_band_pct: float = 30.0
     tail_share: float = 0.05
+    change_two_back: bool = True
+    change_follow: bool = True
     materiality_floor: float = 0.01
     water_weight: float = 0.2
     report_p: float = 0.05

@@ -46,8 +46,12 @@ chance of every figure repeating to its precision (from the density of changes n
   (:func:`energy_audit.outliers.digits.last_digit_by_group`) is not wired in: canonical
   figures converted from 万千瓦时 or 万立方米 end in zeros by the conversion, which would
   condemn every district whose institutions report in 万 units; use it on figures as reported.
-- ``STA-011``: a change of floor area or occupants on last year larger than the year's own
-  changes make likely (a ×10 typo in 建筑面积 or 用能人数 moves the intensities, not the totals).
+- ``STA-011``: a change of floor area, occupants or floor area per person on last year larger
+  than the year's own changes make likely (a ×10 typo in 建筑面积 or 用能人数 moves the
+  intensities, not the totals), and not followed by the total energy (a real building change
+  moves both).
+- Changes on last year (STA-006, STA-011) are also measured against the return two back: a
+  figure back at its level of two years ago undoes last year's error, not this year's.
 - ``STA-012``: floor area per person far from the peers, or changed unusually on last year.
 - ``STA-013``: the reported total differs from Σ items × coefficients beyond its rounding (and
   beyond the coefficients some institutions use), and one item times one unit factor closes
@@ -236,6 +240,7 @@ R_YOY_CHANGE = _rule(
     "较上年变化异常大",
     "unusually large change on last year (calibrated on the year's changes)",
     _S + "tail_share",
+    _S + "change_two_back",
     template=_CHANGE_TEMPLATE,
 )
 R_COPIED = _rule(
@@ -285,6 +290,8 @@ R_SIZE = _rule(
     "building area, occupants or floor area per person changed unusually on last year "
     "(calibrated on the year's changes)",
     _S + "tail_share",
+    _S + "change_two_back",
+    _S + "change_follow",
     template=_CHANGE_TEMPLATE,
 )
 R_DENSITY = _rule(
@@ -869,24 +876,52 @@ def _changes(
     columns: Sequence[str],
     rule: Rule,
     method: str,
+    follow: pl.DataFrame | None = None,
 ) -> tuple[_Hits, pl.DataFrame]:
     """STA-006 (items, intensities) and STA-011 (area, occupants, area per person).
 
     The score is |log-ratio − the year's median log-ratio| of the column, calibrated on the
     year's own changes (:func:`energy_audit.outliers.calibration.tail_p`). A change that
-    undoes last year's slip says last year was wrong: it is not scored. The finding's
-    ``median`` is last year's value moved by the year's median change.
+    undoes last year's slip says last year was wrong: it is not scored. With
+    ``change_two_back`` the score is the smaller of that on the previous return and that on
+    the return before it (a figure back at its level of two years ago: last year was wrong,
+    not this year), calibrated apart for the returns with and without a return two back.
+    With ``follow`` (the total energy's block of the year-over-year table) and
+    ``change_follow``, a change of floor area or occupants counts only as far as the total
+    energy did not follow it: each lag's score is the smaller of |Δ ln size| and
+    |Δ ln size − Δ ln energy| (each less the year's median). The finding's ``median`` is
+    last year's value moved by the year's median change.
     """
-    items = (
-        long.filter(pl.col("column").is_in(list(columns)))
-        .join(stats, on=["column", "year"], how="left", maintain_order="left")
-        .with_columns(
-            pl.when(~pl.col("reverts").fill_null(False))
-            .then((pl.col("log_ratio") - pl.col("median_lr")).abs())
-            .alias("_a")
-        )
+    by = ["column", "year"]
+    items = long.filter(pl.col("column").is_in(list(columns))).join(
+        stats, on=by, how="left", maintain_order="left"
     )
-    items = tail_p(items, "_a", ["column", "year"], tail_share=st.tail_share)
+    if follow is not None and st.change_follow:
+        rows = items["_row"]
+        items = items.with_columns(
+            follow["log_ratio"].gather(rows).alias("_f1"),
+            follow["log_ratio_two_back"].gather(rows).alias("_f2"),
+        )
+
+    def centred(x: pl.Expr) -> pl.Expr:
+        return (x - x.median().over(by)).abs()
+
+    def score(lag: str, energy: str, own: pl.Expr) -> pl.Expr:
+        if follow is None or not st.change_follow:
+            return own
+        # a change of floor area or occupants that the energy follows is explained
+        return pl.min_horizontal(own, centred(pl.col(lag) - pl.col(energy)))
+
+    one = score("log_ratio", "_f1", (pl.col("log_ratio") - pl.col("median_lr")).abs())
+    if st.change_two_back:
+        two = score("log_ratio_two_back", "_f2", centred(pl.col("log_ratio_two_back")))
+        one = pl.min_horizontal(one, two)
+    items = items.with_columns(
+        pl.when(~pl.col("reverts").fill_null(False)).then(one).alias("_a"),
+        pl.col("log_ratio_two_back").is_not_null().alias("_two"),
+    )
+    groups = [*by, "_two"] if st.change_two_back else by
+    items = tail_p(items, "_a", groups, tail_share=st.tail_share)
     explained = windows.filter(pl.col("is_slip")).select("_row", "column")
     shown = items.filter(pl.col("p") <= st.report_p).join(
         explained, on=["_row", "column"], how="anti"
@@ -1353,7 +1388,7 @@ def _analyse(
     intensities = [p[1] for p in _PEER]
     yoy_columns = [*_QUANTITIES, "total_energy_tce", *_SIZES, *intensities, _DENSITY[1]]
     prev_cols = ["_row", "column", "value", "previous", "previous_year", "ratio", "log_ratio",
-                 "slip_factor", "suggested_value", "reverts"]  # fmt: skip
+                 "slip_factor", "suggested_value", "reverts", "log_ratio_two_back"]  # fmt: skip
     long = year_over_year_long(
         r.select("_row", *_KEY, *yoy_columns),
         yoy_columns,
@@ -1386,8 +1421,10 @@ def _analyse(
         found, unit, windows = _slips(r, long, stats, st, ranges, coefficients)
         return found, unit
 
-    def changes(columns: Sequence[str], rule: Rule, method: str) -> tuple[_Hits, pl.DataFrame]:
-        return _changes(long, stats, st, windows, columns, rule, method)
+    def changes(
+        columns: Sequence[str], rule: Rule, method: str, follow: pl.DataFrame | None = None
+    ) -> tuple[_Hits, pl.DataFrame]:
+        return _changes(long, stats, st, windows, columns, rule, method, follow)
 
     items = [*_QUANTITIES, "total_energy_tce"]
     runs: list[tuple[str, bool, Callable[[], tuple[_Hits, pl.DataFrame]]]] = [
@@ -1396,7 +1433,7 @@ def _analyse(
         ("model", st.model, model),
         ("slips", st.slips, slips),
         ("yoy", st.yoy, lambda: changes(items, R_YOY_CHANGE, "yoy")),
-        ("size", st.size, lambda: changes(_SIZES, R_SIZE, "size")),
+        ("size", st.size, lambda: changes(_SIZES, R_SIZE, "size", blocks["total_energy_tce"])),
         ("intensity", st.intensity, lambda: changes(intensities, R_YOY_CHANGE, "intensity")),
         ("density_change", st.density, lambda: changes([_DENSITY[1]], R_SIZE, "density")),
         ("reconciliation", st.reconciliation, lambda: _reconciliation(r, st, coefficients)),

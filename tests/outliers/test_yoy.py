@@ -29,7 +29,17 @@ from energy_audit.slips import slip_factors_for
 from energy_audit.synthetic import make_directory, make_returns
 
 QUANTITIES = [*ITEM_COLUMNS.values(), "water_m3"]
-PER_COLUMN = ("previous", "ratio", "log_ratio", "slip", "suggested", "reverts", "z", "p")
+PER_COLUMN = (
+    "previous",
+    "ratio",
+    "log_ratio",
+    "slip",
+    "suggested",
+    "reverts",
+    "z",
+    "p",
+    "log_ratio_two_back",
+)
 
 
 def returns(rows: list[tuple[str, int, float | None]], column: str = "electricity_kwh"):
@@ -378,6 +388,7 @@ def test_long_shape_holds_the_same_numbers() -> None:
         "reverts",
         "z",
         "p",
+        "log_ratio_two_back",
     )
     for c in cols:
         part = long.filter(pl.col("column") == c)
@@ -390,6 +401,14 @@ def test_long_shape_holds_the_same_numbers() -> None:
         ("A", 2023, "electricity_kwh", 1e-4),
         ("A", 2023, "gasoline_l", pytest.approx(0.73)),
     ]
+
+
+def test_log_ratio_two_back_is_the_change_on_the_return_before_the_previous() -> None:
+    # 1,000 → 2,000 → 1,100: ln(1,100 / 1,000) on the third return, none before it
+    r = returns([("A", 2021, 1000.0), ("A", 2022, 2000.0), ("A", 2023, 1100.0)])
+    out = year_over_year(r, ["electricity_kwh"])["yoy_electricity_kwh_log_ratio_two_back"]
+    assert out[0] is None and out[1] is None
+    assert out[2] == pytest.approx(math.log(1.1))
 
 
 def test_errors_say_what_is_wrong() -> None:

@@ -170,6 +170,40 @@ def test_change_undoing_last_years_slip_is_not_this_years_fault():
     assert not {"STA-005", "STA-006"} & _rules(findings, "I004")
 
 
+def test_change_undoing_last_years_change_is_not_this_years_fault():
+    # occupants typed 60 % too high in 2023 and right again in 2024: 2024 equals 2022
+    directory, current, history = _city()
+    older = history.with_columns(pl.lit(2022, pl.Int64).alias("year"))
+    history = _set(history, 7, occupants=history["occupants"][7] * 1.6)
+    both = pl.concat([older, history])
+    findings = check_statistical(current, directory=directory, history=both)
+    assert not {"STA-006", "STA-011"} & _rules(findings, "I007")
+    # against last year alone, energy per person "drops" by 1/1.6
+    last_year_only = StatisticalSettings(change_two_back=False)
+    findings = check_statistical(
+        current, directory=directory, history=both, settings=last_year_only
+    )
+    assert "STA-006" in _rules(findings, "I007")
+
+
+def test_area_change_the_energy_follows_is_explained():
+    directory, current, history = _city()
+    rng = np.random.default_rng(1)  # every area re-measured by about ± 2 %
+    current = current.with_columns(
+        pl.col("building_area_m2") * np.exp(rng.normal(0.0, 0.02, current.height))
+    )
+    energy = ("electricity_kwh", "natural_gas_m3", "gasoline_l")
+    grown = _set(current, 5, **{c: current[c][5] * 1.5 for c in ("building_area_m2", *energy)})
+    typed = _set(current, 5, building_area_m2=current["building_area_m2"][5] * 1.5)
+
+    def size_p(returns: pl.DataFrame) -> float:
+        scored = score_returns(returns, directory=directory, history=history)
+        return scored.filter(pl.col("institution_id") == "I005")["size"].item()
+
+    assert size_p(grown) > 0.1  # a new wing, area and energy up by half: unremarkable
+    assert size_p(typed) < 2 / N  # the area alone up by half: the largest change of the year
+
+
 def test_copied_figures():
     directory, current, history = _city()
     row = history.row(11, named=True)
