@@ -1689,41 +1689,39 @@ def statistical_stage(
     scores = r.select("_row", "source_file", "source_row").join(ranked, on="_row").drop("_row")
     if not hits:
         return StatisticalResult(batches, scores, times)
-    listed = ranked.filter(pl.col("p_combined") <= st.report_p).select(
-        "_row", "priority", pl.col("p_combined").alias("return_p")
-    )
     everyone = ranked.select("_row", "priority", pl.col("p_combined").alias("return_p"))
     strongest = units.group_by("_row").agg(pl.col("p").min().alias("_best"))
     duplicated = r.select("_row", pl.struct(*_KEY).is_duplicated().alias("_dup"))
     rows = r.select("_row", *_KEY, "source_file", "source_row").join(duplicated, on="_row")
-    parts = []
-    for rule in STATISTICAL_RULES:
-        if rule not in hits:
-            continue
-        # a suggested correction is shown wherever its own evidence is (p ≤ report_p): the
-        # panel acts on it even when the rest of the return is unremarkable
-        suggesting = rule.rule_id in _SUGGESTING
-        hit = (
-            hits[rule]
-            .join(everyone if suggesting else listed, on="_row", how="inner")
-            .join(strongest, on="_row", how="left")
-            .filter(
-                (pl.col("p") <= st.finding_p)
-                | (pl.col("p") <= pl.col("_best"))
-                | pl.lit(suggesting)
-            )
-            .join(weights, on=["_row", "field"], how="left")
-            .join(rows, on="_row", how="left")
-            .with_columns(
-                pl.col("_w").fill_null(1.0).alias("materiality"),
-                pl.when(pl.col("_dup"))
-                .then(pl.col("_row").cast(pl.String))
-                .otherwise(pl.lit(""))
-                .alias("key"),
-            )
+    # every rule's hits at once: one join each with the returns' priorities, strongest
+    # evidence, materiality and provenance (not one per rule)
+    ids = {rule.rule_id: rule for rule in STATISTICAL_RULES}
+    every = pl.concat(
+        [hit.with_columns(pl.lit(rule.rule_id).alias("_rule")) for rule, hit in hits.items()],
+        how="diagonal_relaxed",
+    )
+    # a suggested correction is shown wherever its own evidence is (p ≤ report_p): the panel
+    # acts on it even when the rest of the return is unremarkable
+    suggesting = pl.col("_rule").is_in(sorted(_SUGGESTING))
+    every = (
+        every.join(everyone, on="_row", how="inner")
+        .filter(suggesting | (pl.col("return_p") <= st.report_p))
+        .join(strongest, on="_row", how="left")
+        .filter((pl.col("p") <= st.finding_p) | (pl.col("p") <= pl.col("_best")) | suggesting)
+        .join(weights, on=["_row", "field"], how="left")
+        .join(rows, on="_row", how="left")
+        .with_columns(
+            pl.col("_w").fill_null(1.0).alias("materiality"),
+            pl.when(pl.col("_dup"))
+            .then(pl.col("_row").cast(pl.String))
+            .otherwise(pl.lit(""))
+            .alias("key"),
         )
-        if hit.height:
-            parts.append(findings_from_hits(rule, _with_evidence(hit)))
+    )
+    parts = [
+        findings_from_hits(ids[str(rule_id)], _with_evidence(hit.drop("_rule")))
+        for (rule_id,), hit in every.partition_by("_rule", as_dict=True).items()
+    ]
     findings = sort_findings(pl.concat([*parts, batches], how="vertical"))
     times["findings"] = time.perf_counter() - clock
     return StatisticalResult(findings, scores, times)
