@@ -572,10 +572,13 @@ def _mark(
     color: str,
     marker: str = "o",
     size: float = 10,
-    hollow: bool = False,
+    face: str | None = None,
 ) -> None:
-    """Mark points of a history panel (this year, the suggestion, last year, the expectation)."""
-    style: dict[str, Any] = {"markerfacecolor": "white" if marker == "D" else "none"}
+    """Mark points of a history panel (this year, the suggestion, last year, the expectation).
+
+    ``face``: the fill of a hollow marker (``"white"``, ``"none"``), drawn with a thick edge;
+    None: a filled marker.
+    """
     ax.plot(
         x,
         y,
@@ -586,7 +589,7 @@ def _mark(
         label=label,
         gid=gid,
         zorder=3,
-        **({**style, "markeredgewidth": 2} if hollow else {}),
+        **({} if face is None else {"markerfacecolor": face, "markeredgewidth": 2}),
     )
 
 
@@ -748,7 +751,7 @@ def plot_history(
                 color=_COLORS["suggested"],
                 marker="D",
                 size=9,
-                hollow=True,
+                face="white",
             )
             if current.size:
                 ax.annotate(
@@ -767,7 +770,7 @@ def plot_history(
                 gid="previous_value",
                 color=_COLORS["previous"],
                 size=13,
-                hollow=True,
+                face="none",
             )
         if expected_value is not None:
             _mark(

@@ -140,17 +140,14 @@ def rank_queue(
         .otherwise("_priority")
         .alias("_priority")
     )
-    fields = dict(EVIDENCE_DTYPE.to_schema())  # type: ignore[attr-defined]
     rule_evidence = pl.struct(
         pl.lit("rule").alias("method"),
         pl.col("_rate").alias("p"),
         pl.col("_n").cast(pl.Int64).alias("peer_size"),
         pl.col("_return_p").alias("return_p"),
     )
-    out = (
-        findings.with_row_index("_order")
-        .join(combined, on=_KEY, how="left", nulls_equal=False)
-        .join(rates.select("rule_id", "year", "_rate", "_n"), on=["rule_id", "year"], how="left")
+    out = findings.join(combined, on=_KEY, how="left", nulls_equal=False).join(
+        rates.select("rule_id", "year", "_rate", "_n"), on=["rule_id", "year"], how="left"
     )
     ranked = pl.col("_priority").is_not_null() & about_return & (pl.col("rule_id") != "STA-010")
     evidence = (
@@ -164,14 +161,10 @@ def rank_queue(
         pl.when(ranked).then(pl.col("_priority")).otherwise(pl.col("priority")).alias("priority"),
         evidence.alias("evidence"),
     )
-    out = (
-        out.sort("_order")
-        .select(
-            *(
-                pl.col(c).cast(findings.schema[c]) if c != "evidence" else pl.col(c)
-                for c in findings.columns
-            )
+    # the findings' columns and dtypes; sort_findings gives the order (a total one)
+    return sort_findings(
+        out.select(
+            pl.col(c).cast(EVIDENCE_DTYPE if c == "evidence" else t)
+            for c, t in findings.schema.items()
         )
-        .with_columns(pl.col("evidence").cast(pl.Struct(fields)))
     )
-    return sort_findings(out)

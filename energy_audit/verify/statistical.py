@@ -504,7 +504,7 @@ def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFr
             if block is None
             else part.with_columns(
                 block["previous"].gather(rows).alias("previous_value"),
-                block["previous_year"].gather(rows).cast(pl.Int64).alias("previous_year"),
+                block["previous_year"].gather(rows),
             )
         )
     return pl.concat(parts, how="vertical")
@@ -792,7 +792,7 @@ def _slip_windows(
     if not out:
         return pl.DataFrame(
             schema={"_row": pl.UInt32, "year": pl.Int64, "column": pl.String,
-                    "value": pl.Float64, "previous": pl.Float64, "previous_year": pl.String,
+                    "value": pl.Float64, "previous": pl.Float64, "previous_year": pl.Int64,
                     "ratio": pl.Float64, "reverts": pl.Boolean, "slip_factor": pl.Float64,
                     "half_width": pl.Float64, "distance": pl.Float64, "n": pl.Int64,
                     "suggested_value": pl.Float64, "window_p": pl.Float64}
@@ -815,7 +815,7 @@ def _last_year_evidence() -> tuple[pl.Expr, pl.Expr]:
     """``previous_value`` and ``previous_year`` (int) of a row of the year-over-year table."""
     return (
         pl.col("previous").alias("previous_value"),
-        pl.col("previous_year").cast(pl.Int64, strict=False).alias("previous_year"),
+        "previous_year",
     )
 
 
@@ -1396,9 +1396,7 @@ def _analyse(
         slip_factors={c: slip_factors_for(c, coefficients) for c in yoy_columns},
         tolerance=st.yoy_tolerance,
     )
-    long = long.rename({"row_index": "_row"}).select(
-        "year", *prev_cols[:4], pl.col("previous_year").cast(pl.String), *prev_cols[5:]
-    )
+    long = long.rename({"row_index": "_row"}).select("year", *prev_cols)
     blocks = _blocks(long, yoy_columns, r.height)
     stats = _change_stats(long, yoy_columns)
     h_items = None if h is None else h.select(*_KEY, *copy_columns)
