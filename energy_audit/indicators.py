@@ -99,6 +99,62 @@ def _weighted_sum(periods: Sequence[FactorPeriod], value_of: str, schema: pl.Sch
     return total
 
 
+def total_energy_expr(
+    schema: pl.Schema | None = None, coefficients: TableSource | None = None
+) -> pl.Expr:
+    """Expression of ``total_energy_tce``: Σ quantity × coefficient of the row's year / 1000.
+
+    The one definition of a return's total energy [tce], used by :func:`indicators` and by
+    the reconciliation of the institution's own total (:mod:`energy_audit.reconciliation`).
+    Null quantities count 0; null where ``year`` is null.
+
+    Parameters
+    ----------
+    schema : polars.Schema, optional
+        Schema of the frame: quantity columns absent from it count 0. Default: every
+        quantity column of :data:`energy_audit.factors.ITEM_COLUMNS` is read.
+    coefficients : str, os.PathLike, polars.DataFrame, polars.LazyFrame, optional
+        Standard-coal coefficient table (default: the packaged GB/T 2589-2020 table).
+
+    Returns
+    -------
+    polars.Expr
+        Float64 [tce].
+
+    Raises
+    ------
+    SettingsError
+        If the coefficient table is unusable.
+    """
+    periods = factor_periods(coefficients)
+    if schema is None:
+        schema = pl.Schema(dict.fromkeys(ITEM_COLUMNS.values(), pl.Float64()))
+    return _weighted_sum(periods, "kgce_per_unit", schema) / 1000.0
+
+
+def coefficient_expr(column: str, coefficients: TableSource | None = None) -> pl.Expr:
+    """Expression of the standard-coal coefficient of ``column`` for the row's ``year``.
+
+    Parameters
+    ----------
+    column : str
+        Quantity column of the returns (``natural_gas_m3``, …; :data:`ITEM_COLUMNS` values).
+    coefficients : str, os.PathLike, polars.DataFrame, polars.LazyFrame, optional
+        Standard-coal coefficient table (default: the packaged one).
+
+    Returns
+    -------
+    polars.Expr
+        Float64 [kgce per canonical unit of ``column``] (natural gas 1.33 kgce/m³ packaged).
+
+    Raises
+    ------
+    SettingsError
+        If the coefficient table is unusable.
+    """
+    return _by_year(factor_periods(coefficients), "kgce_per_unit", column)
+
+
 def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     return pl.when(denominator > 0).then(numerator / denominator)
 

@@ -8,13 +8,19 @@ has innocent explanations the panel must rule out). Review practice (domain.md �
   ``area_change_max_pct`` / ``occupants_change_max_pct`` from the institution's previous return
   (the latest earlier year present, normally year − 1). ``expected_low`` / ``expected_high`` are
   last year's value ∓ / ± the threshold.
-- ``CON-003``: the institution's own total (``reported_total_tce``, when reported) differs from
-  Σ items × standard-coal coefficients of the return's year
-  (:func:`energy_audit.factors.kgce_per_canonical_unit`; null items count 0, as in
-  :mod:`energy_audit.indicators`) by more than ``total_tolerance_pct`` of the computed total
-  *and* more than ``total_tolerance_tce``. ``value`` is the reported total, ``expected_low`` /
-  ``expected_high`` / ``suggested_value`` the computed one. A ratio near 1000 is named as
-  kgce typed under tce.
+- ``CON-003``: the institution's own total (``reported_total_tce``, when reported) does not
+  reconcile with its items (:func:`energy_audit.reconciliation.reconcile_totals`, the one
+  definition STA-013 shares): Σ items × standard-coal coefficients of the return's year (null
+  items count 0, as in :mod:`energy_audit.indicators`), with the table's coefficients and with
+  the accepted alternative ones (``reconciliation_coefficients``: natural gas 1.2143 kgce/m³),
+  differs from it by more than the total's rounding (half a unit of its last decimal: 0.5 tce
+  for a total written to whole tce). Such a gap is a finding only when it is material: above
+  ``total_tolerance_pct`` of the computed total *and* above ``total_tolerance_tce``, to each of
+  the two computed totals (an institution on the provincial gas coefficient 1 % off its own
+  computation is as immaterial as one on the table's). ``value`` is the reported total,
+  ``expected_low`` / ``expected_high`` / ``suggested_value`` the total with the table's
+  coefficients; the message also gives the alternative total where it differs. A ratio near
+  1000 is named as kgce typed under tce.
 - ``CON-004``: PV generation above the electricity consumed (both reported).
 - ``CON-005``: vehicles > 0 but no vehicle fuel (``VerifySettings.vehicle_fuel_columns``
   all null or 0).
@@ -78,9 +84,10 @@ import polars as pl
 
 from energy_audit import contract
 from energy_audit.errors import UnusableInputError
-from energy_audit.factors import ITEM_COLUMNS, kgce_per_canonical_unit
+from energy_audit.factors import ITEM_COLUMNS
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
 from energy_audit.messages import number, number_text
+from energy_audit.reconciliation import reconcile_totals
 from energy_audit.slips import price_slip_factors
 from energy_audit.verify.settings import VerifySettings
 
@@ -108,10 +115,12 @@ R_OCCUPANTS_CHANGE = _rule(
 )
 R_TOTAL_MISMATCH = _rule(
     "CON-003",
-    "自报能源消费总量与分项折标煤合计不符",
-    "the institution's own total differs from Σ items × standard-coal coefficients",
+    "自报能源消费总量与分项折标煤合计不符（填报精度与认可的替代系数均不能解释）",
+    "the institution's own total differs from Σ items × standard-coal coefficients (beyond its "
+    "rounding and the accepted alternative coefficients)",
     "total_tolerance_pct",
     "total_tolerance_tce",
+    "reconciliation_coefficients",
     "coefficient_table",
 )
 R_PV_EXCEEDS_ELECTRICITY = _rule(
@@ -440,50 +449,25 @@ def _change(
     )
 
 
-def _by_year(values: Mapping[int, float]) -> pl.Expr:
-    """Expression giving each row the value of its ``year`` (null for other years)."""
-    distinct = set(values.values())
-    if len(distinct) == 1:
-        return pl.when(pl.col("year").is_not_null()).then(pl.lit(distinct.pop()))
-    years = sorted(values)
-    chain = pl.when(pl.col("year") == years[0]).then(pl.lit(values[years[0]]))
-    for year in years[1:]:
-        chain = chain.when(pl.col("year") == year).then(pl.lit(values[year]))
-    return chain
-
-
-def _computed_total(r: pl.DataFrame, coefficient_table: str | None) -> pl.Expr:
-    """Σ items × standard-coal coefficients of the row's year [tce]; null items count 0."""
-    years = [int(y) for y in r["year"].drop_nulls().unique().sort()]
-    if not years:
-        return pl.lit(None, pl.Float64)
-    per_year = {y: kgce_per_canonical_unit(coefficient_table, y) for y in years}
-    kgce = pl.lit(0.0)
-    for column in _ITEMS:
-        kgce = kgce + pl.col(column).fill_null(0.0) * _by_year(
-            {y: coef[column] for y, coef in per_year.items()}
-        )
-    return kgce / KGCE_PER_TCE
-
-
 def _near(ratio: pl.Expr, factor: float, tolerance: float) -> pl.Expr:
     """``ratio`` within ``tolerance`` of ``factor``, measured in log: |log(ratio / factor)|."""
     return (ratio / factor).log().abs() <= math.log1p(tolerance)
 
 
 def _total_mismatch(r: pl.DataFrame, s: VerifySettings) -> pl.DataFrame:
+    """CON-003: own totals that do not reconcile with the items and whose gap is material."""
     reported = pl.col("reported_total_tce")
-    computed = pl.col("_computed")
-    diff = (reported - computed).abs()
-    hits = (
-        r.filter(reported.is_not_null())
-        .with_columns(_computed_total(r, s.coefficient_table).alias("_computed"))
-        .filter(
-            computed.is_not_null()
-            & (diff > s.total_tolerance_tce)
-            & (diff > computed.abs() * s.total_tolerance_pct / 100.0)
-        )
-    )
+    computed, alternative = pl.col("computed_total_tce"), pl.col("alternative_total_tce")
+
+    def material(basis: pl.Expr) -> pl.Expr:
+        gap = (reported - basis).abs()
+        return (gap > s.total_tolerance_tce) & (gap > basis.abs() * s.total_tolerance_pct / 100.0)
+
+    hits = reconcile_totals(
+        r.filter(reported.is_not_null()),
+        coefficients=s.coefficient_table,
+        alternative_coefficients=s.reconciliation_coefficients,
+    ).filter(~pl.col("is_reconciled") & material(computed) & material(alternative))
     ratio = reported / computed
     kgce = (computed > 0) & _near(ratio, KGCE_PER_TCE, s.unit_slip_tolerance)
     share = pl.when(computed != 0).then(
@@ -491,6 +475,15 @@ def _total_mismatch(r: pl.DataFrame, s: VerifySettings) -> pl.DataFrame:
     )
     share_en = pl.when(computed != 0).then(
         pl.concat_str(pl.lit(" ("), _pct((reported - computed) / computed * 100.0), pl.lit(" %)"))
+    )
+    other = (alternative - computed).abs() > 0
+    alternative_zh = pl.when(other).then(
+        pl.concat_str(pl.lit("，按认可的替代折标系数为 "), number(alternative), pl.lit(" 吨标准煤"))
+    )
+    alternative_en = pl.when(other).then(
+        pl.concat_str(
+            pl.lit(", "), number(alternative), pl.lit(" tce with the accepted alternative ones")
+        )
     )
     return hits.select(
         "institution_id",
@@ -510,6 +503,7 @@ def _total_mismatch(r: pl.DataFrame, s: VerifySettings) -> pl.DataFrame:
                 number(reported - computed),
                 pl.lit(" 吨标准煤"),
                 share,
+                alternative_zh,
                 pl.when(kgce).then(pl.lit("；疑似单位误填：千克标准煤填作吨标准煤")),
             ],
             ignore_nulls=True,
@@ -524,6 +518,7 @@ def _total_mismatch(r: pl.DataFrame, s: VerifySettings) -> pl.DataFrame:
                 number(reported - computed),
                 pl.lit(" tce"),
                 share_en,
+                alternative_en,
                 pl.when(kgce).then(pl.lit("; likely unit slip: kgce typed as tce")),
             ],
             ignore_nulls=True,
@@ -852,7 +847,8 @@ def check_consistency(
     settings : VerifySettings, optional
         Thresholds (default :class:`VerifySettings`): ``area_change_max_pct`` [%],
         ``occupants_change_max_pct`` [%], ``total_tolerance_pct`` [%], ``total_tolerance_tce``
-        [tce], the price bands [元/unit], ``unit_slip_tolerance`` and ``coefficient_table``.
+        [tce], ``reconciliation_coefficients`` [kgce/unit], the price bands [元/unit],
+        ``unit_slip_tolerance`` and ``coefficient_table``.
         The price rules' slip factors are those of :mod:`energy_audit.slips` (module
         docstring), not a setting.
 
@@ -868,7 +864,7 @@ def check_consistency(
         If ``returns`` or ``history`` lacks ``institution_id`` or ``year``, or ``directory``
         lacks ``institution_id``.
     SettingsError
-        If the coefficient table of the settings is unusable.
+        If the coefficient table or the alternative coefficients of the settings are unusable.
 
     Notes
     -----

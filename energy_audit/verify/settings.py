@@ -97,10 +97,9 @@ round_numbers, digits : bool
     finding_p : float
         In a listed return, every piece of evidence with a p-value at most this becomes a
         finding (and always the strongest piece).
-    reconciliation_coefficients : tuple of (str, float)
-        Standard-coal coefficients some institutions use instead of the packaged ones
-        [kgce per canonical unit]: a reported total that matches with one of them is not a
-        mismatch (natural gas 1.2143 kgce/m³, some provincial standards; domain.md §2).
+    (``reconciliation_coefficients``, read by STA-013 and CON-003, moved to
+    :class:`VerifySettings`; a saved ``statistical.reconciliation_coefficients`` still loads
+    there, :data:`MOVED_SETTINGS`.)
     copy_rtol : float
         Relative tolerance of a copied figure (outliers.copies.copied_figures).
     copy_min_nonzero : int
@@ -167,7 +166,6 @@ round_numbers, digits : bool
     water_weight: float = 0.2
     report_p: float = 0.05
     finding_p: float = 0.01
-    reconciliation_coefficients: tuple[tuple[str, float], ...] = (("natural_gas_m3", 1.2143),)
     copy_rtol: float = 1e-6
     copy_min_nonzero: int = 2
     round_prior_weight: float = 1.0
@@ -186,12 +184,19 @@ round_numbers, digits : bool
     def from_dict(cls, values: dict[str, Any], where: str = "settings") -> StatisticalSettings:
         """Build settings from a dict such as :meth:`to_dict` returns; absent keys keep defaults.
 
+        A setting moved to :class:`VerifySettings` (:data:`MOVED_SETTINGS`) is accepted when
+        it holds its default (the value saved runs recorded) and refused otherwise, since it
+        would not be obeyed here; :meth:`VerifySettings.from_dict` moves it instead.
+
         Raises
         ------
         SettingsError
             If a key is unknown or a value is not of the field's type (the message names the
-            setting, the value and the type expected).
+            setting, the value and the type expected), or a moved setting holds another value
+            than its default.
         """
+        if isinstance(values, dict):
+            values = _without_moved(values, where)
         return _from_dict(cls, values, where)
 
 
@@ -367,6 +372,108 @@ def _without_retired(values: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+DEFAULT_RECONCILIATION_COEFFICIENTS: Final[tuple[tuple[str, float], ...]] = (
+    ("natural_gas_m3", 1.2143),
+)
+"""Default of ``VerifySettings.reconciliation_coefficients``: natural gas at 1.2143 kgce/m³
+(some provincial standards; GB/T 2589-2020 has 1.33; domain.md §2)."""
+
+
+@dataclass(frozen=True)
+class MovedSetting:
+    """A setting of :class:`StatisticalSettings` that now lives in :class:`VerifySettings`."""
+
+    hint: Any
+    """Its type (the same in both places)."""
+    default: Any
+    """Its default: what every saved run recorded in the old place."""
+    to: str
+    """Its name in :class:`VerifySettings`."""
+    why_zh: str
+    why_en: str
+    """Why it moved (for the message refusing a value the old place cannot obey)."""
+
+
+MOVED_SETTINGS: Final[Mapping[str, MovedSetting]] = {
+    "reconciliation_coefficients": MovedSetting(
+        tuple[tuple[str, float], ...],
+        DEFAULT_RECONCILIATION_COEFFICIENTS,
+        "reconciliation_coefficients",
+        "认可的替代折标系数现由 CON-003 与 STA-013 共用（energy_audit.reconciliation）",
+        "the accepted alternative coefficients are now shared by CON-003 and STA-013 "
+        "(energy_audit.reconciliation)",
+    ),
+}
+"""Settings moved from ``statistical`` to the top level of :class:`VerifySettings`, by old name
+(:meth:`VerifySettings.from_dict` carries a saved value over)."""
+
+
+def _moved_value(values: dict[str, Any], name: str, where: str) -> Any:
+    """Return the moved setting ``name`` of ``values``, typed (SettingsError if it is not)."""
+    moved, value = MOVED_SETTINGS[name], values[name]
+    try:
+        return _convert(value, moved.hint)
+    except TypeError:
+        zh, en = _expected(moved.hint)
+        raise SettingsError(
+            f"{where}：设置项 {name} 的值 {_shown(value)} 类型不对，应为{zh}",
+            f"{where}: setting {name} is {_shown(value)}, expected {en}",
+        ) from None
+
+
+def _without_moved(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Statistical ``values`` without the moved settings that hold their default."""
+    out = dict(values)
+    for name in sorted(set(values) & set(MOVED_SETTINGS)):
+        moved = MOVED_SETTINGS[name]
+        if _moved_value(out, name, where) != moved.default:
+            raise SettingsError(
+                f"{where}：设置项 {name} 已移至顶层 {moved.to}：{moved.why_zh}；"
+                "请在完整的核查设置（VerifySettings）中设置它",
+                f"{where}: setting {name} moved to the top-level {moved.to}: {moved.why_en}; "
+                "set it in the full verification settings (VerifySettings)",
+            )
+        out.pop(name)
+    return out
+
+
+def _carried_over(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Verify ``values`` with the moved settings of ``statistical`` carried to the top level.
+
+    A value saved in the old place is obeyed in the new one; both places with different
+    values are refused (which one was meant is unknown).
+    """
+    nested = values.get("statistical")
+    if not isinstance(nested, dict) or not set(nested) & set(MOVED_SETTINGS):
+        return values
+    out, nested = dict(values), dict(nested)
+    for name in sorted(set(nested) & set(MOVED_SETTINGS)):
+        moved = MOVED_SETTINGS[name]
+        old = _moved_value(nested, name, f"{where}: statistical")
+        nested.pop(name)
+        if moved.to in out:
+            new = _moved_value({name: out[moved.to]}, name, where)
+            if new != old:
+                raise SettingsError(
+                    f"{where}：设置项 statistical.{name}（旧位置）为 {_shown(_as_json(old))}，"
+                    f"而 {moved.to} 为 {_shown(_as_json(new))}：请只保留 {moved.to}",
+                    f"{where}: setting statistical.{name} (its old place) is "
+                    f"{_shown(_as_json(old))} but {moved.to} is {_shown(_as_json(new))}: "
+                    f"keep {moved.to} only",
+                )
+        else:
+            out[moved.to] = _as_json(old)
+    out["statistical"] = nested
+    return out
+
+
+def _as_json(value: Any) -> Any:
+    """Return a setting's value as JSON holds it (tuples as lists, nested)."""
+    if isinstance(value, tuple):
+        return [_as_json(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class VerifySettings:
     """Thresholds of the verification rules (serialisable: :meth:`to_dict`).
@@ -378,10 +485,20 @@ class VerifySettings:
     occupants_change_max_pct : float
         Largest change of occupants from last year [%] without a finding.
     total_tolerance_pct : float
-        Largest difference between the institution's own total (reported_total_tce) and
-        Σ items × coefficients [% of the computed total] without a finding.
+        Materiality of CON-003: the institution's own total (``reported_total_tce``) that does
+        not reconcile with its items (:mod:`energy_audit.reconciliation`: the gap is not within
+        the total's rounding, with the table's coefficients nor with
+        ``reconciliation_coefficients``) is a finding only if its gap to *each* of the two
+        computed totals is above this share of that total [% of the computed total] ...
     total_tolerance_tce : float
-        ... or in absolute terms [tce] (rounding on small totals); a finding needs both.
+        ... and above this [tce]: a finding needs both, to both totals.
+    reconciliation_coefficients : tuple of (str, float)
+        Standard-coal coefficients some institutions use instead of the table's, by quantity
+        column [kgce per canonical unit of the column]: an own total that matches with them
+        (all applied together) up to its rounding reconciles (CON-003, STA-013). Default:
+        natural gas 1.2143 kgce/m³ (some provincial standards; domain.md §2). Saved settings
+        that hold it as ``statistical.reconciliation_coefficients`` (its place until it was
+        shared) load with the value carried here (:data:`MOVED_SETTINGS`).
     electricity_price_yuan_per_kwh : tuple of float
         Plausible band of the implied electricity price [元/kWh] (domain.md §6: 0.5-1.2).
     gas_price_yuan_per_m3 : tuple of float
@@ -425,6 +542,7 @@ class VerifySettings:
     occupants_change_max_pct: float = 10.0
     total_tolerance_pct: float = 2.0
     total_tolerance_tce: float = 0.05
+    reconciliation_coefficients: tuple[tuple[str, float], ...] = DEFAULT_RECONCILIATION_COEFFICIENTS
     electricity_price_yuan_per_kwh: tuple[float, float] = (0.5, 1.2)
     gas_price_yuan_per_m3: tuple[float, float] = (2.0, 6.0)
     water_price_yuan_per_m3: tuple[float, float] = (2.5, 12.0)
@@ -473,19 +591,22 @@ class VerifySettings:
         A retired setting (:data:`RETIRED_SETTINGS`, e.g. ``unit_slip_factors``) is checked as
         it was typed and dropped when it holds the value saved runs recorded (the settings of
         an old ``verify.json`` still load); any other value of it is refused, since it would
-        no longer be obeyed.
+        no longer be obeyed. A moved setting (:data:`MOVED_SETTINGS`, e.g.
+        ``statistical.reconciliation_coefficients``) saved in its old place is carried to its
+        new one.
 
         Raises
         ------
         SettingsError
             If a key is unknown, a value is not of the field's type (the message names the
             setting, the value and the type expected), a batch threshold is out of its
-            range (``batch_share`` in (0, 1], ``batch_min_returns`` ≥ 1) or a retired setting
-            holds another value than its saved one (the message says what replaced it).
+            range (``batch_share`` in (0, 1], ``batch_min_returns`` ≥ 1), a retired setting
+            holds another value than its saved one (the message says what replaced it) or a
+            moved setting is given in both places with different values.
         """
         if isinstance(values, dict):
             cls._check_batch(values.get("batch_share"), values.get("batch_min_returns"), where)
-            values = _without_retired(values, where)
+            values = _carried_over(_without_retired(values, where), where)
         return _from_dict(cls, values, where)
 
     @classmethod

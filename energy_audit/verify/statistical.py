@@ -123,6 +123,7 @@ from energy_audit.outliers.priority import (
 )
 from energy_audit.outliers.regression import expected_consumption
 from energy_audit.outliers.yoy import year_over_year_long
+from energy_audit.reconciliation import reconcile_totals
 from energy_audit.slips import slip_factors_for
 from energy_audit.verify.settings import StatisticalSettings, VerifySettings
 
@@ -310,7 +311,7 @@ R_RECONCILIATION = _rule(
     "填报的能源消费总量与分项不符，某一分项按单位换算倍数改正后即吻合（疑似单位错误）",
     "the reported total differs from the items, and one item times a unit factor closes the gap "
     "(likely unit slip)",
-    _S + "reconciliation_coefficients",
+    "reconciliation_coefficients",
     _S + "yoy_tolerance",
     template=(
         "填报能源消费总量 {reported_total_tce} tce，分项折算合计 {computed_total_tce} tce，"
@@ -1010,18 +1011,17 @@ def _closure(
     )
 
 
-def _reconciliation(
-    r: pl.DataFrame, st: StatisticalSettings, coefficients: TableSource | None
-) -> tuple[_Hits, pl.DataFrame]:
+def _reconciliation(r: pl.DataFrame, settings: VerifySettings) -> tuple[_Hits, pl.DataFrame]:
     """STA-013: the reported total, the items, and the one item × one factor that closes the gap.
 
-    The gap is the reported total minus Σ items × coefficients [tce]. A gap within half a
-    unit of the total's last decimal (or closed by the coefficients some institutions use,
-    ``reconciliation_coefficients``) is no gap. Otherwise each item i with a figure vᵢ > 0
-    implies the factor f̂ = vᵢ / (vᵢ + gap / cᵢ) by which it would have been mistyped, were it
-    the only mistake (with the packaged coefficients and with the alternative ones); f̂
-    inside a unit-slip window of the item (:func:`_closure`) is the signature. Its evidence
-    is the chance that an f̂ of that item lands in that window by accident, from the
+    The gap is the reported total minus Σ items × coefficients [tce]. A total that reconciles
+    (:func:`energy_audit.reconciliation.reconcile_totals`, shared with CON-003: the gap within
+    half a unit of the total's last decimal, with the table's coefficients or the accepted
+    alternative ones, ``reconciliation_coefficients``) has no gap. Otherwise each item i with
+    a figure vᵢ > 0 implies the factor f̂ = vᵢ / (vᵢ + gap / cᵢ) by which it would have been
+    mistyped, were it the only mistake (with the packaged coefficients and with the alternative
+    ones); f̂ inside a unit-slip window of the item (:func:`_closure`) is the signature. Its
+    evidence is the chance that an f̂ of that item lands in that window by accident, from the
     window's shoulders among the year's returns with a total
     (:func:`energy_audit.outliers.calibration.window_p`): a window that ordinary
     discrepancies (rounding, other coefficients) reach gets a weak p, one they never reach
@@ -1029,39 +1029,20 @@ def _reconciliation(
     """
     if "reported_total_tce" not in r.columns:
         return {}, _no_units()
-    alternatives = dict(st.reconciliation_coefficients)
+    st, coefficients = settings.statistical, settings.coefficient_table
+    reconciled = reconcile_totals(
+        r.filter(pl.col("reported_total_tce") > 0),
+        coefficients=coefficients,
+        alternative_coefficients=settings.reconciliation_coefficients,
+    ).rename(
+        {"total_gap_tce": "_gap", "alternative_gap_tce": "_gap_alt", "total_rounding_tce": "_tol"}
+    )
     parts = []
-    for (year,), rows in r.filter(pl.col("reported_total_tce") > 0).group_by(
-        "year", maintain_order=True
-    ):
+    for (year,), work in reconciled.group_by("year", maintain_order=True):
         coef = kgce_per_canonical_unit(coefficients, int(year))
         items = [c for c in _ITEMS if c in coef]
-        kgce = [pl.col(c).fill_null(0.0) * coef[c] for c in items]
-        computed = pl.sum_horizontal(kgce) / 1000.0
-        alternative = (
-            computed
-            + pl.sum_horizontal(
-                [
-                    pl.col(c).fill_null(0.0) * (a - coef[c])
-                    for c, a in alternatives.items()
-                    if c in coef
-                ]
-                or [pl.lit(0.0)]
-            )
-            / 1000.0
-        )
-        reported = pl.col("reported_total_tce")
-        tolerance = 0.5 * pl.lit(10.0).pow(-_decimals(reported).cast(pl.Float64)) + 1e-6 * reported
-        work = rows.with_columns(
-            (reported - computed).alias("_gap"),
-            (reported - alternative).alias("_gap_alt"),
-            tolerance.alias("_tol"),
-            ((reported - computed).abs() <= tolerance)
-            .or_((reported - alternative).abs() <= tolerance)
-            .alias("_ok"),
-        )
         n = work.height
-        gapped = work.filter(~pl.col("_ok"))
+        gapped = work.filter(~pl.col("is_reconciled"))
         if gapped.is_empty():
             continue
         candidates = []
@@ -1434,7 +1415,7 @@ def _analyse(
         ("size", st.size, lambda: changes(_SIZES, R_SIZE, "size", blocks["total_energy_tce"])),
         ("intensity", st.intensity, lambda: changes(intensities, R_YOY_CHANGE, "intensity")),
         ("density_change", st.density, lambda: changes([_DENSITY[1]], R_SIZE, "density")),
-        ("reconciliation", st.reconciliation, lambda: _reconciliation(r, st, coefficients)),
+        ("reconciliation", st.reconciliation, lambda: _reconciliation(r, settings)),
         ("copies", st.copies, lambda: _copies(r, h_items, st, copy_columns, blocks)),
         ("siblings", st.siblings, lambda: _siblings(r, st, copy_columns)),
         ("round_numbers", st.round_numbers, lambda: _round(r, h_items, st, blocks)),

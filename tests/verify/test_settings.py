@@ -127,3 +127,32 @@ def test_whole_numbers_are_taken_for_floats_and_lists_for_tuples():
     assert s.total_tolerance_tce == 1.0 and isinstance(s.total_tolerance_tce, float)
     assert s.vehicle_fuel_columns == ("gasoline_l",)
     assert s.statistical == StatisticalSettings()
+
+
+def test_alternative_coefficients_moved_and_old_settings_files_still_load(tmp_path):
+    """``reconciliation_coefficients`` moved from ``statistical`` to the top level (CON-003 and
+    STA-013 share it): a saved value in the old place is obeyed in the new one."""
+    assert "reconciliation_coefficients" not in VerifySettings().to_dict()["statistical"]
+    assert VerifySettings().reconciliation_coefficients == (("natural_gas_m3", 1.2143),)
+    saved = tmp_path / "verify_settings.json"  # as every run before the move recorded it
+    old = {"reconciliation_coefficients": [["natural_gas_m3", 1.2143]], "peer_k": 3.0}
+    saved.write_text(json.dumps({"statistical": old}), encoding="utf-8")
+    assert VerifySettings.from_json(saved) == VerifySettings(
+        statistical=StatisticalSettings(peer_k=3.0)
+    )
+    other = {"statistical": {"reconciliation_coefficients": [["natural_gas_m3", 1.2]]}}
+    moved = VerifySettings.from_dict(other)
+    assert moved.reconciliation_coefficients == (("natural_gas_m3", 1.2),)
+    assert VerifySettings.from_dict(moved.to_dict()) == moved
+    # in both places alike: fine; differently: which one was meant is unknown
+    both = {**other, "reconciliation_coefficients": [["natural_gas_m3", 1.2]]}
+    assert VerifySettings.from_dict(both) == moved
+    with pytest.raises(SettingsError, match=r"statistical\.reconciliation_coefficients（旧位置）"):
+        VerifySettings.from_dict({**other, "reconciliation_coefficients": []})
+    # the statistical settings alone cannot obey it: only the default is accepted there
+    assert StatisticalSettings.from_dict(old) == StatisticalSettings(peer_k=3.0)
+    with pytest.raises(SettingsError, match="已移至顶层 reconciliation_coefficients") as info:
+        StatisticalSettings.from_dict(other["statistical"])
+    assert "moved to the top-level reconciliation_coefficients" in info.value.message("en")
+    with pytest.raises(SettingsError, match="reconciliation_coefficients 的值 3 类型不对"):
+        VerifySettings.from_dict({"statistical": {"reconciliation_coefficients": 3}})
