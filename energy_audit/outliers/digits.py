@@ -355,7 +355,7 @@ def _check_count(name: str, value: int, least: int) -> None:
         )
 
 
-def _conformity(mad: np.ndarray, ranges: Sequence[MadRange]) -> list[str]:
+def _conformity(mad: np.ndarray, ranges: Sequence[MadRange]) -> pl.Series:
     uppers = np.array([r.mad_up_to for r in ranges])
     if len(uppers) == 0 or np.any(np.diff(uppers) <= 0) or not math.isinf(uppers[-1]):
         raise SettingsError(
@@ -363,7 +363,7 @@ def _conformity(mad: np.ndarray, ranges: Sequence[MadRange]) -> list[str]:
             "MAD ranges must have increasing upper bounds ending with infinity",
         )
     index = np.searchsorted(uppers, mad, side="left")
-    return [ranges[i].conformity for i in index]
+    return pl.Series("conformity", [r.conformity for r in ranges], dtype=pl.String).gather(index)
 
 
 def _benford_table(
@@ -405,27 +405,31 @@ def _benford_table(
         chi2[sufficient] = test.statistic
         p_value[sufficient] = test.pvalue
     conformity = _conformity(np.where(some, mad, 0.0), mad_ranges)
-    top_pairs: list[list[int]] = []
-    top_z: list[list[float]] = []
     over = np.where(actual > expected, z, -np.inf)
+    # the over-represented pairs come first in this order (the others, at −inf, last): each
+    # row's top pairs are the finite ones among its first ``top``
     order = np.argsort(-over, axis=1, kind="stable")[:, :top]
-    for row, columns in enumerate(order):
-        kept = [j for j in columns if np.isfinite(over[row, j])]
-        top_pairs.append([int(FIRST_TWO_DIGITS[j]) for j in kept])
-        top_z.append([float(z[row, j]) for j in kept])
+    kept = np.isfinite(np.take_along_axis(over, order, axis=1))
     return groups.with_columns(
         pl.Series("mean_abs_deviation", mad, dtype=pl.Float64).fill_nan(None),
         pl.Series("expected_mean_abs_deviation", expected_mad, dtype=pl.Float64).fill_nan(None),
-        pl.Series(
-            "conformity",
-            [c if s else INSUFFICIENT_DATA for c, s in zip(conformity, sufficient, strict=True)],
-            dtype=pl.String,
-        ),
+        conformity.set(pl.Series(~sufficient), INSUFFICIENT_DATA),
         pl.Series("chi2", chi2, dtype=pl.Float64).fill_nan(None),
         pl.Series("p_value", p_value, dtype=pl.Float64).fill_nan(None),
-        pl.Series("top_digit_pairs", top_pairs, dtype=pl.List(pl.Int64)),
-        pl.Series("top_digit_pairs_z", top_z, dtype=pl.List(pl.Float64)),
+        _ragged("top_digit_pairs", FIRST_TWO_DIGITS[order].astype(np.int64), kept),
+        _ragged("top_digit_pairs_z", np.take_along_axis(z, order, axis=1), kept),
     )
+
+
+def _ragged(name: str, values: np.ndarray, kept: np.ndarray) -> pl.Series:
+    """One list per row of ``values`` (rows × k): the row's values where ``kept``, in order."""
+    rows, width = values.shape
+    dtype = pl.Series(values[:0].ravel()).dtype
+    if rows == 0 or width == 0:
+        empty = pl.Series(name, [[]], dtype=pl.List(dtype))
+        return empty.gather(np.zeros(rows, dtype=np.int64))
+    cells = pl.Series(name, values.ravel()).set(pl.Series(~kept.ravel()), None)
+    return cells.reshape((rows, width)).arr.to_list().list.drop_nulls()
 
 
 def benford_by_group(

@@ -703,8 +703,11 @@ def _last_year_slipped(r: pl.DataFrame, slips: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _change_stats(long: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+def _change_stats(blocks: _Blocks, columns: Sequence[str]) -> pl.DataFrame:
     """Summarise the year's changes on last year per column: count, median, robust spread.
+
+    Column by column, from the column's block of the year-over-year table (:func:`_blocks`),
+    with only ``year`` and ``log_ratio`` read: no copy of the whole table.
 
     Returns
     -------
@@ -715,22 +718,26 @@ def _change_stats(long: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
     """
     lr = pl.col("log_ratio")
     dev = (lr - lr.median()).abs()
-    return (
-        long.filter(pl.col("column").is_in(list(columns)) & lr.is_not_null())
-        .group_by("column", "year")
+    parts = [
+        blocks[c]
+        .select("year", "log_ratio")
+        .filter(lr.is_not_null())
+        .group_by("year")
         .agg(
             pl.len().cast(pl.Int64).alias("n"),
             lr.median().alias("median_lr"),
             (MAD_TO_SIGMA * dev.median()).alias("_mad"),
             (math.sqrt(math.pi / 2.0) * dev.mean()).alias("_mean"),
         )
-        .select(
-            "column",
-            "year",
-            "n",
-            "median_lr",
-            pl.when(pl.col("_mad") > 0).then("_mad").otherwise("_mean").alias("sigma"),
-        )
+        .with_columns(pl.lit(c, pl.String).alias("column"))
+        for c in columns
+    ]
+    return pl.concat(parts).select(
+        "column",
+        "year",
+        "n",
+        "median_lr",
+        pl.when(pl.col("_mad") > 0).then("_mad").otherwise("_mean").alias("sigma"),
     )
 
 
@@ -1379,7 +1386,7 @@ def _analyse(
     )
     long = long.rename({"row_index": "_row"}).select("year", *prev_cols)
     blocks = _blocks(long, yoy_columns, r.height)
-    stats = _change_stats(long, yoy_columns)
+    stats = _change_stats(blocks, yoy_columns)
     h_items = None if h is None else h.select(*_KEY, *copy_columns)
     times = {} if timings is None else timings
     times["preparation"] = time.perf_counter() - clock

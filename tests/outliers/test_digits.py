@@ -67,7 +67,7 @@ def test_nigrini_first_two_digits_ranges():
     ],
 )
 def test_conformity_bounds_belong_to_the_lower_class(mad, conformity):
-    assert digits._conformity(np.array([mad]), NIGRINI_FIRST_TWO_MAD) == [conformity]
+    assert digits._conformity(np.array([mad]), NIGRINI_FIRST_TWO_MAD).to_list() == [conformity]
 
 
 # --- first two digits -------------------------------------------------------------------------
