@@ -1305,21 +1305,31 @@ def _digits(r: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
+_Weights = dict[str, npt.NDArray[np.float64]]
+"""Materiality of each weighted field: its weight per return (element i: ``_row`` i)."""
+
+
 def _materiality(
     r: pl.DataFrame, blocks: _Blocks, st: StatisticalSettings, coefficients: TableSource | None
-) -> pl.DataFrame:
+) -> _Weights:
     """Weight of each item in a return's evidence: its expected share of the return's energy.
 
     The expected tce of an energy item is the larger of this year's and last year's figure
     times its coefficient (a figure typed ÷ 10,000 keeps last year's weight); its weight is
     its share of the return's sum of those, at least ``materiality_floor``, times
     1 − ``water_weight``; water weighs ``water_weight``. Every other field (totals,
-    intensities, area, occupants, whole-return evidence) weighs 1.
+    intensities, area, occupants, whole-return evidence) weighs 1, and so does an item
+    without a coefficient in the return's year (:func:`_weight_of`).
     """
-    parts = []
+    weights: _Weights = {}
+
+    def weight(c: str) -> npt.NDArray[np.float64]:
+        return weights.setdefault(c, np.ones(r.height))
+
     for (year,), rows in r.group_by("year", maintain_order=True):
         coef = kgce_per_canonical_unit(coefficients, int(year))
         items = [c for c in _ITEMS if c in coef]
+        at = rows["_row"].to_numpy()
         expected = {}
         for c in items:
             previous = blocks[c]["previous"].gather(rows["_row"]) if c in blocks else None
@@ -1330,24 +1340,81 @@ def _materiality(
         total = total.replace(0.0, None)  # no energy at all: no shares (floor weights)
         for c in items:
             share = (expected[c] / total).fill_null(0.0).fill_nan(0.0)
-            parts.append(
-                pl.DataFrame(
-                    {
-                        "_row": rows["_row"],
-                        "field": c,
-                        "_w": share.clip(lower_bound=st.materiality_floor)
-                        * (1.0 - st.water_weight),
-                    }
-                )
-            )
-        parts.append(
-            pl.DataFrame({"_row": rows["_row"], "field": "water_m3", "_w": st.water_weight})
+            share = share.clip(lower_bound=st.materiality_floor) * (1.0 - st.water_weight)
+            weight(c)[at] = share.cast(pl.Float64).to_numpy()
+        weight("water_m3")[at] = st.water_weight
+    return weights
+
+
+def _codes(values: pl.Series, levels: Sequence[str]) -> npt.NDArray[np.int64]:
+    """Index of each value in ``levels`` (``len(levels)`` for any other value or null).
+
+    Looked up once per run of equal values: evidence units come in long runs of one method
+    and field.
+    """
+    runs = values.rle().struct.unnest()
+    code = (
+        runs["value"]
+        .replace_strict(
+            list(levels), list(range(len(levels))), default=len(levels), return_dtype=pl.Int64
         )
-    if not parts:
-        return pl.DataFrame(schema={"_row": pl.UInt32, "field": pl.String, "_w": pl.Float64})
-    return pl.concat(parts).with_columns(
-        pl.col("_row").cast(pl.UInt32), pl.col("_w").cast(pl.Float64)
+        .fill_null(len(levels))
     )
+    return np.repeat(code.to_numpy(), runs["len"].to_numpy())
+
+
+def _weight_of(frame: pl.DataFrame, weights: _Weights) -> pl.Series:
+    """Materiality ``_w`` of each row of ``frame`` (``_row``, ``field``), gathered; else 1."""
+    if frame.is_empty():
+        return pl.Series("_w", [], dtype=pl.Float64)
+    fields = list(weights)
+    n = len(next(iter(weights.values()))) if weights else 0
+    table = np.vstack([*(weights[f] for f in fields), np.ones(n)])
+    rows = frame["_row"].cast(pl.Int64).to_numpy()
+    return pl.Series("_w", table[_codes(frame["field"], fields), rows], dtype=pl.Float64)
+
+
+def _sorted_units(units: pl.DataFrame) -> pl.DataFrame:
+    """Order the evidence units by return, method (:data:`METHODS`) and field (by name).
+
+    A stable sort on one integer key: the combination's sums then run in the same order
+    whatever order the methods' frames came in, so a rerun gives the same bits. The units
+    come in runs already in ``_row`` order (one per method and field), which the sort merges.
+    Returns ``_row``, ``method``, ``p`` and ``_w`` (the field is not needed past here).
+    """
+    if units.is_empty():
+        return units
+    runs = units["field"].rle().struct.field("value")
+    fields = sorted(runs.drop_nulls().unique().to_list())
+    methods = _codes(units["method"], METHODS)
+    field = _codes(units["field"], fields)
+    key = units["_row"].cast(pl.Int64).to_numpy() * (len(METHODS) + 1) + methods
+    key = key * (len(fields) + 1) + field
+    order = np.argsort(key, kind="stable")
+    if methods.max() == len(METHODS):  # a method of another name: gather its text
+        return units.select("_row", "method", "p", "_w")[order]
+    return pl.DataFrame(
+        {
+            "_row": units["_row"].to_numpy()[order],
+            "method": pl.Series(METHODS, dtype=pl.String).gather(methods[order]),
+            "p": units["p"].to_numpy()[order],
+            "_w": units["_w"].to_numpy()[order],
+        }
+    )
+
+
+def _strongest(units: pl.DataFrame, n: int) -> pl.Series:
+    """Smallest p-value of each return's units (``_best``, null without any), per ``_row``.
+
+    ``units`` sorted by ``_row`` (:func:`_sorted_units`); NaN is ignored as polars' ``min``
+    ignores it.
+    """
+    best = np.full(n, np.nan)
+    if units.height:
+        rows = units["_row"].cast(pl.Int64).to_numpy()
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        best[rows[starts]] = np.fmin.reduceat(units["p"].to_numpy(), starts)
+    return pl.Series("_best", best).fill_nan(None)
 
 
 def _analyse(
@@ -1356,11 +1423,13 @@ def _analyse(
     history: pl.DataFrame | None,
     settings: VerifySettings,
     timings: dict[str, float] | None = None,
-) -> tuple[pl.DataFrame, _Hits, pl.DataFrame, pl.DataFrame]:
+) -> tuple[pl.DataFrame, _Hits, pl.DataFrame, _Weights]:
     """Score the returns: (rows, candidate hits by rule, evidence units, materiality weights).
 
-    ``timings``, if given, receives the wall-clock seconds of each step (preparation, each
-    method that ran; the combination is added by the caller).
+    The evidence units carry their materiality ``_w`` and are sorted by return, method and
+    field (:func:`_sorted_units`). ``timings``, if given, receives the wall-clock seconds of
+    each step (preparation, each method that ran, ``materiality`` and ``units``; the
+    combination is added by the caller).
     """
     st = settings.statistical
     coefficients = settings.coefficient_table
@@ -1438,11 +1507,13 @@ def _analyse(
             units.append(unit)
             times[method] = time.perf_counter() - clock
     hits = {rule: pl.concat(parts, how="diagonal_relaxed") for rule, parts in found.items()}
+    clock = time.perf_counter()
     weights = _materiality(r, blocks, st, coefficients)
+    times["materiality"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     table = pl.concat(units) if units else _no_units()
-    table = table.join(weights, on=["_row", "field"], how="left").with_columns(
-        pl.col("_w").fill_null(1.0)
-    )
+    table = _sorted_units(table.with_columns(_weight_of(table, weights)))
+    times["units"] = time.perf_counter() - clock
     return r, hits, table, weights
 
 
@@ -1497,14 +1568,23 @@ def _priorities(r: pl.DataFrame, units: pl.DataFrame, st: StatisticalSettings) -
     """Combine each return's evidence (:func:`_combined`): combined p, q where backed, priority."""
     per_method, combined = _combined(units)
     ran = [m for m in METHODS if getattr(st, m)]
-    wide = per_method.group_by("_row").agg(
-        pl.col("p_combined").filter(pl.col("method") == m).first().alias(m) for m in ran
+    # one p per return and method: scattered by ``_row`` (the returns' positions), no pivot
+    wide = np.full((len(ran) + 1, r.height), np.nan)
+    wide[_codes(per_method["method"], ran), per_method["_row"].cast(pl.Int64).to_numpy()] = (
+        per_method["p_combined"].to_numpy()
     )
-    table = (
-        r.select("_row", *_KEY)
-        .join(wide, on="_row", how="left")
-        .join(combined, on="_row", how="left")
-        .select("_row", *_KEY, *ran, "methods", "p_combined")
+    rows = combined["_row"].cast(pl.Int64).to_numpy()
+    methods = np.zeros(r.height, dtype=np.uint32)
+    methods[rows] = combined["methods"].to_numpy()
+    p_all = np.full(r.height, np.nan)
+    p_all[rows] = combined["p_combined"].to_numpy()
+    present = np.zeros(r.height, dtype=bool)
+    present[rows] = True
+    absent = pl.Series(~present)
+    table = r.select("_row", *_KEY).with_columns(
+        *(pl.Series(m, wide[i]).fill_nan(None) for i, m in enumerate(ran)),
+        pl.Series("methods", methods, dtype=pl.UInt32).set(absent, None),
+        pl.Series("p_combined", p_all, dtype=pl.Float64).set(absent, None),
     )
     p = table["p_combined"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     q = (
@@ -1672,15 +1752,21 @@ def statistical_stage(
     ranked = _priorities(r, units, st)
     times["priority"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    scores = r.select("_row", "source_file", "source_row").join(ranked, on="_row").drop("_row")
+    scores = pl.concat(
+        [r.select("source_file", "source_row"), ranked.drop("_row")], how="horizontal"
+    )
     if not hits:
         return StatisticalResult(batches, scores, times)
-    everyone = ranked.select("_row", "priority", pl.col("p_combined").alias("return_p"))
-    strongest = units.group_by("_row").agg(pl.col("p").min().alias("_best"))
-    duplicated = r.select("_row", pl.struct(*_KEY).is_duplicated().alias("_dup"))
-    rows = r.select("_row", *_KEY, "source_file", "source_row").join(duplicated, on="_row")
-    # every rule's hits at once: one join each with the returns' priorities, strongest
-    # evidence, materiality and provenance (not one per rule)
+    # every rule's hits at once, with their return's priority, combined p, strongest
+    # evidence, materiality and provenance gathered by ``_row`` (row i of ``r`` and
+    # ``ranked`` is the return with ``_row`` i): no join
+    per_row = r.select(
+        *_KEY, "source_file", "source_row", pl.struct(*_KEY).is_duplicated().alias("_dup")
+    ).with_columns(
+        ranked["priority"],
+        ranked["p_combined"].alias("return_p"),
+        _strongest(units, r.height),
+    )
     ids = {rule.rule_id: rule for rule in STATISTICAL_RULES}
     every = pl.concat(
         [hit.with_columns(pl.lit(rule.rule_id).alias("_rule")) for rule, hit in hits.items()],
@@ -1689,20 +1775,19 @@ def statistical_stage(
     # a suggested correction is shown wherever its own evidence is (p ≤ report_p): the panel
     # acts on it even when the rest of the return is unremarkable
     suggesting = pl.col("_rule").is_in(sorted(_SUGGESTING))
-    every = (
-        every.join(everyone, on="_row", how="inner")
-        .filter(suggesting | (pl.col("return_p") <= st.report_p))
-        .join(strongest, on="_row", how="left")
-        .filter((pl.col("p") <= st.finding_p) | (pl.col("p") <= pl.col("_best")) | suggesting)
-        .join(weights, on=["_row", "field"], how="left")
-        .join(rows, on="_row", how="left")
-        .with_columns(
-            pl.col("_w").fill_null(1.0).alias("materiality"),
-            pl.when(pl.col("_dup"))
-            .then(pl.col("_row").cast(pl.String))
-            .otherwise(pl.lit(""))
-            .alias("key"),
-        )
+    every = every.with_columns(per_row.select("priority", "return_p")[every["_row"]].get_columns())
+    every = every.filter(suggesting | (pl.col("return_p") <= st.report_p))
+    every = every.with_columns(per_row["_best"].gather(every["_row"])).filter(
+        (pl.col("p") <= st.finding_p) | (pl.col("p") <= pl.col("_best")) | suggesting
+    )
+    every = every.with_columns(
+        *per_row.drop("priority", "return_p", "_best")[every["_row"]].get_columns(),
+        _weight_of(every, weights).alias("materiality"),
+    ).with_columns(
+        pl.when(pl.col("_dup"))
+        .then(pl.col("_row").cast(pl.String))
+        .otherwise(pl.lit(""))
+        .alias("key"),
     )
     parts = [
         findings_from_hits(ids[str(rule_id)], _with_evidence(hit.drop("_rule")))
