@@ -253,7 +253,8 @@ def check_coverage(
         known.select("institution_id", pl.col("name").alias("directory_name")), on="institution_id"
     )
     if named.height:
-        named = named.filter(
+        # the same text has the same key: normalise only the names that differ as written
+        named = named.filter(pl.col("name").ne_missing(pl.col("directory_name"))).filter(
             normalized_name(pl.col("name")) != normalized_name(pl.col("directory_name"))
         )
     hits[R_NAME] = named.select(
