@@ -90,7 +90,9 @@ def _check_frame_columns(frame: pl.DataFrame, columns: Sequence[str]) -> None:
         )
 
 
-def _tail_p_group(a: npt.NDArray[np.float64], tail_share: float) -> npt.NDArray[np.float64]:
+def _tail_p_group(
+    a: npt.NDArray[np.float64], tail_share: float, bounds: tuple[float, float]
+) -> npt.NDArray[np.float64]:
     """Return the calibrated p-values of one group's scores ``a`` (NaN: none)."""
     out = np.full(a.size, np.nan)
     valid = np.isfinite(a) & (a >= 0)
@@ -112,7 +114,7 @@ def _tail_p_group(a: npt.NDArray[np.float64], tail_share: float) -> npt.NDArray[
         at = m - k - 1 if k >= 1 and m > k else 0
         u = float(np.partition(positive, at)[at])
         exceed = positive[positive > u]
-        lo, hi = TAIL_INDEX_BOUNDS
+        lo, hi = bounds
         xi = (
             float(np.clip(np.median(np.log(exceed / u)) / _LN2, lo, hi)) if exceed.size >= 3 else hi
         )
@@ -129,6 +131,7 @@ def tail_p(
     by: Sequence[str] = (),
     *,
     tail_share: float = TAIL_SHARE,
+    index_bounds: tuple[float, float] = TAIL_INDEX_BOUNDS,
     name: str = "p",
 ) -> pl.DataFrame:
     r"""Add the calibrated p-value of a non-negative score, from its own group's distribution.
@@ -144,6 +147,10 @@ def tail_p(
         Columns of the groups calibrated apart (e.g. ``["column", "year"]``).
     tail_share : float, default :data:`TAIL_SHARE`
         Share of the group's values fitted by the Pareto tail, in (0, 0.5].
+    index_bounds : tuple of float, default :data:`TAIL_INDEX_BOUNDS`
+        Floor and cap of the tail index ξ, 0 < floor ≤ cap. A floor of 1 for the score 1/p of
+        a p-value keeps the tail at least as heavy as that of a uniform p: beyond the
+        threshold the p-values are the score's own, rescaled, never sharpened.
     name : str, default "p"
         Name of the added column.
 
@@ -191,15 +198,21 @@ def tail_p(
             f"tail_share 应在 (0, 0.5] 内，实际为 {tail_share!r}",
             f"tail_share must be in (0, 0.5], got {tail_share!r}",
         )
+    lo, hi = index_bounds
+    if not 0 < lo <= hi:
+        raise SettingsError(
+            f"index_bounds 应满足 0 < 下限 ≤ 上限，实际为 {index_bounds!r}",
+            f"index_bounds must satisfy 0 < floor ≤ cap, got {index_bounds!r}",
+        )
     a = frame.select(pl.col(score).cast(pl.Float64).fill_null(np.nan)).to_series().to_numpy()
     if not by:
-        out = _tail_p_group(a, tail_share)
+        out = _tail_p_group(a, tail_share, (lo, hi))
     else:  # the rows of each group (a null key is a group of its own), without copying
         out = np.full(a.size, np.nan)
         groups = frame.select(by).with_row_index("_i").group_by(list(by)).agg("_i")["_i"]
         for rows in groups:
             index = rows.to_numpy()
-            out[index] = _tail_p_group(a[index], tail_share)
+            out[index] = _tail_p_group(a[index], tail_share, (lo, hi))
     return frame.with_columns(pl.Series(name, out, dtype=pl.Float64).fill_nan(None))
 
 

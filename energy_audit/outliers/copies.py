@@ -22,26 +22,39 @@ digits are close to uniform [2]_, so
 
     P(t ≥ k) ≈ 10⁻ᵏ                                          (chance, ``expected``)
 
-Some institutions legitimately report round figures (an item billed by a flat estimate, coal
-bought by the tonne), and some peer groups do so more than others. The probability that a
-figure is at least this round is therefore also estimated from
+A figure can be round for two reasons. A *habit* rounds to a unit: an institution gives its
+electricity to the hundred or the thousand kWh whatever the amount (an estimated bill, a
+meter read to its last dial), so a figure of 1,234,000 keeps four significant digits. An
+*estimate* keeps one or two significant digits whatever the unit: 100,000 kWh, 150,000 kWh,
+the example of review practice [1]_. The null is the habit; the p-value is the chance of a
+figure this round *for its magnitude* under the habits measured in the data:
 
+- the habit rate of the unit 10ʲ among peers (the other returns of the same year and
+  ``groups``) is rⱼ = (Mⱼ + κ·10⁻ʲ) / (Nⱼ + κ), over the Nⱼ peer figures that have at least
+  j + :data:`HABIT_DIGITS` integer digits and are no estimates (at least
+  :data:`HABIT_DIGITS` significant digits: rounding to 10ʲ shows on them as a habit), Mⱼ of
+  them with t ≥ j; the estimates themselves, however many, raise no habit rate;
+- a figure of d digits and roundness t is at least this round under the habits with
+  probability P(t, d) = max over j ≤ t of rⱼ · 10^(j − t): rounded to 10ʲ by habit, then
+  t − j more zeros by chance, 1/10 each [2]_ (j = 0 gives the chance 10⁻ᵗ). For a figure
+  with :data:`HABIT_DIGITS` or more significant digits (t ≤ d − HABIT_DIGITS), its own
+  magnitude is among those measured; for an estimate the rates come from larger figures,
+  which the estimates of this size do not raise (``peer_rate``);
 - the institution's own earlier returns of the same column (``history`` and earlier years of
   the frame): (m + κ·10⁻ᵗ) / (n + κ), m of its n earlier non-zero figures having roundness
-  ≥ t (``history_rate``);
-- its peers, the other returns of the same year (and ``groups``): rₜ = (Mₜ + κ·10⁻ᵗ) / (N + κ),
-  Mₜ of the N other non-zero figures of the column having roundness ≥ t, is raised by the very
-  estimates being looked for; the peer rate is rₜ less the share c of figures that may be such
-  estimates (``contamination``), but at least rₜ₋₁ / 10 (the peers' habit one zero less
-  round, times the chance of one more zero: a group that rounds to hundreds has figures in
-  thousands one time in ten) and at least 10⁻ᵗ, and at most rₜ (``peer_rate``). A group
-  where most figures are round keeps a peer rate near rₜ;
+  ≥ t (``history_rate``): an institution that has always estimated is not surprising;
 
 with a prior weight κ (``prior_weight``, default 1) pulling small samples to the chance rate.
-The p-value is the largest of the three, p = max(expected, history_rate, peer_rate): a figure
-is suspicious only when it is rare by chance, for this institution and among its peers alike.
-An institution that rounds every year (m ≈ n) gets p ≈ 1; one whose figure suddenly is
-exactly 100,000 after years of meter readings gets p ≈ 10⁻⁵ unless its peers round too.
+A figure's p-value is the largest of the three, p = max(expected, history_rate, peer_rate):
+it is suspicious only when it is rare by chance, for this institution and for its magnitude
+among its peers alike. An institution that rounds every year (m ≈ n) gets p ≈ 1; one whose
+figure suddenly is exactly 100,000 after years of meter readings gets a small p unless its
+peers' habit reaches that unit on larger figures.
+
+A return's p-value (``<prefix>p``) is twice the smaller of the Bonferroni bound of its roundest
+figure and Fisher's combination of its figures' p-values [4]_ (several round figures of one
+return together, the joint roundness): both are valid p-values, and twice the smaller of two
+is one.
 
 References
 ----------
@@ -53,6 +66,9 @@ References
 .. [3] Nigrini, M. J. (2012). Forensic Analytics: Methods and Techniques for Forensic
    Accounting Investigations. Wiley, Hoboken (number-duplication and last-two-digits tests;
    round numbers as a sign of estimates and invented figures).
+.. [4] Fisher, R. A. (1932). Statistical Methods for Research Workers, 4th ed. Oliver and
+   Boyd, Edinburgh, §21.1 (combining independent p-values: −2 Σ ln pᵢ is χ² with 2k degrees
+   of freedom; P(Π pᵢ ≤ x) = x Σ_{i<k} (−ln x)ⁱ / i!).
 """
 
 from __future__ import annotations
@@ -77,10 +93,10 @@ from energy_audit.outliers.yoy import (
 )
 
 __all__ = [
-    "DEFAULT_CONTAMINATION",
     "DEFAULT_MIN_NONZERO",
     "DEFAULT_PRIOR_WEIGHT",
     "DEFAULT_RTOL",
+    "HABIT_DIGITS",
     "chance_of",
     "copied_figures",
     "identical_within_groups",
@@ -94,9 +110,10 @@ DEFAULT_RTOL: Final = 1e-6
 """Default relative tolerance of a copy (:func:`copied_figures`): float artefacts of unit
 conversions and figures kept to a few decimals in 万 units still match."""
 
-DEFAULT_CONTAMINATION: Final = 0.02
-"""Default share of a peer group's figures that may be estimates (:func:`round_numbers`):
-their own roundness does not make a round figure ordinary."""
+HABIT_DIGITS: Final = 3
+"""Significant digits a figure rounded by habit keeps (:func:`round_numbers`): rounding to 10ʲ is
+measured on figures of at least j + 3 integer digits; a figure with one or two significant
+digits (100,000; 150,000) is an estimate, the example of review practice (domain.md §6)."""
 
 DEFAULT_PRIOR_WEIGHT: Final = 1.0
 """Default weight κ of the chance rate 10⁻ᵗ in the history and peer rates (module docstring)."""
@@ -106,6 +123,7 @@ _LARGEST: Final = 1e18
 
 _ROW: Final = "__ea_row"
 _T: Final = "__ea_t"
+_D: Final = "__ea_d"
 _YEAR: Final = "__ea_year"
 
 _PER_COLUMN: Final = ("roundness", "expected", "history_rate", "peer_rate", "p")
@@ -355,12 +373,18 @@ def identical_within_groups(
 # Round numbers
 
 
+def _whole_digits(value: pl.Expr) -> pl.Expr:
+    """Write the integer part of |value| as decimal text (up to 10¹⁸)."""
+    whole = value.cast(pl.Float64).abs().round(0)
+    return whole.clip(upper_bound=_LARGEST).cast(pl.Int64, strict=False).cast(pl.String)
+
+
 def _roundness(value: pl.Expr) -> pl.Expr:
     """Trailing zeros of the integer part of |value|; 0 with a fractional part; null for 0."""
     magnitude = value.cast(pl.Float64).abs()
     whole = magnitude.round(0)
     is_whole = (magnitude - whole).abs() <= 1e-9 * pl.max_horizontal(magnitude, pl.lit(1.0))
-    digits = whole.clip(upper_bound=_LARGEST).cast(pl.Int64, strict=False).cast(pl.String)
+    digits = _whole_digits(value)
     zeros = digits.str.len_bytes() - digits.str.strip_chars_end("0").str.len_bytes()
     return (
         pl.when(magnitude.is_null() | magnitude.is_nan() | (whole == 0))
@@ -371,51 +395,75 @@ def _roundness(value: pl.Expr) -> pl.Expr:
     )
 
 
+def _digit_count(value: pl.Expr) -> pl.Expr:
+    """Integer digits of |value| (1,234,000 → 7; 0.5 → 1)."""
+    return _whole_digits(value).str.len_bytes().cast(pl.Int32)
+
+
 def chance_of(roundness: str) -> pl.Expr:
     """Chance 10⁻ᵗ that a meter reading has at least t trailing zeros (column ``roundness``)."""
     return pl.lit(10.0).pow(-pl.col(roundness).cast(pl.Float64))
 
 
-def _peer_rates(
-    cells: pl.DataFrame, part: Sequence[str], kappa: float, contamination: float
-) -> pl.DataFrame:
-    """Peer rate ``__ea_rate`` of each roundness t (``__ea_t``) within each group of ``part``.
+def _peer_rates(cells: pl.DataFrame, part: Sequence[str], kappa: float) -> pl.DataFrame:
+    """Peer rate ``__ea_rate`` of each roundness t and digit count d within each group of ``part``.
 
-    Among the other figures of the group (leave-one-out: the figure itself is in both counts),
-    how many are at least as round, less the share that may be the estimates being looked
-    for (module docstring); one row per group and roundness present.
+    P(t, d) = max over j ≤ t of rⱼ · 10^(j − t), with the habit rates rⱼ of the other figures
+    of the group (leave-one-out: a figure among those that measure rⱼ is taken out of both
+    counts) (module docstring). One row per group, t ≥ 1 and d present; computed on the
+    table of distinct (group, t, d), not per figure.
     """
     part = list(part)
-    return (
+    distinct = (
         cells.filter(pl.col(_T).is_not_null())
-        .group_by([*part, _T])
+        .group_by([*part, _T, _D])
         .agg(pl.len().cast(pl.Int64).alias("__ea_k"))
-        .sort([*part, _T], descending=[False] * len(part) + [True], nulls_last=True)
-        .with_columns(
-            pl.col("__ea_k").cum_sum().over(part).alias("__ea_ge"),
-            pl.col("__ea_k").sum().over(part).alias("__ea_all"),
-        )
-        .select(*part, _T, "__ea_ge", "__ea_all")
-        # the rate at roundness t, less the share of figures that may be the estimates being
-        # looked for, but never below the rate one zero less round times the chance 1/10 of
-        # one more zero: a batch of estimates raises the rate at t, not the habit below it
-        .sort([*part, _T], nulls_last=True)
-        .with_columns(
-            (
-                (pl.col("__ea_ge") - 1 + kappa * chance_of(_T)) / (pl.col("__ea_all") - 1 + kappa)
-            ).alias("__ea_at")
-        )
-        .with_columns(
-            pl.max_horizontal(
-                pl.col("__ea_at") - contamination,
-                pl.col("__ea_at").shift(1).over(part).fill_null(1.0) / 10.0,
-                chance_of(_T),
-            )
-            .clip(upper_bound=pl.col("__ea_at"))
-            .alias("__ea_rate")
-        )
-        .select(*part, _T, "__ea_rate")
     )
+    top = int(distinct[_T].max() or 0)
+    units = pl.DataFrame({"__ea_j": pl.Series(range(top + 1), dtype=pl.Int32)})
+    j = pl.col("__ea_j")
+    # Nⱼ: the figures that are no estimates and have at least j + HABIT_DIGITS digits; Mⱼ:
+    # those of them rounded to 10ʲ or more
+    measures = (pl.col(_D) >= j + HABIT_DIGITS) & (pl.col(_T) <= pl.col(_D) - HABIT_DIGITS)
+    habits = (
+        distinct.join(units, how="cross")
+        .filter(measures)
+        .group_by([*part, "__ea_j"])
+        .agg(
+            pl.col("__ea_k").sum().alias("__ea_n"),
+            pl.col("__ea_k").filter(pl.col(_T) >= j).sum().alias("__ea_m"),
+        )
+    )
+    member = measures.cast(pl.Int64)  # the figure is among them (and then t ≥ j)
+    n = pl.col("__ea_n").fill_null(0) - member
+    m = pl.col("__ea_m").fill_null(0) - member
+    chance = pl.lit(10.0).pow(-j.cast(pl.Float64))
+    rate = (m + kappa * chance) / (n + kappa)
+    term = rate * pl.lit(10.0).pow((j - pl.col(_T)).cast(pl.Float64))
+    return (
+        distinct.filter(pl.col(_T) >= 1)
+        .join(units, how="cross")
+        .filter(j <= pl.col(_T))
+        .join(habits, on=[*part, "__ea_j"], how="left", nulls_equal=True)
+        .group_by([*part, _T, _D])
+        .agg(term.max().clip(upper_bound=1.0).alias("__ea_rate"))
+    )
+
+
+def _fisher(p: Sequence[pl.Expr]) -> pl.Expr:
+    """Fisher's combination of independent p-values (null ones left out) [-].
+
+    P(Π pᵢ ≤ x) = x Σ_{i<k} (−ln x)ⁱ / i! for k independent uniform p-values (the χ² with 2k
+    degrees of freedom of −2 Σ ln pᵢ, in closed form); k is the number of non-null ones.
+    """
+    log_x = pl.sum_horizontal(q.clip(lower_bound=1e-300).log() for q in p)
+    k = pl.sum_horizontal(q.is_not_null().cast(pl.Int32) for q in p)
+    term = pl.lit(1.0)
+    total = pl.lit(0.0)
+    for i in range(len(p)):
+        total = total + pl.when(k > i).then(term).otherwise(0.0)
+        term = term * (-log_x) / (i + 1)
+    return pl.when(k > 0).then((log_x.exp() * total).clip(upper_bound=1.0))
 
 
 def _habit(roundness: pl.Series, union: pl.Series, lags: Sequence[pl.Series]) -> list[pl.Series]:
@@ -446,7 +494,6 @@ def round_numbers(
     history: pl.DataFrame | pl.LazyFrame | None = None,
     groups: str | Sequence[str] | None = None,
     prior_weight: float = DEFAULT_PRIOR_WEIGHT,
-    contamination: float = DEFAULT_CONTAMINATION,
     prefix: str = "round_",
 ) -> FrameT:
     """Score how suspiciously round each metered figure is, against chance, history and peers.
@@ -471,9 +518,6 @@ def round_numbers(
         year's returns).
     prior_weight : float, default 1.0
         Weight κ > 0 of the chance rate in the history and peer rates.
-    contamination : float, default :data:`DEFAULT_CONTAMINATION`
-        Share of a peer group's figures that may be the estimates being looked for, taken off
-        the peer rate at t (module docstring).
     prefix : str, default "round_"
         Prefix of the added columns.
 
@@ -487,13 +531,14 @@ def round_numbers(
         - ``<prefix><c>_expected`` [-]: chance probability 10⁻ᵗ of a figure at least this round;
         - ``<prefix><c>_history_rate`` [-]: (m + κ·10⁻ᵗ) / (n + κ) over the institution's
           earlier returns;
-        - ``<prefix><c>_peer_rate`` [-]: (M + κ·10⁻ᵗ) / (N + κ) over the other returns of the
-          year (and group);
+        - ``<prefix><c>_peer_rate`` [-]: P(t, d), the chance of a figure of its d digits being
+          at least this round under the peers' habits (other returns of the year and group);
         - ``<prefix><c>_p`` [-]: max(expected, history_rate, peer_rate);
 
-        then ``<prefix>p`` (Float64): the return's smallest p times the number of its figures
-        with a p (Bonferroni, at most 1), and ``<prefix>column`` (String): the column of that
-        smallest p (null when no figure has a p). A figure with t = 0 has every probability 1.
+        then ``<prefix>p`` (Float64): twice the smaller of the Bonferroni bound of the return's
+        smallest p (times the number of its figures with a p) and Fisher's combination of
+        them, at most 1; and ``<prefix>column`` (String): the column of the smallest p (null
+        when no figure has a p). A figure with t = 0 has every probability 1.
 
     Raises
     ------
@@ -510,7 +555,8 @@ def round_numbers(
     float artefact of a unit conversion such as 12.3456 万千瓦时 × 10,000) counts as whole.
 
     Computation, column by column and without a row per figure: the peer counts are one
-    ``group_by`` of (year, groups, roundness) and a join of that small table; the
+    ``group_by`` of (year, groups, roundness, digits) and the habit rates and P(t, d) are
+    computed on that small table, joined back; the
     institution's earlier figures are gathered return by return from one sort of history ∪
     frame (:func:`energy_audit.outliers.yoy.earlier_returns`), and only for the figures with
     t ≥ 1. A LazyFrame is collected first and the result returned lazy. About 1.6 s for
@@ -534,11 +580,6 @@ def round_numbers(
         raise SettingsError(
             f"prior_weight 应大于 0，实际为 {prior_weight!r}",
             f"prior_weight must be > 0, got {prior_weight!r}",
-        )
-    if not (isinstance(contamination, int | float) and 0 <= contamination < 1):
-        raise SettingsError(
-            f"contamination 应在 [0, 1) 内，实际为 {contamination!r}",
-            f"contamination must be in [0, 1), got {contamination!r}",
         )
     kappa = float(prior_weight)
     group_cols = _group_list(groups)
@@ -568,12 +609,13 @@ def round_numbers(
             pl.col(year).cast(pl.Int64).alias(_YEAR),
             *group_cols,
             pl.col(out(c, "roundness")).alias(_T),
+            _digit_count(pl.col(c)).alias(_D),
         )
         history_counts = _habit(work[out(c, "roundness")], earlier.values[c], lags)
         scored = (
             cells.join(
-                _peer_rates(cells, part, kappa, contamination),
-                on=[*part, _T],
+                _peer_rates(cells, part, kappa),
+                on=[*part, _T, _D],
                 how="left",
                 nulls_equal=True,
                 maintain_order="left",
@@ -607,10 +649,14 @@ def round_numbers(
     which = pl.lit(None, dtype=pl.String)
     for c in reversed(names):  # the first column with the smallest p
         which = pl.when(pl.col(out(c, "p")) == smallest).then(pl.lit(c)).otherwise(which)
+    # twice the smaller of two valid p-values: the roundest figure (Bonferroni) and all of
+    # them together (Fisher)
+    bonferroni = smallest * tested
+    joint = pl.min_horizontal(bonferroni, _fisher(p_cols))
     result = (
         work.lazy()
         .with_columns(
-            pl.when(tested > 0).then((smallest * tested).clip(upper_bound=1.0)).alias(f"{prefix}p"),
+            pl.when(tested > 0).then((2.0 * joint).clip(upper_bound=1.0)).alias(f"{prefix}p"),
             which.alias(f"{prefix}column"),
         )
         .select(*kept, *added)

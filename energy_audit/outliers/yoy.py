@@ -739,17 +739,10 @@ def year_over_year(
     def out(c: str, suffix: str) -> str:
         return f"{prefix}{c}_{suffix}"
 
-    def previous_lr(c: str) -> str:
-        return f"__ea_prev_lr_{c}"
-
     work = work.with_columns(
         *(pl.col(_prev(c, 1)).alias(out(c, "previous")) for c in names),
         *(
             _ratio(pl.col(c).cast(pl.Float64), pl.col(_prev(c, 1))).alias(out(c, "ratio"))
-            for c in names
-        ),
-        *(
-            _log(_ratio(pl.col(_prev(c, 1)), pl.col(_prev(c, 2)))).alias(previous_lr(c))
             for c in names
         ),
     ).with_columns(_log(pl.col(out(c, "ratio"))).alias(out(c, "log_ratio")) for c in names)
@@ -769,7 +762,9 @@ def year_over_year(
         log_slip = pl.col(f"__ea_slip_{c}").log()
         # the figure is nearer the level of two returns ago than that level times the
         # factor: this change undoes the previous return's slip
-        two_back = pl.col(out(c, "log_ratio")) + pl.col(previous_lr(c))
+        # ln(current / two returns ago), of the figures themselves: a figure back at that
+        # level is exactly 0, not a sum of two logs off by a rounding error
+        two_back = _log(_ratio(pl.col(c).cast(pl.Float64), pl.col(_prev(c, 2))))
         reverts = (
             pl.when(log_slip.is_null())
             .then(pl.lit(False))

@@ -174,11 +174,17 @@ def test_exactly_100000_is_flagged_and_123457_is_not() -> None:
     a, b = row_of(out, "A", 2023), row_of(out, "B", 2023)
     assert a["round_electricity_kwh_roundness"] == 5
     assert a["round_electricity_kwh_expected"] == pytest.approx(1e-5)
-    # no history; one peer, not round: (0 + 1e-5) / (1 + 1)
+    # no history: (0 + κ·1e-5) / (0 + κ)
     assert a["round_electricity_kwh_history_rate"] == pytest.approx(1e-5)
-    assert a["round_electricity_kwh_peer_rate"] == pytest.approx(0.5e-5)
+    # peers: B (123,457, six digits, no zero) measures the units 10⁰…10³, none of them a
+    # habit: r₀ = (1 + 1) / (1 + 1) = 1 → 1e-5; rⱼ = (0 + 10⁻ʲ) / (1 + 1) → 10⁻ʲ/2 · 10ʲ⁻⁵
+    # = 0.5e-5 for j = 1…3; no figure of 7 digits or more measures 10⁴, 10⁵: rⱼ = 10⁻ʲ →
+    # 1e-5. The largest is the chance 1e-5.
+    assert a["round_electricity_kwh_peer_rate"] == pytest.approx(1e-5)
     assert a["round_electricity_kwh_p"] == pytest.approx(1e-5)
-    assert a["round_p"] == pytest.approx(2e-5)  # Bonferroni over the return's two figures
+    # twice the smaller of Bonferroni over the return's two figures (2e-5) and Fisher's
+    # x (1 − ln x) with x = 1e-5 · 1 (1.25e-4)
+    assert a["round_p"] == pytest.approx(4e-5)
     assert a["round_column"] == "electricity_kwh"
     assert b["round_electricity_kwh_roundness"] == 0
     assert b["round_electricity_kwh_p"] == 1.0
@@ -224,10 +230,10 @@ def test_history_and_peers_raise_the_expected_rate() -> None:
     a = row_of(round_numbers(frame, TWO), "A", 2023)
     # history: m = 1 of n = 3 earlier figures with t ≥ 5 → (1 + 1e-5) / (3 + 1)
     assert a["round_electricity_kwh_history_rate"] == pytest.approx((1 + 1e-5) / 4)
-    # peers: M = 1 of N = 2 others with t ≥ 5 → r = (1 + 1e-5) / (2 + 1), less the 2 % that
-    # may be estimates; one zero less round (t ≥ 4: also 1 of 2) / 10 is lower
-    assert a["round_electricity_kwh_peer_rate"] == pytest.approx((1 + 1e-5) / 3 - 0.02)
-    assert a["round_electricity_kwh_p"] == pytest.approx((1 + 1e-5) / 3 - 0.02)
+    # peers: C (300,000: one significant digit) is an estimate and raises no habit rate; B
+    # (123,457) shows no habit: every term is at most the chance 1e-5 (as in the test above)
+    assert a["round_electricity_kwh_peer_rate"] == pytest.approx(1e-5)
+    assert a["round_electricity_kwh_p"] == pytest.approx((1 + 1e-5) / 4)
     # a heavier prior pulls both towards chance
     heavy = row_of(round_numbers(frame, TWO, prior_weight=10.0), "A", 2023)
     assert heavy["round_electricity_kwh_history_rate"] == pytest.approx((1 + 10e-5) / 13)
@@ -247,20 +253,29 @@ def test_an_institution_that_always_rounds_is_less_suspicious_than_a_sudden_roun
     assert sudden["round_electricity_kwh_p"] < 1e-3
 
 
-def test_peer_groups_that_round_make_a_round_figure_ordinary() -> None:
+def test_a_peer_groups_habit_of_a_unit_makes_that_unit_ordinary() -> None:
+    # "rounding": 1,010,000, 1,070,000, … (to 10⁴, three significant digits: a habit);
+    # "metered": 1,234,567 + i
     rows, sector = [], []
     for i in range(10):
-        rows.append((f"R{i}", 2023, 10_000.0 * (i + 1), 1.0))  # a group that estimates
+        rows.append((f"R{i}", 2023, (101 + 6 * i) * 10_000.0, 1.0))
         sector.append("rounding")
-        rows.append((f"M{i}", 2023, 12_345.0 + i, 1.0))
+        rows.append((f"M{i}", 2023, 1_234_567.0 + i, 1.0))
         sector.append("metered")
+    rows.append(("E", 2023, 2_000_000.0, 1.0))  # an estimate among the rounders
+    sector.append("rounding")
     frame = frame_of(rows).with_columns(sector=pl.Series(sector))
     grouped = round_numbers(frame, TWO, groups="sector")
-    assert row_of(grouped, "R0", 2023)["round_electricity_kwh_p"] > 0.5  # 9 of 9 peers round
+    # 9 of the 9 other rounders show the habit 10⁴: r₄ = (9 + 1e-4) / (9 + 1)
+    assert row_of(grouped, "R0", 2023)["round_electricity_kwh_p"] == pytest.approx((9 + 1e-4) / 10)
+    # the estimate needs two more zeros than the habit: r₄ · 10⁻² (10 rounders measure r₄)
+    assert row_of(grouped, "E", 2023)["round_electricity_kwh_p"] == pytest.approx(
+        (10 + 1e-4) / 11 / 100
+    )
     city_wide = round_numbers(frame, TWO)
-    # 9 of the 19 others have t ≥ 4: (9 + 1e-4) / 20, less the 2 % that may be estimates
+    # 9 of the 19 others of seven digits show it: (9 + 1e-4) / 20
     assert row_of(city_wide, "R0", 2023)["round_electricity_kwh_p"] == pytest.approx(
-        (9 + 1e-4) / 20 - 0.02
+        (9 + 1e-4) / 20
     )
 
 
@@ -277,10 +292,9 @@ def test_a_batch_of_estimates_does_not_make_itself_ordinary() -> None:
     estimate = row_of(out, "I990", 2023)  # 30 estimates: 3 % of the figures have t ≥ 4
     t = estimate["round_electricity_kwh_roundness"]
     assert t >= 4
-    # the rate at t ≥ 4 is about 3 %, less 2 %; one zero less round (t ≥ 3: 3 %) / 10 = 0.3 %
-    assert estimate["round_electricity_kwh_peer_rate"] < 0.012
-    with pytest.raises(SettingsError, match="contamination"):
-        round_numbers(frame_of(rows), TWO, contamination=1.5)
+    # the estimates raise no habit rate: the largest term is the hundreds' habit (20 of 970
+    # figures of five digits or more) times two more zeros by chance, about 2e-4
+    assert estimate["round_electricity_kwh_peer_rate"] < 1e-3
 
 
 @settings(max_examples=50, deadline=None)
