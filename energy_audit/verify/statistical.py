@@ -319,18 +319,22 @@ R_DENSITY = _rule(
 R_RECONCILIATION = _rule(
     "STA-013",
     "warning",
-    "填报的能源消费总量与分项不符，某一分项按单位换算倍数改正后即吻合（疑似单位错误）",
+    "填报的能源消费总量与分项不符，某一分项按单位换算倍数改正后即吻合（疑似单位错误），"
+    "或该分项较上年变化异常（疑似该分项填错）",
     "the reported total differs from the items, and one item times a unit factor closes the gap "
-    "(likely unit slip)",
+    "(likely unit slip), or that item changed unusually on last year (likely mistyped)",
     "reconciliation_coefficients",
     _S + "yoy_tolerance",
     template=(
         "填报能源消费总量 {reported_total_tce} tce，分项折算合计 {computed_total_tce} tce，"
-        "差 {gap_tce} tce；{field:zh} {value} 若按倍数 {slip_factor} 填错，改为 "
-        "{suggested_value} 即吻合" + _P[0],
+        "差 {gap_tce} tce；[{field:zh} {value} 若按倍数 {slip_factor} 填错，改为 "
+        "{suggested_value} 即吻合|{field:zh} {value} 较上年（{previous_year:int}）"
+        "{previous_value} 变化 {ratio:pct}%，若仅此项有误，按总量应为 {suggested_value}]" + _P[0],
         "reported total {reported_total_tce} tce, items give {computed_total_tce} tce, gap "
-        "{gap_tce} tce; {field:en} {value} mistyped by the factor {slip_factor}: "
-        "{suggested_value} closes it" + _P[1],
+        "{gap_tce} tce; [{field:en} {value} mistyped by the factor {slip_factor}: "
+        "{suggested_value} closes it|{field:en} {value} changed {ratio:pct} % on last year "
+        "({previous_year:int}: {previous_value}); were it the only error, the total gives "
+        "{suggested_value}]" + _P[1],
     ),
 )
 
@@ -1029,7 +1033,89 @@ def _closure(
     )
 
 
-def _reconciliation(r: pl.DataFrame, settings: VerifySettings) -> tuple[_Hits, pl.DataFrame]:
+def _gap_and_change(
+    work: pl.DataFrame,
+    gapped: pl.DataFrame,
+    items: Sequence[str],
+    changes: pl.DataFrame,
+    report_p: float,
+) -> pl.DataFrame:
+    """Evidence of a gap that an item's unusual change explains, per gapped return.
+
+    Under the null the own total's gap (not explained by rounding or accepted coefficients)
+    and the change of an item on last year are independent: the chance of a gap *and* a
+    change of some item with p ≤ x is at most k · P(gap) · x over the return's k items with
+    a change p-value (Bonferroni), P(gap) = (g + 1) / (n + 1) the year's share of the n
+    returns with a total that have one. Only a change reportable on its own (p ≤
+    ``report_p``) counts: a gap beside ordinary changes is the total's own matter (CON-003),
+    not evidence against an item. ``changes``: the year-over-year units (``_row``,
+    ``field``, ``p``). Returns ``_row``, ``field`` (the item of the most unusual change),
+    ``p``, ``_gap`` [tce], ``reported_total_tce``, ``_n``.
+    """
+    n, g = work.height, gapped.height
+    p_gap = (g + 1.0) / (n + 1.0)
+    return (
+        gapped.select("_row", "_gap", "reported_total_tce")
+        .join(changes.filter(pl.col("field").is_in(list(items))), on="_row", how="inner")
+        .group_by("_row")
+        .agg(
+            pl.len().alias("_k"),
+            pl.col("field").sort_by("p").first(),
+            pl.col("p").min(),
+            pl.col("_gap", "reported_total_tce").first(),
+        )
+        .filter(pl.col("p") <= report_p)
+        .with_columns(
+            (pl.col("_k") * p_gap * pl.col("p")).clip(upper_bound=1.0).alias("p"),
+            pl.lit(n, pl.Int64).alias("_n"),
+        )
+    )
+
+
+def _gap_hits(
+    culprits: pl.DataFrame, r: pl.DataFrame, blocks: _Blocks, coefficients: TableSource | None
+) -> pl.DataFrame:
+    """STA-013 findings of a gap and an item's unusual change (:func:`_gap_and_change`).
+
+    The value that closes the gap were the item the only error, vᵢ + gap / cᵢ, is suggested
+    only where it is positive and nearer last year's figure than the reported one (in ratio):
+    a correction consistent with the evidence; otherwise the evidence counts in the ranking
+    and gives no finding.
+    """
+    parts = [culprits.clear().with_columns(
+        pl.lit(None, pl.Float64).alias(c)
+        for c in ("value", "previous_value", "suggested_value")
+    ).with_columns(pl.lit(None, pl.Int64).alias("previous_year"))]  # fmt: skip
+    years = r["year"]
+    factors = {int(y): kgce_per_canonical_unit(coefficients, int(y)) for y in years.unique()}
+    for (column,), part in culprits.group_by("field"):
+        block = blocks[str(column)]
+        rows = part["_row"]
+        per_unit = years.gather(rows).replace_strict(
+            {y: f[str(column)] for y, f in factors.items()}, return_dtype=pl.Float64
+        )
+        value = block["value"].gather(rows)
+        parts.append(
+            part.with_columns(
+                value.alias("value"),
+                block["previous"].gather(rows).alias("previous_value"),
+                (value + part["_gap"] * 1000.0 / per_unit).alias("suggested_value"),
+                block["previous_year"].gather(rows),
+            )
+        )
+    hits = pl.concat(parts, how="diagonal_relaxed")
+    return hits.filter(
+        (pl.col("suggested_value") > 0)
+        & (
+            (pl.col("suggested_value") / pl.col("previous_value")).log().abs()
+            < (pl.col("value") / pl.col("previous_value")).log().abs()
+        )
+    )
+
+
+def _reconciliation(
+    r: pl.DataFrame, settings: VerifySettings, changes: pl.DataFrame, blocks: _Blocks
+) -> tuple[_Hits, pl.DataFrame]:
     """STA-013: the reported total, the items, and the one item × one factor that closes the gap.
 
     The gap is the reported total minus Σ items × coefficients [tce]. A total that reconciles
@@ -1055,7 +1141,7 @@ def _reconciliation(r: pl.DataFrame, settings: VerifySettings) -> tuple[_Hits, p
     ).rename(
         {"total_gap_tce": "_gap", "alternative_gap_tce": "_gap_alt", "total_rounding_tce": "_tol"}
     )
-    parts = []
+    parts, culprits = [], []
     for (year,), work in reconciled.group_by("year", maintain_order=True):
         coef = kgce_per_canonical_unit(coefficients, int(year))
         items = [c for c in _ITEMS if c in coef]
@@ -1063,6 +1149,7 @@ def _reconciliation(r: pl.DataFrame, settings: VerifySettings) -> tuple[_Hits, p
         gapped = work.filter(~pl.col("is_reconciled"))
         if gapped.is_empty():
             continue
+        culprits.append(_gap_and_change(work, gapped, items, changes, st.report_p))
         candidates = []
         for gap in ("_gap", "_gap_alt"):
             for c in items:
@@ -1077,7 +1164,10 @@ def _reconciliation(r: pl.DataFrame, settings: VerifySettings) -> tuple[_Hits, p
     if not parts:
         return {}, _no_units()
     found = pl.concat(parts)
-    hit = found.filter(pl.col("p") <= st.report_p).select(
+    culprit = pl.concat(culprits)
+    # a return whose gap one slip closes is that slip's, not a change's
+    culprit = culprit.join(found.select("_row"), on="_row", how="anti")
+    columns = [
         "_row",
         "field",
         "value",
@@ -1085,12 +1175,22 @@ def _reconciliation(r: pl.DataFrame, settings: VerifySettings) -> tuple[_Hits, p
         "p",
         pl.lit("reconciliation").alias("method"),
         pl.col("_n").alias("peer_size"),
-        pl.col("_distance").alias("score"),
-        "slip_factor",
         "reported_total_tce",
         (pl.col("reported_total_tce") - pl.col("_gap")).alias("computed_total_tce"),
+    ]
+    slip = found.filter(pl.col("p") <= st.report_p).select(
+        *columns, pl.col("_distance").alias("score"), "slip_factor"
     )
-    return {R_RECONCILIATION: hit}, _units(found, "reconciliation", pl.col("field"))
+    changed = _gap_hits(culprit, r, blocks, coefficients).select(
+        *columns, "previous_value", "previous_year"
+    )
+    hit = pl.concat([slip, changed], how="diagonal_relaxed")
+    return {R_RECONCILIATION: hit}, pl.concat(
+        [
+            _units(found, "reconciliation", pl.col("field")),
+            _units(culprit, "reconciliation", pl.col("field")),
+        ]
+    )
 
 
 def _precision(value: pl.Expr) -> pl.Expr:
@@ -1474,6 +1574,7 @@ def _analyse(
                 "model_high": pl.Float64}
     )  # fmt: skip
     windows = pl.DataFrame(schema={"_row": pl.UInt32, "column": pl.String, "is_slip": pl.Boolean})
+    item_changes = _no_units()
 
     def model() -> tuple[_Hits, pl.DataFrame]:
         nonlocal ranges
@@ -1490,17 +1591,25 @@ def _analyse(
     ) -> tuple[_Hits, pl.DataFrame]:
         return _changes(long, stats, st, windows, columns, rule, method, follow)
 
-    items = [*_QUANTITIES, "total_energy_tce"]
+    def yoy() -> tuple[_Hits, pl.DataFrame]:
+        nonlocal item_changes
+        found, item_changes = changes([*_QUANTITIES, "total_energy_tce"], R_YOY_CHANGE, "yoy")
+        return found, item_changes
+
     runs: list[tuple[str, bool, Callable[[], tuple[_Hits, pl.DataFrame]]]] = [
         ("peer", st.peer, lambda: _peer(r, st, blocks, _PEER, "peer")),
         ("density", st.density, lambda: _peer(r, st, blocks, (_DENSITY,), "density")),
         ("model", st.model, model),
         ("slips", st.slips, slips),
-        ("yoy", st.yoy, lambda: changes(items, R_YOY_CHANGE, "yoy")),
+        ("yoy", st.yoy, yoy),
         ("size", st.size, lambda: changes(_SIZES, R_SIZE, "size", blocks["total_energy_tce"])),
         ("intensity", st.intensity, lambda: changes(intensities, R_YOY_CHANGE, "intensity")),
         ("density_change", st.density, lambda: changes([_DENSITY[1]], R_SIZE, "density")),
-        ("reconciliation", st.reconciliation, lambda: _reconciliation(r, settings)),
+        (
+            "reconciliation",
+            st.reconciliation,
+            lambda: _reconciliation(r, settings, item_changes, blocks),
+        ),
         ("copies", st.copies, lambda: _copies(r, h_items, st, copy_columns, blocks)),
         ("siblings", st.siblings, lambda: _siblings(r, st, copy_columns)),
         ("round_numbers", st.round_numbers, lambda: _round(r, h_items, st, blocks)),

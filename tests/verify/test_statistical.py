@@ -444,6 +444,29 @@ def test_the_one_item_that_closes_the_total_is_named_with_its_value():
     assert set(findings.filter(pl.col("rule_id") == "STA-013")["institution_id"]) == {"I008"}
 
 
+def test_a_gap_beside_an_unusual_change_names_the_item_and_the_value_the_total_gives():
+    directory, current, history = _city()
+    current = _with_own_total(current)  # totals from the true figures
+    true = current["electricity_kwh"][17]
+    current = _set(current, 17, electricity_kwh=true * 1.9)  # no unit factor: a wrong figure
+    findings = check_statistical(current, directory=directory, history=history)
+    hit = findings.filter((pl.col("rule_id") == "STA-013") & (pl.col("institution_id") == "I017"))
+    assert hit.height == 1 and hit["field"][0] == "electricity_kwh"
+    row = hit.row(0, named=True)
+    # v + gap / c: the true figure but for the total's rounding to 0.01 tce (±5 kgce at
+    # 0.1229 kgce/kWh: ±41 kWh)
+    assert row["suggested_value"] == pytest.approx(true, abs=41.0)
+    assert row["evidence"]["slip_factor"] is None
+    assert row["evidence"]["previous_value"] == history["electricity_kwh"][17]
+    assert "若仅此项有误，按总量应为" in row["message_zh"] and "the only error" in row["message_en"]
+    # the same change without a gap (the total moved with it) is no STA-013
+    consistent = _with_own_total(
+        _set(current.drop("reported_total_tce"), 17, electricity_kwh=true * 1.9)
+    )
+    quiet = check_statistical(consistent, directory=directory, history=history)
+    assert "STA-013" not in _rules(quiet, "I017")
+
+
 def test_area_typed_ten_times_is_found_with_its_correction():
     directory, current, history = _city()
     area = current["building_area_m2"][14]
