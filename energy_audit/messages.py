@@ -18,7 +18,8 @@ A template is plain text with placeholders:
     ``list`` (a list of text joined by ``、``), ``list_en`` (joined by ``, ``), ``zh`` and ``en``
     (the Chinese or English name of a field, :data:`FIELDS`), ``unit`` (its unit);
 Two names are computed from the finding: ``ratio`` (``value`` ÷ the evidence's
-``previous_value``) and ``gap_tce`` (``reported_total_tce`` − ``computed_total_tce``).
+``previous_value``, null where that is not positive) and ``gap_tce``
+(``reported_total_tce`` − ``computed_total_tce``).
 
 ``[then|else]``
     an optional clause: ``then`` where every placeholder in it is non-null, else ``else``
@@ -159,8 +160,9 @@ def template_fields(template: str) -> list[str]:
 
 
 def _column(name: str, schema: Mapping[str, pl.DataType] | None) -> pl.Expr:
-    if name == "ratio":
-        return pl.col("value") / _column("previous_value", schema)
+    if name == "ratio":  # no ratio to a previous figure of 0 (or below): null, not inf
+        previous = _column("previous_value", schema)
+        return pl.when(previous > 0).then(pl.col("value") / previous)
     if name == "gap_tce":
         return _column("reported_total_tce", schema) - _column("computed_total_tce", schema)
     if schema is None or name in schema or "evidence" not in schema:

@@ -65,10 +65,13 @@ def test_render_fills_evidence_fields_names_and_optional_clauses() -> None:
             [
                 {"previous_value": 1000.0, "previous_year": 2022, "p": 1e-5},
                 {"previous_value": None, "previous_year": None, "p": 0.02},
+                {"previous_value": 0.0, "previous_year": 2022, "p": 0.5},
             ],
         )
     )
-    frame = pl.DataFrame({"field": ["electricity_kwh", "natural_gas_m3"], "value": [1e4, 5.0]})
+    frame = pl.DataFrame(
+        {"field": ["electricity_kwh", "natural_gas_m3", "water_m3"], "value": [1e4, 5.0, 7.0]}
+    )
     frame = frame.with_columns(evidence)
     template = (
         "{field:zh} {value} {field:unit}[，上年（{previous_year:int}）{previous_value}，"
@@ -78,6 +81,7 @@ def test_render_fills_evidence_fields_names_and_optional_clauses() -> None:
     assert out == [
         "电力 10000 kWh，上年（2022）1000，之比 10.0，变化 900.0%（p = 1.0e-05）",
         "天然气 5 m³，无上年数据（p = 2.0e-02）",
+        "水 7 m³，无上年数据（p = 5.0e-01）",  # no ratio to 0: not "inf"
     ]
 
 

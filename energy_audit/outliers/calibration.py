@@ -109,7 +109,7 @@ def _tail_p_group(
     positive = x[x > 0]
     if positive.size:
         m = positive.size
-        k = int(min(max(math.ceil(tail_share * m), TAIL_MIN_COUNT), m // 2))
+        k = int(min(max(math.ceil(tail_share * n), TAIL_MIN_COUNT), m // 2))
         # the (k + 1)-th largest positive score, or the smallest (a selection, not a sort)
         at = m - k - 1 if k >= 1 and m > k else 0
         u = float(np.partition(positive, at)[at])
@@ -162,10 +162,13 @@ def tail_p(
     Notes
     -----
     In a group of n valid scores, n₊ of them positive, let
-    k = max(:data:`TAIL_MIN_COUNT`, ⌈tail_share · n₊⌉) (at most n₊/2) and u the (k+1)-th
-    largest positive score, or the smallest positive score when there are too few. Counting k
-    among the positive scores keeps the tail a tail for a statistic that is mostly exactly 0
-    (the change of a floor area nobody re-measured). Then
+    k = max(:data:`TAIL_MIN_COUNT`, ⌈tail_share · n⌉), at most n₊/2, and u the (k+1)-th
+    largest positive score, or the smallest positive score when there are too few: the
+    threshold is the same quantile of every statistic, but never below the median of the
+    positive scores, so that a statistic that is mostly exactly 0 (the change of a floor area
+    nobody re-measured) has the upper half of its positive scores as its tail, and a few
+    gross errors among them (a floor area typed 30 % too large) are judged against the
+    re-measures, not against each other. Then
 
     .. math::
 

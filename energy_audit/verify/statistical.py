@@ -171,9 +171,9 @@ _PEER_TEMPLATE = (
     "{expected_low}–{expected_high}, robust z = {score:z})" + _P[1] + _LAST[1],
 )
 _CHANGE_TEMPLATE = (
-    "{field:zh} {value}，上年（{previous_year:int}）{previous_value}，变化 {ratio:pct}%"
+    "{field:zh} {value}，上年（{previous_year:int}）{previous_value}[，变化 {ratio:pct}%]"
     "（按本年 {peer_size:int} 家同项变化的中位数推算应为 {median}）" + _P[0],
-    "{field:en} {value}, last year ({previous_year:int}) {previous_value}, change {ratio:pct} % "
+    "{field:en} {value}, last year ({previous_year:int}) {previous_value}[, change {ratio:pct} %] "
     "(the year's median change over {peer_size:int} returns gives {median})" + _P[1],
 )
 
