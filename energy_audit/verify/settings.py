@@ -80,9 +80,11 @@ round_numbers, digits : bool
         median change), calibrated apart for returns with and without one two back: a figure
         back at its level of two years ago says last year's return was wrong, not this one.
     change_follow : bool
-        Score a change of floor area or occupants (STA-011) by the smaller of the change and
-        the change of energy per m² or per person: a building change the total energy
-        follows (a new wing, a closed site) is explained; one it does not follow is not.
+        Score a change of floor area or occupants (STA-011) by the smallest of the change and
+        its difference from the change of the total energy and of the other of the two, and
+        a change of an item (STA-006) by the smallest of the change and its difference from
+        the change of floor area and of occupants: a building change the premises and their
+        energy follow (a new wing, a closed site) is explained; one nothing follows is not.
     materiality_floor : float
         Smallest weight of an energy item in a return's evidence, as a share of the return's
         expected energy: an item's evidence is weighted by its share, so that 3 kWh of

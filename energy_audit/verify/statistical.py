@@ -97,7 +97,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -253,6 +253,7 @@ R_YOY_CHANGE = _rule(
     "unusually large change on last year (calibrated on the year's changes)",
     _S + "tail_share",
     _S + "change_two_back",
+    _S + "change_follow",
     template=_CHANGE_TEMPLATE,
 )
 R_COPIED = _rule(
@@ -899,7 +900,7 @@ def _changes(
     columns: Sequence[str],
     rule: Rule,
     method: str,
-    follow: pl.DataFrame | None = None,
+    follow: Mapping[str, pl.DataFrame] | None = None,
 ) -> tuple[_Hits, pl.DataFrame]:
     """STA-006 (items, intensities) and STA-011 (area, occupants, area per person).
 
@@ -909,31 +910,36 @@ def _changes(
     ``change_two_back`` the score is the smaller of that on the previous return and that on
     the return before it (a figure back at its level of two years ago: last year was wrong,
     not this year), calibrated apart for the returns with and without a return two back.
-    With ``follow`` (the total energy's block of the year-over-year table) and
-    ``change_follow``, a change of floor area or occupants counts only as far as the total
-    energy did not follow it: each lag's score is the smaller of |Δ ln size| and
-    |Δ ln size − Δ ln energy| (each less the year's median). The finding's ``median`` is
+    With ``follow`` (column → its block of the year-over-year table: the total energy, the
+    floor area, the occupants) and ``change_follow``, a change of floor area or occupants
+    counts only as far as none of the others followed it: each lag's score is the smallest of
+    |Δ ln size| and |Δ ln size − Δ ln other| over the other columns (each less the year's
+    median). A new wing brings its occupants and its energy; a floor area typed 30 % too
+    large brings neither. The finding's ``median`` is
     last year's value moved by the year's median change.
     """
     by = ["column", "year"]
     items = long.filter(pl.col("column").is_in(list(columns))).join(
         stats, on=by, how="left", maintain_order="left"
     )
-    if follow is not None and st.change_follow:
-        rows = items["_row"]
+    followers = [] if follow is None or not st.change_follow else list(follow.items())
+    for i, (column, block) in enumerate(followers):
+        # the follower's change on the rows of every column but its own
+        rows, other = items["_row"], items["column"] != column
         items = items.with_columns(
-            follow["log_ratio"].gather(rows).alias("_f1"),
-            follow["log_ratio_two_back"].gather(rows).alias("_f2"),
+            pl.when(other).then(block["log_ratio"].gather(rows)).alias(f"_f1_{i}"),
+            pl.when(other).then(block["log_ratio_two_back"].gather(rows)).alias(f"_f2_{i}"),
         )
 
     def centred(x: pl.Expr) -> pl.Expr:
         return (x - x.median().over(by)).abs()
 
-    def score(lag: str, energy: str, own: pl.Expr) -> pl.Expr:
-        if follow is None or not st.change_follow:
-            return own
-        # a change of floor area or occupants that the energy follows is explained
-        return pl.min_horizontal(own, centred(pl.col(lag) - pl.col(energy)))
+    def score(lag: str, key: str, own: pl.Expr) -> pl.Expr:
+        # a change of floor area or occupants that the energy, or the other of the two,
+        # follows is explained
+        return pl.min_horizontal(
+            own, *(centred(pl.col(lag) - pl.col(f"{key}_{i}")) for i in range(len(followers)))
+        )
 
     one = score("log_ratio", "_f1", (pl.col("log_ratio") - pl.col("median_lr")).abs())
     if st.change_two_back:
@@ -1587,13 +1593,23 @@ def _analyse(
         return found, unit
 
     def changes(
-        columns: Sequence[str], rule: Rule, method: str, follow: pl.DataFrame | None = None
+        columns: Sequence[str],
+        rule: Rule,
+        method: str,
+        follow: Mapping[str, pl.DataFrame] | None = None,
     ) -> tuple[_Hits, pl.DataFrame]:
         return _changes(long, stats, st, windows, columns, rule, method, follow)
 
     def yoy() -> tuple[_Hits, pl.DataFrame]:
         nonlocal item_changes
-        found, item_changes = changes([*_QUANTITIES, "total_energy_tce"], R_YOY_CHANGE, "yoy")
+        # an item's change that the premises follow (a new wing) is explained as the other
+        # way round (:func:`_changes`)
+        found, item_changes = changes(
+            [*_QUANTITIES, "total_energy_tce"],
+            R_YOY_CHANGE,
+            "yoy",
+            {c: blocks[c] for c in _SIZES},
+        )
         return found, item_changes
 
     runs: list[tuple[str, bool, Callable[[], tuple[_Hits, pl.DataFrame]]]] = [
@@ -1602,7 +1618,13 @@ def _analyse(
         ("model", st.model, model),
         ("slips", st.slips, slips),
         ("yoy", st.yoy, yoy),
-        ("size", st.size, lambda: changes(_SIZES, R_SIZE, "size", blocks["total_energy_tce"])),
+        (
+            "size",
+            st.size,
+            lambda: changes(
+                _SIZES, R_SIZE, "size", {c: blocks[c] for c in ("total_energy_tce", *_SIZES)}
+            ),
+        ),
         ("intensity", st.intensity, lambda: changes(intensities, R_YOY_CHANGE, "intensity")),
         ("density_change", st.density, lambda: changes([_DENSITY[1]], R_SIZE, "density")),
         (

@@ -204,6 +204,38 @@ def test_area_change_the_energy_follows_is_explained():
     assert size_p(typed) < 2 / N  # the area alone up by half: the largest change of the year
 
 
+def test_a_change_the_other_measures_of_the_premises_follow_is_explained():
+    directory, current, history = _city()
+    rng = np.random.default_rng(2)  # every area re-measured and every head count moved a little
+    current = current.with_columns(
+        pl.col("building_area_m2") * np.exp(rng.normal(0.0, 0.02, current.height)),
+        (pl.col("occupants") * np.exp(rng.normal(0.0, 0.02, current.height))).round(0),
+    )
+
+    def scored(returns: pl.DataFrame) -> dict:
+        out = score_returns(returns, directory=directory, history=history)
+        return out.filter(pl.col("institution_id") == "I005").row(0, named=True)
+
+    sizes = ("building_area_m2", "occupants")
+    # a new wing with its staff, the energy flat: the head count follows the area, and the
+    # area the head count; the energy per m² and per person tell the rest (intensity)
+    wing = _set(current, 5, **{c: current[c][5] * 1.5 for c in sizes})
+    area_only = _set(current, 5, building_area_m2=current["building_area_m2"][5] * 1.5)
+    wing_p, area_p = scored(wing), scored(area_only)
+    assert area_p["size"] < 2 / N  # the largest change of the year: in the Pareto tail
+    # with 60 returns the conformal steps are 1/61: the wing's size evidence is among the
+    # ordinary ones, several times the area alone's, and its density unchanged
+    assert wing_p["size"] > 3 * area_p["size"]
+    assert wing_p["density"] > 0.1 > 0.01 > area_p["density"]
+    # the energy up by half with the area and the head count: explained; alone: the year's
+    # largest change
+    energy = ("electricity_kwh", "natural_gas_m3", "gasoline_l")
+    with_wing = _set(wing, 5, **{c: current[c][5] * 1.5 for c in energy})
+    alone = _set(current, 5, **{c: current[c][5] * 1.5 for c in energy})
+    assert scored(with_wing)["yoy"] > 0.1
+    assert scored(alone)["yoy"] < 2 / N
+
+
 def test_copied_figures():
     directory, current, history = _city()
     row = history.row(11, named=True)
