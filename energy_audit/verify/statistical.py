@@ -33,7 +33,7 @@ chance of every figure repeating to its precision (from the density of changes n
 - ``STA-008``: figures identical to another unit of the same parent
   (:func:`energy_audit.outliers.copies.identical_within_groups`, group ``parent_id``).
 - ``STA-009`` (info): metered figures rounder than chance, the institution's history and its
-  peers make likely (:func:`energy_audit.outliers.copies.round_numbers`), jointly for the return.
+  peers make likely for its magnitude (:func:`energy_audit.outliers.copies.round_numbers`).
 - ``STA-010``: a batch — a year's returns of one district or one parent body — whose pooled
   quantities' first-two digits are far from Benford's law
   (:func:`energy_audit.outliers.digits.benford_by_group`): Nigrini's MAD in "nonconformity"
@@ -1297,11 +1297,13 @@ def _siblings(
 def _round(
     r: pl.DataFrame, h: pl.DataFrame | None, st: StatisticalSettings, blocks: _Blocks
 ) -> tuple[_Hits, pl.DataFrame]:
-    """STA-009; evidence: the return's joint roundness.
+    """STA-009; evidence: each metered figure's roundness.
 
     :func:`energy_audit.outliers.copies.round_numbers` gives each metered figure the largest of
-    its chance, own-history and peer rates (for its magnitude) of being this round, and the
-    return the p-value of its roundest figure and of all of them together (Fisher).
+    its chance, own-history and peer rates (for its magnitude) of being this round. Each
+    figure is a unit of evidence, combined with the others of the return, weighted by
+    materiality, as every method's are (:func:`_combined`): several round figures of one
+    return together weigh more than one. The finding names the roundest figure.
     """
     columns = list(_METERED)
     out = round_numbers(
@@ -1310,20 +1312,19 @@ def _round(
         history=h,
         prior_weight=st.round_prior_weight,
     )
-    out = out.with_columns(pl.col("round_p").alias("p"))
     value = pl.lit(None, pl.Float64)
     roundness = pl.lit(None, pl.Int32)
+    figure_p = pl.lit(None, pl.Float64)
     for c in columns:
-        value = pl.when(pl.col("round_column") == c).then(pl.col(c)).otherwise(value)
-        roundness = (
-            pl.when(pl.col("round_column") == c)
-            .then(pl.col(f"round_{c}_roundness"))
-            .otherwise(roundness)
-        )
+        here = pl.col("round_column") == c
+        value = pl.when(here).then(pl.col(c)).otherwise(value)
+        roundness = pl.when(here).then(pl.col(f"round_{c}_roundness")).otherwise(roundness)
+        figure_p = pl.when(here).then(pl.col(f"round_{c}_p")).otherwise(figure_p)
+    # the roundest figure, with its own p-value (the return's is the stage's combination)
     hit = _with_last_year(
-        out.filter(
-            (pl.col("p") <= st.report_p) & pl.col("round_column").is_not_null()
-        ).with_columns(value.alias("value"), roundness.alias("t")),
+        out.with_columns(figure_p.alias("p"))
+        .filter((pl.col("p") <= st.report_p) & pl.col("round_column").is_not_null())
+        .with_columns(value.alias("value"), roundness.alias("t")),
         blocks,
         "round_column",
     )
@@ -1337,7 +1338,13 @@ def _round(
         "previous_value",
         "previous_year",
     )
-    return {R_ROUND: hits}, _units(out, "round_numbers", pl.col("round_column"))
+    # one unit per figure: the figures' evidence is combined, weighted by their materiality,
+    # with every other method's (:func:`_combined`)
+    units = pl.concat(
+        _units(out.with_columns(pl.col(f"round_{c}_p").alias("p")), "round_numbers", c)
+        for c in columns
+    )
+    return {R_ROUND: hits}, units
 
 
 def _digits(r: pl.DataFrame, st: StatisticalSettings) -> pl.DataFrame:
