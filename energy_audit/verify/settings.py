@@ -355,15 +355,8 @@ def _without_retired(values: dict[str, Any], where: str) -> dict[str, Any]:
     """``values`` without the retired settings that hold their saved value; refuse the others."""
     out = dict(values)
     for name in sorted(set(values) & set(RETIRED_SETTINGS)):
-        retired, value = RETIRED_SETTINGS[name], out.pop(name)
-        try:
-            converted = _convert(value, retired.hint)
-        except TypeError:
-            zh, en = _expected(retired.hint)
-            raise SettingsError(
-                f"{where}：设置项 {name} 的值 {_shown(value)} 类型不对，应为{zh}",
-                f"{where}: setting {name} is {_shown(value)}, expected {en}",
-            ) from None
+        retired = RETIRED_SETTINGS[name]
+        converted = _typed(out.pop(name), retired.hint, name, where)
         if converted != retired.saved:
             raise SettingsError(
                 f"{where}：设置项 {name} 已取消：{retired.replaced_zh}；请从设置中删去此项"
@@ -412,11 +405,15 @@ MOVED_SETTINGS: Final[Mapping[str, MovedSetting]] = {
 
 def _moved_value(values: dict[str, Any], name: str, where: str) -> Any:
     """Return the moved setting ``name`` of ``values``, typed (SettingsError if it is not)."""
-    moved, value = MOVED_SETTINGS[name], values[name]
+    return _typed(values[name], MOVED_SETTINGS[name].hint, name, where)
+
+
+def _typed(value: Any, hint: Any, name: str, where: str) -> Any:
+    """Return ``value`` converted to ``hint``; SettingsError naming ``name`` if it is not one."""
     try:
-        return _convert(value, moved.hint)
+        return _convert(value, hint)
     except TypeError:
-        zh, en = _expected(moved.hint)
+        zh, en = _expected(hint)
         raise SettingsError(
             f"{where}：设置项 {name} 的值 {_shown(value)} 类型不对，应为{zh}",
             f"{where}: setting {name} is {_shown(value)}, expected {en}",

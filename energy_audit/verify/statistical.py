@@ -134,7 +134,7 @@ from energy_audit.outliers.priority import (
 )
 from energy_audit.outliers.regression import expected_consumption
 from energy_audit.outliers.yoy import year_over_year_long
-from energy_audit.reconciliation import reconcile_totals
+from energy_audit.reconciliation import reconcile_totals, reported_decimals
 from energy_audit.slips import slip_factors_for
 from energy_audit.verify.settings import StatisticalSettings, VerifySettings
 
@@ -971,16 +971,6 @@ def _changes(
     return {rule: hit}, _units(items, method, pl.col("column"))
 
 
-def _decimals(x: pl.Expr) -> pl.Expr:
-    """Decimals a reported figure was given with (0-3): the first d with x·10^d whole."""
-    out = pl.lit(3)
-    for d in (2, 1, 0):
-        scaled = x * 10.0**d
-        whole = (scaled - scaled.round(0)).abs() <= 1e-6 * pl.max_horizontal(scaled.abs(), 1.0)
-        out = pl.when(whole).then(pl.lit(d)).otherwise(out)
-    return out
-
-
 _CLOSURE_MIN_HALF_WIDTH: Final = 0.05
 """Narrowest window of an implied factor [ln units]: fuel delivered at 0.72-0.76 kg/L against
 the nominal 0.73, a slip typed from a rounded 万 figure."""
@@ -1201,7 +1191,7 @@ def _reconciliation(
 
 def _precision(value: pl.Expr) -> pl.Expr:
     """Relative precision of a figure: half a unit of its last decimal over the figure."""
-    return 0.5 * pl.lit(10.0).pow(-_decimals(value).cast(pl.Float64)) / value.abs()
+    return 0.5 * pl.lit(10.0).pow(-reported_decimals(value).cast(pl.Float64)) / value.abs()
 
 
 def _copies(
