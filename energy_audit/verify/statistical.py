@@ -65,11 +65,16 @@ cauchy_combination_by`, :func:`_combined`): each method that scored the return w
 and within a method an energy item weighs its expected share of the return's energy
 (materiality, :func:`_materiality`), so that the panel's hours go where the tonnes of coal
 equivalent are. The combination is in turn calibrated on the year's returns
-(:func:`energy_audit.outliers.calibration.tail_p` of 1/p): the combined p of a return is the
-share of the year's returns with at least as much evidence, whatever the dependence between
-the pieces and however conservative each of them is (a Pareto tail beyond the largest; a year
-of fewer than :data:`energy_audit.outliers.calibration.MIN_CALIBRATION_SIZE` returns keeps
-the combination's own p). The priority is a monotone map of the combined p
+(:func:`energy_audit.outliers.calibration.tail_p` of 1/p: the share of the year's returns
+with at least as much evidence, whatever the dependence between the pieces and however
+conservative each of them is, a Pareto tail beyond), and the combined p of a return is the
+smaller of that and the combination's own p: on a clean year the rank is exact and the
+combination conservative (a Cauchy combination of conservative pieces: 15-30 % of nominal at
+1 % on clean synthetic cities), on a year with gross errors the rank among them understates a
+×10,000 slip, which the combination does not (the smaller of two p-values errs by at most 2α,
+Bonferroni; measured 0.75-1.0 α at 1 % and 5 %). A year of fewer than
+:data:`energy_audit.outliers.calibration.MIN_CALIBRATION_SIZE` returns keeps the combination's
+own p. The priority is a monotone map of the combined p
 (:func:`energy_audit.outliers.priority.priority_from_p`): the queue is in the order of the
 evidence and does not tie where the evidence differs. A Benjamini-Hochberg q-value is given only
 where the year's combined p-values pass an empirical-null check (:func:`_null_backed`: uniform
@@ -1733,8 +1738,9 @@ def _priorities(r: pl.DataFrame, units: pl.DataFrame, st: StatisticalSettings) -
         pl.Series("p_combined", p_all, dtype=pl.Float64).set(absent, None),
     )
     # the combination calibrated on the year's own returns, as every piece of evidence is: the
-    # share of the year's returns with at least this much evidence, a Pareto tail beyond (a
-    # year too small to calibrate keeps the combination's own p)
+    # share of the year's returns with at least this much evidence, a Pareto tail beyond; the
+    # smaller of that and the combination's own p (which a rank among the year's gross errors
+    # cannot show). A year too small to calibrate keeps the combination's own p.
     table = (
         tail_p(
             table.with_columns((1.0 / pl.col("p_combined").clip(lower_bound=1e-300)).alias("_s")),
@@ -1746,7 +1752,7 @@ def _priorities(r: pl.DataFrame, units: pl.DataFrame, st: StatisticalSettings) -
         )
         .with_columns(
             pl.when(pl.len().over("year") >= MIN_CALIBRATION_SIZE)
-            .then("_calibrated")
+            .then(pl.min_horizontal("_calibrated", "p_combined"))
             .otherwise("p_combined")
             .alias("p_combined")
         )
