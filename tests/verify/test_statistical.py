@@ -380,11 +380,13 @@ def test_synthetic_city_recall_within_5_percent_budget(noise):
         assert recall[kind] == 1.0, kind
     assert recall["typo_x10"] >= 0.95
     # … fuel in kilograms typed under litres (0.73 / 0.85 to last year, inside ordinary change)
-    # is found by the reported total that the items no longer add up to …
-    assert recall["unit_slip_kg_for_l"] >= 0.85
-    # … and, short of the bar of 95 %, area and head-count errors of 15-60 % and
-    # single-item jumps under heavy-tailed noise are not all in the budget yet
-    assert overall >= (0.7 if noise == "light" else 0.65)
+    # is found by the reported total that the items no longer add up to, and so are most
+    # single-item jumps that heavy-tailed noise hides (the total's gap beside the change) …
+    assert recall["unit_slip_kg_for_l"] >= 0.9
+    assert recall["yoy_jump"] >= (0.95 if noise == "light" else 0.6)
+    # … and, short of the bar of 95 % under heavy-tailed noise, area and head-count
+    # errors of 15-60 % and jumps of water are as common there as ordinary changes
+    assert overall >= (0.93 if noise == "light" else 0.8)
 
 
 @pytest.mark.parametrize("noise", list(NOISE_FAMILIES))
