@@ -313,14 +313,7 @@ def _from_dict(cls: Any, values: dict[str, Any], where: str) -> Any:
         if dataclasses.is_dataclass(hint):
             converted[name] = hint.from_dict(value, f"{where}: {name}")
             continue
-        try:
-            converted[name] = _convert(value, hint)
-        except TypeError:
-            zh, en = _expected(hint)
-            raise SettingsError(
-                f"{where}：设置项 {name} 的值 {_shown(value)} 类型不对，应为{zh}",
-                f"{where}: setting {name} is {_shown(value)}, expected {en}",
-            ) from None
+        converted[name] = _typed(value, hint, name, where)
     return cls(**converted)
 
 
