@@ -48,14 +48,17 @@ chance of every figure repeating to its precision (from the density of changes n
   condemn every district whose institutions report in 万 units; use it on figures as reported.
 - ``STA-011``: a change of floor area, occupants or floor area per person on last year larger
   than the year's own changes make likely (a ×10 typo in 建筑面积 or 用能人数 moves the
-  intensities, not the totals), and not followed by the total energy (a real building change
-  moves both).
+  intensities, not the totals), and not followed by the total energy or the other of the
+  two (a real building change moves them together); an item's change the floor area or head
+  count follows is explained the same way (``change_follow``).
 - Changes on last year (STA-006, STA-011) are also measured against the return two back: a
   figure back at its level of two years ago undoes last year's error, not this year's.
 - ``STA-012``: floor area per person far from the peers, or changed unusually on last year.
 - ``STA-013``: the reported total differs from Σ items × coefficients beyond its rounding (and
   beyond the coefficients some institutions use), and one item times one unit factor closes
-  the gap (:func:`_reconciliation`): close to proof of a slip, with the value that closes it.
+  the gap (:func:`_reconciliation`): close to proof of a slip, with the value that closes it;
+  or an item changed unusually on last year beside the gap (:func:`_gap_and_change`), with the
+  value the total gives that item were it the only error.
 
 Priority
 --------
