@@ -106,7 +106,10 @@ class VerifyResult:
 def _frames(
     source: pl.DataFrame | ReadResult | Sequence[pl.DataFrame | ReadResult] | None,
 ) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
-    """Return data and quarantine of one or several reads (None when nothing was given)."""
+    """Return data and quarantine of one or several reads (None when nothing was given).
+
+    Each frame comes back in one chunk (:func:`_one_chunk`).
+    """
     if source is None:
         return None, None
     items = [source] if isinstance(source, pl.DataFrame | ReadResult) else list(source)
@@ -115,9 +118,21 @@ def _frames(
     data = [i.data if isinstance(i, ReadResult) else i for i in items]
     quarantine = [i.quarantine for i in items if isinstance(i, ReadResult)]
     return (
-        pl.concat(data, how="diagonal_relaxed"),
-        pl.concat(quarantine) if quarantine else None,
+        _one_chunk(pl.concat(data, how="diagonal_relaxed")),
+        _one_chunk(pl.concat(quarantine)) if quarantine else None,
     )
+
+
+def _one_chunk(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return ``frame`` with every column in one chunk (no copy when it already is).
+
+    Frames enter :func:`verify` in several chunks when read back from Parquet or concatenated
+    from several files. polars 2.1 panics (``assertion failed: i < self.len()`` in its
+    string functions, ``pl.format`` / ``concat_str``) on columns whose chunks do not line up
+    after ``over`` and ``filter`` (COV-004's message); one chunk per column avoids it, and
+    every stage then reads contiguous memory.
+    """
+    return frame.rechunk()
 
 
 def verify(
@@ -175,6 +190,7 @@ def verify(
     else:
         known = directory.data if isinstance(directory, ReadResult) else directory
         scope = known.filter(pl.col("status").fill_null("active") == "active")
+    known, scope = _one_chunk(known), _one_chunk(scope)
     data, quarantine = _frames(returns)
     if data is None:
         data = contract.table("returns").empty_frame()
