@@ -82,13 +82,14 @@ import polars as pl
 from energy_audit.errors import SettingsError, UnusableInputError
 from energy_audit.outliers.yoy import (
     _PREV_YEAR,
+    EarlierReturns,
     FrameT,
     _check_columns,
     _check_frame,
+    _earlier_for,
     _group_list,
     _like,
     _prev,
-    earlier_returns,
     with_previous,
 )
 
@@ -158,6 +159,7 @@ def copied_figures(
     history: pl.DataFrame | pl.LazyFrame | None = None,
     min_nonzero: int = DEFAULT_MIN_NONZERO,
     rtol: float = DEFAULT_RTOL,
+    earlier: EarlierReturns | None = None,
 ) -> FrameT:
     """Flag returns whose every quantity is identical to the institution's previous return.
 
@@ -181,6 +183,10 @@ def copied_figures(
         Relative tolerance of "identical": |a − b| ≤ rtol · max(|a|, |b|). History converted
         from 万 units reads back as 192,476.99999999997 against 192,477; a figure kept to four
         decimals in 万 units is exact to 1 unit, about 10⁻⁵ of a figure of 10⁵.
+    earlier : EarlierReturns, optional
+        :func:`energy_audit.outliers.yoy.earlier_returns` of ``frame`` (collected) and
+        ``history`` with at least ``columns``, made once for several methods; instead of
+        ``history``.
 
     Returns
     -------
@@ -197,8 +203,8 @@ def copied_figures(
         If a column is missing, ``year`` is not an integer, a quantity is not numeric or the
         history's key dtype differs.
     SettingsError
-        If ``columns`` is empty or repeats a name, or ``min_nonzero`` is not in
-        1..len(columns).
+        If ``columns`` is empty or repeats a name, ``min_nonzero`` is not in
+        1..len(columns), or ``earlier`` is given with ``history`` or does not fit the frame.
 
     Notes
     -----
@@ -228,7 +234,7 @@ def copied_figures(
     added = ("is_copied_from_last_year", "copied_from_year")
     kept = [c for c in schema.names() if c not in added]
     data = frame.select(kept) if isinstance(frame, pl.DataFrame) else lazy.select(kept).collect()
-    work = with_previous(data, history, names, key, year, lags=1).lazy()
+    work = with_previous(data, history, names, key, year, lags=1, earlier=earlier).lazy()
     if not (isinstance(rtol, int | float) and 0 <= rtol < 0.01):
         raise SettingsError(
             f"rtol 应在 [0, 0.01) 内，实际为 {rtol!r}", f"rtol must be in [0, 0.01), got {rtol!r}"
@@ -495,6 +501,7 @@ def round_numbers(
     groups: str | Sequence[str] | None = None,
     prior_weight: float = DEFAULT_PRIOR_WEIGHT,
     prefix: str = "round_",
+    earlier: EarlierReturns | None = None,
 ) -> FrameT:
     """Score how suspiciously round each metered figure is, against chance, history and peers.
 
@@ -520,6 +527,10 @@ def round_numbers(
         Weight κ > 0 of the chance rate in the history and peer rates.
     prefix : str, default "round_"
         Prefix of the added columns.
+    earlier : EarlierReturns, optional
+        :func:`energy_audit.outliers.yoy.earlier_returns` of ``frame`` (collected) and
+        ``history`` with at least ``columns``, made once for several methods; instead of
+        ``history``.
 
     Returns
     -------
@@ -546,7 +557,8 @@ def round_numbers(
         If a column is missing, ``year`` is not an integer, a quantity is not numeric or the
         history's key dtype differs.
     SettingsError
-        If ``columns`` is empty or repeats a name, or ``prior_weight`` is not > 0.
+        If ``columns`` is empty or repeats a name, ``prior_weight`` is not > 0, or
+        ``earlier`` is given with ``history`` or does not fit the frame.
 
     Notes
     -----
@@ -602,7 +614,7 @@ def round_numbers(
     kept = [c for c in schema.names() if c not in added]
     data = frame.select(kept) if isinstance(frame, pl.DataFrame) else lazy.select(kept).collect()
     work = data.with_columns(_roundness(pl.col(c)).alias(out(c, "roundness")) for c in names)
-    earlier = earlier_returns(data, history, names, key, year)
+    earlier = _earlier_for(data, history, earlier, names, key, year)
     lags = [earlier.lag(k) for k in range(1, earlier.max_lag + 1)]
     part = [_YEAR, *group_cols]
     chance = chance_of(_T)

@@ -72,7 +72,6 @@ References
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -91,7 +90,10 @@ __all__ = [
     "DEFAULT_MIN_GROUP_SIZE",
     "DEFAULT_TOLERANCE",
     "LONG_COLUMNS",
+    "EarlierReturns",
+    "earlier_returns",
     "year_over_year",
+    "year_over_year_by_column",
     "year_over_year_long",
 ]
 
@@ -206,16 +208,16 @@ def _group_list(groups: str | Sequence[str] | None) -> list[str]:
     return [groups] if isinstance(groups, str) else list(groups or [])
 
 
-def _like(frame: FrameT, result: pl.LazyFrame) -> FrameT:
+def _like(frame: FrameT, result: pl.DataFrame | pl.LazyFrame) -> FrameT:
     """Return ``result`` as the kind of frame ``frame`` is.
 
-    A DataFrame's result is collected with the in-memory engine, which runs these plans
-    (element-wise columns over a frame in memory) faster than the streaming default; a
-    LazyFrame's is returned as it is, for the caller to collect as they wish.
+    A lazy result for a DataFrame is collected with the in-memory engine, which runs these
+    plans (element-wise columns over a frame in memory) faster than the streaming default; a
+    LazyFrame's result is returned lazy, for the caller to collect as they wish.
     """
     if isinstance(frame, pl.DataFrame):
-        return result.collect(engine="in-memory")
-    return result
+        return result if isinstance(result, pl.DataFrame) else result.collect(engine="in-memory")
+    return result.lazy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,8 +281,13 @@ def _key_order(
 
 
 @dataclass(frozen=True)
-class _Earlier:
+class EarlierReturns:
     """Where each row of a frame finds the same institution's earlier returns.
+
+    Made by :func:`earlier_returns`, once for the methods that compare a frame with its
+    earlier returns (:func:`year_over_year`, :func:`energy_audit.outliers.copies.
+    copied_figures`, :func:`energy_audit.outliers.copies.round_numbers`: their ``earlier``
+    parameter), so that one sort serves them all.
 
     The *union* is the history's rows followed by the frame's. Its rows with a key and a year
     form *runs* of one (key, year); the runs of a key are consecutive and in year order, and
@@ -324,11 +331,30 @@ def earlier_returns(
     columns: Sequence[str],
     key: str,
     year: str,
-) -> _Earlier:
+) -> EarlierReturns:
     """Find each row's earlier returns in history ∪ frame: one sort, no join.
 
     Rows without key or year are left out (their ``run`` is −1). History rows win over frame
     rows of the same (key, year); within one source the first row wins.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        Returns: ``key``, ``year`` (integer) and the quantity ``columns`` (numeric, in their
+        own units).
+    history : polars.DataFrame or polars.LazyFrame, optional
+        Earlier returns with ``key``, ``year`` and some of ``columns`` (an absent column has
+        no earlier values).
+    columns : sequence of str
+        Quantity columns whose earlier values are kept (:attr:`EarlierReturns.values`).
+    key, year : str
+        Columns identifying an institution and the data year.
+
+    Returns
+    -------
+    EarlierReturns
+        For the frame's rows in order, where their earlier returns are; pass it as
+        ``earlier`` to the methods comparing ``frame`` with the same history, once for all.
 
     Raises
     ------
@@ -405,13 +431,48 @@ def earlier_returns(
     run = np.full(n_frame, -1, dtype=np.int64)
     mine = sorted_at >= offset
     run[sorted_at[mine] - offset] = run_of_row[mine]
-    return _Earlier(
+    return EarlierReturns(
         year=years,
         values={c: union(c) for c in columns},
         winner=sorted_at[new_run],
         key_id=(np.cumsum(new_key) - 1)[new_run],
         run=run,
     )
+
+
+def _earlier_for(
+    frame: pl.DataFrame,
+    history: pl.DataFrame | pl.LazyFrame | None,
+    earlier: EarlierReturns | None,
+    columns: Sequence[str],
+    key: str,
+    year: str,
+) -> EarlierReturns:
+    """Return the earlier returns of ``frame``'s rows: ``earlier`` as given, else from history.
+
+    Raises
+    ------
+    SettingsError
+        If both ``history`` and ``earlier`` are given, or ``earlier`` was not made for a frame
+        of this height or lacks one of ``columns``.
+    """
+    if earlier is None:
+        return earlier_returns(frame, history, columns, key, year)
+    if history is not None:
+        raise SettingsError(
+            "history 与 earlier 只能给出其一（earlier 已包含历史数据）",
+            "give history or earlier, not both (earlier was made with the history)",
+        )
+    missing = [c for c in columns if c not in earlier.values]
+    if earlier.run.size != frame.height or missing:
+        raise SettingsError(
+            f"earlier 不是此输入数据（{frame.height} 行；列 {list(columns)}）的 earlier_returns："
+            f"它有 {earlier.run.size} 行" + (f"，缺少列 {'、'.join(missing)}" if missing else ""),
+            f"earlier is not earlier_returns of this frame ({frame.height} rows, "
+            f"columns {list(columns)}): it has {earlier.run.size} rows"
+            + (f" and lacks {', '.join(missing)}" if missing else ""),
+        )
+    return earlier
 
 
 def with_previous(
@@ -421,20 +482,21 @@ def with_previous(
     key: str,
     year: str,
     lags: int = 1,
+    earlier: EarlierReturns | None = None,
 ) -> pl.DataFrame:
     """Add the previous returns' year (lag 1) and values (lags 1..``lags``) to every row.
 
     Adds ``__ea_prev_year`` (Int64) and ``__ea_prev{lag}_{column}`` (Float64, null where there
     is no such return) to the frame, keeping its rows and order (:func:`earlier_returns`:
-    gathers, no join).
+    gathers, no join; ``earlier`` instead of ``history`` when it is already known).
     """
-    earlier = earlier_returns(frame, history, columns, key, year)
+    found = _earlier_for(frame, history, earlier, columns, key, year)
     added = []
     for lag in range(1, lags + 1):
-        index = earlier.lag(lag)
+        index = found.lag(lag)
         if lag == 1:
-            added.append(earlier.year.gather(index).alias(_PREV_YEAR))
-        added += [earlier.values[c].gather(index).alias(_prev(c, lag)) for c in columns]
+            added.append(found.year.gather(index).alias(_PREV_YEAR))
+        added += [found.values[c].gather(index).alias(_prev(c, lag)) for c in columns]
     return frame.with_columns(added)
 
 
@@ -497,16 +559,12 @@ def _nearest_factor(
     return pl.Series(log_ratio.name, out).fill_nan(None)
 
 
-def _match(log_ratio: pl.Expr, factors: Sequence[float], tolerance: float) -> pl.Expr:
-    """Match exp(log_ratio) with the nearest factor within the relative tolerance (else null)."""
+def _factor_logs(
+    factors: Sequence[float],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Return the factors' logs (ascending) and the factors in that order."""
     values = np.sort(np.asarray(factors, dtype=np.float64))
-    return log_ratio.map_batches(
-        functools.partial(
-            _nearest_factor, logs=np.log(values), factors=values, tolerance=tolerance
-        ),
-        return_dtype=pl.Float64,
-        is_elementwise=True,
-    )
+    return np.log(values), values
 
 
 def _ratio(current: pl.Expr, previous: pl.Expr) -> pl.Expr:
@@ -615,6 +673,7 @@ def year_over_year(
     groups: str | Sequence[str] | None = None,
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     prefix: str = "yoy_",
+    earlier: EarlierReturns | None = None,
 ) -> FrameT:
     """Add each quantity's change on the previous return, its unit-slip signature and p-value.
 
@@ -650,6 +709,9 @@ def year_over_year(
         Smallest group with its own median and MAD.
     prefix : str, default "yoy_"
         Prefix of the added columns.
+    earlier : EarlierReturns, optional
+        :func:`earlier_returns` of ``frame`` (collected) and ``history`` with at least
+        ``columns``, made once for several methods; instead of ``history``.
 
     Returns
     -------
@@ -680,18 +742,20 @@ def year_over_year(
         ``history``'s key dtype differs from the frame's.
     SettingsError
         If ``columns`` is empty or repeats a name, a slip factor is not a positive number
-        other than 1, ``tolerance`` is not in (0, 1), ``min_group_size`` < 1, or a density is
-        missing from the coefficient table.
+        other than 1, ``tolerance`` is not in (0, 1), ``min_group_size`` < 1, a density is
+        missing from the coefficient table, or ``earlier`` is given with ``history`` or does
+        not fit the frame.
 
     Notes
     -----
     Vectorised, no Python code per row: one sort of history ∪ frame by (hash of the key,
     year) and gathers for the previous returns (no join; :func:`earlier_returns`), one
     selection per year (and group) and column for the medians and MADs (the numbers of a
-    polars ``group_by``), and numpy over whole columns for the factor match and Φ. A
-    LazyFrame is collected first (the previous returns need all of it); the rest of the work
-    is returned as a lazy plan. About 2.5 s for 1 million returns × 16 columns with 4 million
-    earlier returns on two cores (``benchmarks/profile_statistical.py``).
+    polars ``group_by``), and numpy over whole columns for the factor match and Φ. The
+    columns are computed one quantity at a time, each from its own few columns (no frame of
+    all intermediates); a LazyFrame is collected first (the previous returns need all of it)
+    and the result returned as a LazyFrame. About 2.5 s for 1 million returns × 16 columns
+    with 4 million earlier returns on two cores (``benchmarks/profile_statistical.py``).
 
     References
     ----------
@@ -709,6 +773,46 @@ def year_over_year(
     (0.0001, 500000.0)
     """
     names = _check_columns(columns)
+    added = [f"{prefix}previous_year"] + [f"{prefix}{c}_{s}" for c in names for s in _PER_COLUMN]
+    schema = frame.lazy().collect_schema()
+    kept = [c for c in schema.names() if c not in added]
+    data, previous_year, blocks = _by_column(
+        frame.select(kept),
+        names,
+        key=key,
+        year=year,
+        history=history,
+        earlier=earlier,
+        slip_factors=slip_factors,
+        tolerance=tolerance,
+        groups=groups,
+        min_group_size=min_group_size,
+    )
+    result = data.with_columns(
+        previous_year.alias(f"{prefix}previous_year"),
+        *(blocks[c][s].alias(f"{prefix}{c}_{s}") for c in names for s in _PER_COLUMN),
+    )
+    return _like(frame, result)
+
+
+def _by_column(
+    frame: pl.DataFrame | pl.LazyFrame,
+    names: list[str],
+    *,
+    key: str,
+    year: str,
+    history: pl.DataFrame | pl.LazyFrame | None,
+    earlier: EarlierReturns | None,
+    slip_factors: Sequence[float] | Mapping[str, Sequence[float]] | None,
+    tolerance: float,
+    groups: str | Sequence[str] | None,
+    min_group_size: int,
+) -> tuple[pl.DataFrame, pl.Series, dict[str, pl.DataFrame]]:
+    """Check the inputs and compute the year-over-year columns of each quantity.
+
+    Returns the frame collected, the previous return's year (Int64) and per column a frame
+    of :data:`_PER_COLUMN` (names without prefix), one row per row of the frame.
+    """
     if not (isinstance(tolerance, int | float) and 0 < tolerance < 1):
         raise SettingsError(
             f"tolerance 应在 (0, 1) 区间内，实际为 {tolerance!r}",
@@ -720,8 +824,7 @@ def year_over_year(
             f"min_group_size must be an integer ≥ 1, got {min_group_size!r}",
         )
     group_cols = _group_list(groups)
-    lazy = frame.lazy()
-    schema = lazy.collect_schema()
+    schema = frame.lazy().collect_schema()
     _check_frame(schema, names, key, year, "frame")
     missing = [g for g in group_cols if g not in schema]
     if missing:
@@ -730,62 +833,67 @@ def year_over_year(
             f"frame lacks group column(s) {', '.join(missing)}",
         )
     factors = _factors_by_column(names, slip_factors)
-
-    added = [f"{prefix}previous_year"] + [f"{prefix}{c}_{s}" for c in names for s in _PER_COLUMN]
-    kept = [c for c in schema.names() if c not in added]
-    data = frame.select(kept) if isinstance(frame, pl.DataFrame) else lazy.select(kept).collect()
-    work = with_previous(data, history, names, key, year, lags=2).lazy()
-
-    def out(c: str, suffix: str) -> str:
-        return f"{prefix}{c}_{suffix}"
-
-    work = work.with_columns(
-        *(pl.col(_prev(c, 1)).alias(out(c, "previous")) for c in names),
-        *(
-            _ratio(pl.col(c).cast(pl.Float64), pl.col(_prev(c, 1))).alias(out(c, "ratio"))
-            for c in names
-        ),
-    ).with_columns(_log(pl.col(out(c, "ratio"))).alias(out(c, "log_ratio")) for c in names)
-    work = _with_robust_z(
-        work.collect(engine="in-memory"),
-        {out(c, "log_ratio"): out(c, "z") for c in names},
+    data = frame if isinstance(frame, pl.DataFrame) else frame.collect()
+    found = _earlier_for(data, history, earlier, names, key, year)
+    one, two = found.lag(1), found.lag(2)
+    current = {c: data[c].cast(pl.Float64) for c in names}
+    previous = {c: found.values[c].gather(one) for c in names}
+    log_ratio = {
+        c: pl.DataFrame({"v": current[c], "p": previous[c]})
+        .select(_log(_ratio(pl.col("v"), pl.col("p"))))
+        .to_series()
+        for c in names
+    }
+    lr = {c: f"__ea_lr_{c}" for c in names}
+    partition = data.select(list(dict.fromkeys([year, *group_cols])))
+    robust = _with_robust_z(
+        partition.with_columns(log_ratio[c].alias(lr[c]) for c in names),
+        {lr[c]: f"__ea_z_{c}" for c in names},
         year,
         group_cols,
         min_group_size,
-    ).lazy()
-    work = work.with_columns(
-        _match(pl.col(out(c, "log_ratio")), factors[c], tolerance).alias(f"__ea_slip_{c}")
-        for c in names
     )
-    stage = []
+    blocks = {}
     for c in names:
-        log_slip = pl.col(f"__ea_slip_{c}").log()
-        # the figure is nearer the level of two returns ago than that level times the
-        # factor: this change undoes the previous return's slip
+        matched = _nearest_factor(
+            log_ratio[c], *_factor_logs(factors[c]), tolerance=tolerance
+        ).alias("m")
+        work = pl.DataFrame(
+            [
+                current[c].alias("v"),
+                previous[c].alias("previous"),
+                found.values[c].gather(two).alias("p2"),
+                log_ratio[c].alias("log_ratio"),
+                matched,
+                robust[f"__ea_z_{c}"].alias("z"),
+            ]
+        )
+        log_slip = pl.col("m").log()
         # ln(current / two returns ago), of the figures themselves: a figure back at that
         # level is exactly 0, not a sum of two logs off by a rounding error
-        two_back = _log(_ratio(pl.col(c).cast(pl.Float64), pl.col(_prev(c, 2))))
+        two_back = _log(_ratio(pl.col("v"), pl.col("p2")))
+        # the figure is nearer the level of two returns ago than that level times the
+        # factor: this change undoes the previous return's slip
         reverts = (
             pl.when(log_slip.is_null())
             .then(pl.lit(False))
             .otherwise(two_back.abs() < (two_back - log_slip).abs())
         )
-        slip = pl.when(~reverts.fill_null(False)).then(pl.col(f"__ea_slip_{c}"))
-        stage += [
-            slip.alias(out(c, "slip")),
-            (pl.col(c).cast(pl.Float64) / slip).alias(out(c, "suggested")),
-            reverts.alias(out(c, "reverts")),
-            pl.col(out(c, "z"))
+        slip = pl.when(~reverts.fill_null(False)).then(pl.col("m"))
+        blocks[c] = work.select(
+            "previous",
+            _ratio(pl.col("v"), pl.col("previous")).alias("ratio"),
+            "log_ratio",
+            slip.alias("slip"),
+            (pl.col("v") / slip).alias("suggested"),
+            reverts.alias("reverts"),
+            "z",
+            pl.col("z")
             .map_batches(_two_sided_p, return_dtype=pl.Float64, is_elementwise=True)
-            .alias(out(c, "p")),
-            two_back.alias(out(c, "log_ratio_two_back")),
-        ]
-    result = work.with_columns(stage).select(
-        *kept,
-        pl.col(_PREV_YEAR).alias(f"{prefix}previous_year"),
-        *(out(c, s) for c in names for s in _PER_COLUMN),
-    )
-    return _like(frame, result)
+            .alias("p"),
+            two_back.alias("log_ratio_two_back"),
+        )
+    return data, found.year.gather(one), blocks
 
 
 def year_over_year_long(
@@ -799,14 +907,16 @@ def year_over_year_long(
     tolerance: float = DEFAULT_TOLERANCE,
     groups: str | Sequence[str] | None = None,
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    earlier: EarlierReturns | None = None,
 ) -> FrameT:
     """Year-over-year change as one row per return and quantity column (for findings).
 
-    Same numbers as :func:`year_over_year` (same parameters, without ``prefix``), reshaped.
+    Same numbers as :func:`year_over_year` (same parameters, without ``prefix``), reshaped:
+    the blocks of :func:`year_over_year_by_column` one below the other.
 
     Parameters
     ----------
-    frame, columns, key, year, history, slip_factors, tolerance, groups, min_group_size
+    frame, columns, key, year, history, slip_factors, tolerance, groups, min_group_size, earlier
         As in :func:`year_over_year`.
 
     Returns
@@ -835,16 +945,9 @@ def year_over_year_long(
     >>> long.select("year", "column", "slip_factor", "suggested_value").row(1)
     (2023, 'heat_gj', 1000.0, 1150.0)
     """
-    names = _check_columns(columns)
-    lazy = frame.lazy()
-    schema = lazy.collect_schema()
-    _check_frame(schema, names, key, year, "frame")
-    prefix = "__ea_yoy_"
-    wide = year_over_year(
-        lazy.select(
-            key, year, *names, *(g for g in _group_list(groups) if g not in names)
-        ).with_row_index(_ROW),
-        names,
+    blocks = year_over_year_by_column(
+        frame.lazy().collect() if isinstance(frame, pl.LazyFrame) else frame,
+        columns,
         key=key,
         year=year,
         history=history,
@@ -852,38 +955,74 @@ def year_over_year_long(
         tolerance=tolerance,
         groups=groups,
         min_group_size=min_group_size,
-        prefix=prefix,
+        earlier=earlier,
     )
-    if isinstance(frame, pl.DataFrame):  # computed once, not once per column
-        wide = wide.collect().lazy()
-    parts = [
-        wide.select(
-            pl.col(key),
-            pl.col(year),
-            pl.col(_ROW).alias("row_index"),
-            pl.lit(c, dtype=pl.String).alias("column"),
-            pl.col(c).cast(pl.Float64).alias("value"),
-            pl.col(f"{prefix}previous_year").alias("previous_year"),
-            *(
-                pl.col(f"{prefix}{c}_{s}").alias(name)
-                for s, name in zip(
-                    _PER_COLUMN,
-                    (
-                        "previous",
-                        "ratio",
-                        "log_ratio",
-                        "slip_factor",
-                        "suggested_value",
-                        "reverts",
-                        "z",
-                        "p",
-                        "log_ratio_two_back",
-                    ),
-                    strict=True,
-                )
-            ),
+    return _like(frame, pl.concat(list(blocks.values()), how="vertical"))
+
+
+def year_over_year_by_column(
+    frame: pl.DataFrame,
+    columns: Sequence[str],
+    *,
+    key: str = "institution_id",
+    year: str = "year",
+    history: pl.DataFrame | pl.LazyFrame | None = None,
+    slip_factors: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    groups: str | Sequence[str] | None = None,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    earlier: EarlierReturns | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Give the table of :func:`year_over_year_long` as one frame per quantity column.
+
+    For a caller that reads the columns one at a time: the blocks share the key, year and
+    previous year, and are not copied into one table.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        As in :func:`year_over_year` (a DataFrame).
+    columns, key, year, history, slip_factors, tolerance, groups, min_group_size, earlier
+        As in :func:`year_over_year`.
+
+    Returns
+    -------
+    dict of str to polars.DataFrame
+        Per column of ``columns`` (in order), its block of :func:`year_over_year_long`: one
+        row per row of ``frame``, in order, with that table's columns.
+
+    Raises
+    ------
+    UnusableInputError, SettingsError
+        As :func:`year_over_year`.
+    """
+    names = _check_columns(columns)
+    group_cols = [g for g in _group_list(groups) if g not in names]
+    data, previous_year, blocks = _by_column(
+        frame.select(list(dict.fromkeys([key, year, *names, *group_cols]))),
+        names,
+        key=key,
+        year=year,
+        history=history,
+        earlier=earlier,
+        slip_factors=slip_factors,
+        tolerance=tolerance,
+        groups=groups,
+        min_group_size=min_group_size,
+    )
+    rows = pl.Series("row_index", np.arange(data.height), dtype=pl.UInt32)
+    long_names = dict(zip(_PER_COLUMN, LONG_COLUMNS[4:], strict=True))
+    return {
+        c: pl.DataFrame(
+            [
+                data[key],
+                data[year],
+                rows,
+                pl.Series("column", [c], dtype=pl.String).new_from_index(0, data.height),
+                data[c].cast(pl.Float64).alias("value"),
+                previous_year.alias("previous_year"),
+                *(blocks[c][s].alias(long_names[s]) for s in _PER_COLUMN),
+            ]
         )
         for c in names
-    ]
-    result = pl.concat(parts, how="vertical")
-    return _like(frame, result)
+    }

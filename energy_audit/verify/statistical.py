@@ -141,7 +141,7 @@ from energy_audit.outliers.priority import (
     priority_from_p,
 )
 from energy_audit.outliers.regression import expected_consumption
-from energy_audit.outliers.yoy import year_over_year_long
+from energy_audit.outliers.yoy import EarlierReturns, earlier_returns, year_over_year_by_column
 from energy_audit.reconciliation import reconcile_totals, reported_decimals
 from energy_audit.slips import slip_factors_for
 from energy_audit.verify.settings import StatisticalSettings, VerifySettings
@@ -498,17 +498,14 @@ def _directory_columns(directory: pl.DataFrame) -> pl.DataFrame:
 
 
 _Blocks = dict[str, pl.DataFrame]
-"""Year-over-year table split by column: one frame per column, its rows in the order of the
-returns (row i is the return with ``_row`` i)."""
+"""Year-over-year table by column (:func:`energy_audit.outliers.yoy.year_over_year_by_column`):
+one frame per column, its rows in the order of the returns (row i is the return with ``_row``
+i)."""
 
 
-def _blocks(long: pl.DataFrame, columns: list[str], n: int) -> _Blocks:
-    """Split the year-over-year table into its per-column blocks, without copying.
-
-    :func:`year_over_year_long` gives one block of ``n`` rows per column, in the order of
-    ``columns``, each in the order of the returns.
-    """
-    return {c: long.slice(i * n, n) for i, c in enumerate(columns)}
+def _rows(blocks: _Blocks, columns: Sequence[str]) -> pl.DataFrame:
+    """Stack the blocks of ``columns``, in the blocks' order (that of the long table)."""
+    return pl.concat([block for c, block in blocks.items() if c in columns], how="vertical")
 
 
 def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFrame:
@@ -766,7 +763,7 @@ def _change_stats(blocks: _Blocks, columns: Sequence[str]) -> pl.DataFrame:
 
 
 def _slip_windows(
-    long: pl.DataFrame,
+    blocks: _Blocks,
     stats: pl.DataFrame,
     columns: Sequence[str],
     st: StatisticalSettings,
@@ -783,13 +780,13 @@ def _slip_windows(
     Returns
     -------
     polars.DataFrame
-        The rows of ``long`` whose change matches a window: ``_row``, ``year``, ``column``,
-        ``value``, ``previous``, ``previous_year``, ``ratio``, ``reverts``, ``slip_factor``,
-        ``half_width``, ``distance`` (in half-widths), ``n`` (changes of the column and year),
-        ``suggested_value``, ``window_p``.
+        The rows of the ``columns``' blocks whose change matches a window: ``_row``,
+        ``year``, ``column``, ``value``, ``previous``, ``previous_year``, ``ratio``,
+        ``reverts``, ``slip_factor``, ``half_width``, ``distance`` (in half-widths), ``n``
+        (changes of the column and year), ``suggested_value``, ``window_p``.
     """
     out = []
-    rows = long.filter(pl.col("column").is_in(list(columns)) & pl.col("log_ratio").is_not_null())
+    rows = _rows(blocks, columns).filter(pl.col("log_ratio").is_not_null())
     sigmas = {(c, y): (n, v) for c, y, n, v in stats.select("column", "year", "n", "sigma").rows()}
     for (column, year), part in rows.group_by("column", "year", maintain_order=True):
         lr = part["log_ratio"].to_numpy()
@@ -853,7 +850,7 @@ def _last_year_evidence() -> tuple[pl.Expr, pl.Expr]:
 
 def _slips(
     r: pl.DataFrame,
-    long: pl.DataFrame,
+    blocks: _Blocks,
     stats: pl.DataFrame,
     st: StatisticalSettings,
     ranges: pl.DataFrame,
@@ -868,7 +865,7 @@ def _slips(
     STA-006 to leave out the changes a slip explains).
     """
     columns = [*_QUANTITIES, *_SIZES]
-    windows = _slip_windows(long, stats, columns, st, coefficients)
+    windows = _slip_windows(blocks, stats, columns, st, coefficients)
     windows = windows.join(_last_year_slipped(r, windows), on=["_row", "column"], how="left").join(
         ranges.rename({"field": "column"}), on=["_row", "column"], how="left"
     )
@@ -901,7 +898,7 @@ def _slips(
 
 
 def _changes(
-    long: pl.DataFrame,
+    blocks: _Blocks,
     stats: pl.DataFrame,
     st: StatisticalSettings,
     windows: pl.DataFrame,
@@ -927,9 +924,7 @@ def _changes(
     last year's value moved by the year's median change.
     """
     by = ["column", "year"]
-    items = long.filter(pl.col("column").is_in(list(columns))).join(
-        stats, on=by, how="left", maintain_order="left"
-    )
+    items = _rows(blocks, columns).join(stats, on=by, how="left", maintain_order="left")
     followers = [] if follow is None or not st.change_follow else list(follow.items())
     for i, (column, block) in enumerate(followers):
         # the follower's change on the rows of every column but its own
@@ -1204,7 +1199,7 @@ def _precision(value: pl.Expr) -> pl.Expr:
 
 def _copies(
     r: pl.DataFrame,
-    h: pl.DataFrame | None,
+    earlier: EarlierReturns,
     st: StatisticalSettings,
     columns: list[str],
     blocks: _Blocks,
@@ -1219,7 +1214,7 @@ def _copies(
     out = copied_figures(
         r.select("_row", *_KEY, *columns),
         columns,
-        history=h,
+        earlier=earlier,
         min_nonzero=st.copy_min_nonzero,
         rtol=st.copy_rtol,
     ).filter(pl.col("is_copied_from_last_year"))
@@ -1293,7 +1288,7 @@ def _siblings(
 
 
 def _round(
-    r: pl.DataFrame, h: pl.DataFrame | None, st: StatisticalSettings, blocks: _Blocks
+    r: pl.DataFrame, earlier: EarlierReturns, st: StatisticalSettings, blocks: _Blocks
 ) -> tuple[_Hits, pl.DataFrame]:
     """STA-009; evidence: each metered figure's roundness.
 
@@ -1307,7 +1302,7 @@ def _round(
     out = round_numbers(
         r.select("_row", *_KEY, *columns),
         columns,
-        history=h,
+        earlier=earlier,
         prior_weight=st.round_prior_weight,
     )
     value = pl.lit(None, pl.Float64)
@@ -1566,17 +1561,20 @@ def _analyse(
     yoy_columns = [*_QUANTITIES, "total_energy_tce", *_SIZES, *intensities, _DENSITY[1]]
     prev_cols = ["_row", "column", "value", "previous", "previous_year", "ratio", "log_ratio",
                  "slip_factor", "suggested_value", "reverts", "log_ratio_two_back"]  # fmt: skip
-    long = year_over_year_long(
-        r.select("_row", *_KEY, *yoy_columns),
-        yoy_columns,
-        history=None if h is None else h.select(*_KEY, *yoy_columns),
-        slip_factors={c: slip_factors_for(c, coefficients) for c in yoy_columns},
-        tolerance=st.yoy_tolerance,
-    )
-    long = long.rename({"row_index": "_row"}).select("year", *prev_cols)
-    blocks = _blocks(long, yoy_columns, r.height)
+    # one sort of history ∪ returns for every method that compares a return with earlier ones
+    compared = list(dict.fromkeys([*yoy_columns, *copy_columns, *_METERED]))
+    earlier = earlier_returns(r, h, compared, "institution_id", "year")
+    blocks = {
+        c: block.rename({"row_index": "_row"}).select("year", *prev_cols)
+        for c, block in year_over_year_by_column(
+            r.select("_row", *_KEY, *yoy_columns),
+            yoy_columns,
+            earlier=earlier,
+            slip_factors={c: slip_factors_for(c, coefficients) for c in yoy_columns},
+            tolerance=st.yoy_tolerance,
+        ).items()
+    }
     stats = _change_stats(blocks, yoy_columns)
-    h_items = None if h is None else h.select(*_KEY, *copy_columns)
     times = {} if timings is None else timings
     times["preparation"] = time.perf_counter() - clock
     units: list[pl.DataFrame] = []
@@ -1594,7 +1592,7 @@ def _analyse(
 
     def slips() -> tuple[_Hits, pl.DataFrame]:
         nonlocal windows
-        found, unit, windows = _slips(r, long, stats, st, ranges, coefficients)
+        found, unit, windows = _slips(r, blocks, stats, st, ranges, coefficients)
         return found, unit
 
     def changes(
@@ -1603,7 +1601,7 @@ def _analyse(
         method: str,
         follow: Mapping[str, pl.DataFrame] | None = None,
     ) -> tuple[_Hits, pl.DataFrame]:
-        return _changes(long, stats, st, windows, columns, rule, method, follow)
+        return _changes(blocks, stats, st, windows, columns, rule, method, follow)
 
     def yoy() -> tuple[_Hits, pl.DataFrame]:
         nonlocal item_changes
@@ -1637,9 +1635,9 @@ def _analyse(
             st.reconciliation,
             lambda: _reconciliation(r, settings, item_changes, blocks),
         ),
-        ("copies", st.copies, lambda: _copies(r, h_items, st, copy_columns, blocks)),
+        ("copies", st.copies, lambda: _copies(r, earlier, st, copy_columns, blocks)),
         ("siblings", st.siblings, lambda: _siblings(r, st, copy_columns)),
-        ("round_numbers", st.round_numbers, lambda: _round(r, h_items, st, blocks)),
+        ("round_numbers", st.round_numbers, lambda: _round(r, earlier, st, blocks)),
     ]
     found: dict[Rule, list[pl.DataFrame]] = {}
     for method, enabled, run in runs:

@@ -18,6 +18,7 @@ from energy_audit.outliers.copies import (
     identical_within_groups,
     round_numbers,
 )
+from energy_audit.outliers.yoy import earlier_returns
 from energy_audit.synthetic import make_directory, make_returns
 
 QUANTITIES = [*ITEM_COLUMNS.values(), "water_m3"]
@@ -446,3 +447,19 @@ def test_siblings_match_as_a_group_by_compares_signed_zeros_and_nan() -> None:
     out = identical_within_groups(frame, ["electricity_kwh", "water_m3", "gas"], "parent_id")
     # 0.0 and −0.0 are one value, and so are two NaN, as a group_by takes them
     assert out["identical_sibling_ids"].to_list() == [["B"], ["A"], ["D"], ["C"], None]
+
+
+def test_earlier_returns_given_once_give_the_same_scores() -> None:
+    history = frame_of(
+        [("A", 2020, 100_000.0, 1.0), ("A", 2021, 0.0, 1.0), ("A", 2022, 250_000.0, 6_021.0)]
+    )
+    frame = frame_of([("A", 2022, 123_457.0, 1.0), ("A", 2023, 250_000.0, 6_021.0)])
+    earlier = earlier_returns(frame, history, TWO, "institution_id", "year")
+    assert_frame_equal(
+        copied_figures(frame, TWO, earlier=earlier), copied_figures(frame, TWO, history=history)
+    )
+    assert_frame_equal(
+        round_numbers(frame, TWO, earlier=earlier), round_numbers(frame, TWO, history=history)
+    )
+    with pytest.raises(SettingsError, match="只能给出其一"):
+        round_numbers(frame, TWO, history=history, earlier=earlier)

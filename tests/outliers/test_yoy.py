@@ -717,3 +717,29 @@ def test_robust_statistics_are_those_of_a_group_by(seed: int) -> None:
             frame.group_by(part).agg(exprs), on=part, how="left", maintain_order="left"
         ).select(got.columns)
         assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_earlier_returns_given_once_give_the_same_tables() -> None:
+    frame, history = untidy_returns(3)
+    columns = ["electricity_kwh"]
+    earlier = yoy.earlier_returns(frame, history, columns, "institution_id", "year")
+    assert_frame_equal(
+        year_over_year(frame, columns, earlier=earlier),
+        year_over_year(frame, columns, history=history),
+    )
+    blocks = yoy.year_over_year_by_column(frame, columns, earlier=earlier)
+    assert list(blocks) == columns
+    assert_frame_equal(
+        pl.concat(list(blocks.values())), year_over_year_long(frame, columns, history=history)
+    )
+
+
+def test_earlier_returns_must_fit_the_frame() -> None:
+    frame, history = untidy_returns(3)
+    earlier = yoy.earlier_returns(frame, history, ["electricity_kwh"], "institution_id", "year")
+    with pytest.raises(SettingsError, match="只能给出其一"):
+        year_over_year(frame, ["electricity_kwh"], history=history, earlier=earlier)
+    with pytest.raises(SettingsError, match=r"它有 \d+ 行"):
+        year_over_year(frame.head(5), ["electricity_kwh"], earlier=earlier)
+    with pytest.raises(SettingsError, match="缺少列 water_m3"):
+        year_over_year(frame.with_columns(water_m3=pl.lit(1.0)), ["water_m3"], earlier=earlier)
