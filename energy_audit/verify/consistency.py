@@ -87,6 +87,7 @@ from energy_audit.errors import UnusableInputError
 from energy_audit.factors import ITEM_COLUMNS
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
 from energy_audit.messages import number, number_text
+from energy_audit.outliers.yoy import earlier_returns
 from energy_audit.reconciliation import reconcile_totals
 from energy_audit.slips import price_slip_factors
 from energy_audit.verify.settings import VerifySettings
@@ -313,37 +314,18 @@ _PREVIOUS: Final = (
 
 
 def _with_previous(r: pl.DataFrame, history: pl.DataFrame | None) -> pl.DataFrame:
-    """Add ``prev_year`` and ``prev_<column>`` (:data:`_PREVIOUS`) of each row's previous return."""
-    columns = ["institution_id", "year", *_PREVIOUS]
-    latest = r["year"].max()
-    usable = (  # a row of the latest year or later is nobody's previous return
-        pl.col("institution_id").is_not_null()
-        & pl.col("year").is_not_null()
-        & (pl.col("year") < latest)
+    """Add ``prev_year`` and ``prev_<column>`` (:data:`_PREVIOUS`) of each row's previous return.
+
+    The previous return of :mod:`energy_audit.outliers.yoy` (one definition: the latest
+    earlier year in history ∪ returns, history first; one sort and gathers, no join).
+    """
+    h = None if history is None else _canonical(history, provenance=False)
+    earlier = earlier_returns(r, h, _PREVIOUS, "institution_id", "year")
+    last = earlier.lag(1)
+    return r.with_columns(
+        earlier.year.gather(last).alias("prev_year"),
+        *(earlier.values[c].gather(last).alias(f"prev_{c}") for c in _PREVIOUS),
     )
-    parts = [] if history is None else [_canonical(history, provenance=False)]
-    parts.append(r)
-    pool = (
-        pl.concat([p.filter(usable).select(columns) for p in parts])
-        .filter(pl.struct("institution_id", "year").is_first_distinct())
-        .select(
-            "institution_id",
-            "year",
-            pl.col("year").alias("prev_year"),
-            *(pl.col(c).alias(f"prev_{c}") for c in _PREVIOUS),
-        )
-        .sort("year")
-    )
-    left = r.sort("year", nulls_last=True, maintain_order=True)
-    joined = left.join_asof(
-        pool,
-        on="year",
-        by="institution_id",
-        strategy="backward",
-        allow_exact_matches=False,
-        check_sortedness=False,
-    )
-    return joined.sort("_row")
 
 
 # --------------------------------------------------------------------------------------------
@@ -868,9 +850,10 @@ def check_consistency(
 
     Notes
     -----
-    Vectorised polars: previous returns come from one as-of join (latest earlier year per
-    institution); the coefficients of each year present are fetched once and applied with
-    ``when/then`` on ``year``. Messages and ids are built only for the rows that hit.
+    Vectorised polars: previous returns come from one sort of history ∪ returns and gathers
+    (:func:`energy_audit.outliers.yoy.earlier_returns`); the coefficients of each year
+    present are fetched once and applied with ``when/then`` on ``year``. Messages and ids are
+    built only for the rows that hit.
 
     Examples
     --------

@@ -727,7 +727,7 @@ def _last_year_slipped(r: pl.DataFrame, slips: pl.DataFrame) -> pl.DataFrame:
 def _change_stats(blocks: _Blocks, columns: Sequence[str]) -> pl.DataFrame:
     """Summarise the year's changes on last year per column: count, median, robust spread.
 
-    Column by column, from the column's block of the year-over-year table (:func:`_blocks`),
+    Column by column, from the column's block of the year-over-year table (:data:`_Blocks`),
     with only ``year`` and ``log_ratio`` read: no copy of the whole table.
 
     Returns
