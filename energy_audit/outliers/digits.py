@@ -294,56 +294,48 @@ def _grouped_counts(
             f"分组列名 {'、'.join(clash)} 与输出列重名",
             f"group column name(s) {', '.join(clash)} clash with outputs",
         )
-    long = (
-        lazy.select(*keys, *(pl.col(c).cast(pl.Float64) for c in columns))
-        .unpivot(on=columns, index=keys, variable_name="__column", value_name="__value")
-        .filter(pl.col("__value").is_not_null())
-    )
-    long = long.with_columns(
-        usable.fill_null(False).alias("__usable"), digit(pl.col("__value")).alias("__digit")
-    )
-    tallies = [
-        pl.col("__usable").sum().cast(pl.Int64).alias("n_values"),
-        (~pl.col("__usable")).sum().cast(pl.Int64).alias("n_excluded"),
-    ]
-    # one count per (group, digit): no list of every digit per group
-    cells_of = long.filter(pl.col("__usable") & pl.col("__digit").is_not_null())
+    # column by column over the frame, one count per (group, digit) by bincount: no long
+    # table of every value
+    data = lazy.select(*keys, *(pl.col(c).cast(pl.Float64) for c in columns)).collect()
     if keys:
-        groups = (
-            lazy.select(keys)
-            .unique()
-            .join(long.group_by(keys).agg(*tallies), on=keys, how="left", nulls_equal=True)
-            .with_columns(pl.col("n_values", "n_excluded").fill_null(0))
-            .sort(keys, nulls_last=True)
-            .collect()
-        )
-        tally = (
-            cells_of.group_by(*keys, "__digit")
-            .agg(pl.len().alias("__n"))
-            .join(
-                groups.lazy().select(*keys, pl.int_range(pl.len()).alias("__g")),
+        present_keys = data.select(keys)
+        groups = present_keys.unique().sort(keys, nulls_last=True)
+        code = (
+            present_keys.join(
+                groups.with_row_index("__g"),
                 on=keys,
-                how="inner",
+                how="left",
                 nulls_equal=True,
-            )
-            .select("__g", "__digit", "__n")
-            .collect()
+                maintain_order="left",
+            )["__g"]
+            .cast(pl.Int64)
+            .to_numpy()
         )
     else:
-        groups = long.select(*tallies).collect()
-        tally = (
-            cells_of.group_by("__digit")
-            .agg(pl.len().alias("__n"))
-            .select(pl.lit(0).alias("__g"), "__digit", "__n")
-            .collect()
+        groups = pl.DataFrame()
+        code = np.zeros(data.height, dtype=np.int64)
+    n_groups = groups.height if keys else 1
+    n_values = np.zeros(n_groups, dtype=np.int64)
+    n_excluded = np.zeros(n_groups, dtype=np.int64)
+    counts = np.zeros(n_groups * cells, dtype=np.int64)
+    for c in columns:
+        per = data.select(pl.col(c).alias("__value")).select(
+            pl.col("__value").is_not_null().alias("present"),
+            usable.fill_null(False).alias("usable"),
+            digit(pl.col("__value")).cast(pl.Int64).alias("digit"),
         )
-    cell = tally["__g"].to_numpy().astype(np.int64) * cells + (
-        tally["__digit"].to_numpy().astype(np.int64) - first
+        present = per["present"].to_numpy()
+        ok = per["usable"].to_numpy() & present
+        n_values += np.bincount(code[ok], minlength=n_groups)
+        n_excluded += np.bincount(code[present & ~ok], minlength=n_groups)
+        counted = ok & per["digit"].is_not_null().to_numpy()
+        cell = code[counted] * cells + (per["digit"].fill_null(first).to_numpy()[counted] - first)
+        counts += np.bincount(cell, minlength=n_groups * cells)
+    groups = pl.concat(
+        [groups, pl.DataFrame({"n_values": n_values, "n_excluded": n_excluded})],
+        how="horizontal",
     )
-    counts = np.bincount(
-        cell, weights=tally["__n"].to_numpy().astype(np.float64), minlength=groups.height * cells
-    )
-    counts = counts.astype(np.int64).reshape(groups.height, cells)
+    counts = counts.reshape(n_groups, cells)
     return groups, counts
 
 
