@@ -156,9 +156,10 @@ def _dense_codes(
 ) -> tuple[npt.NDArray[np.int64], int] | None:
     """Code each row's group of ``by`` as one integer in a small range, if it fits.
 
-    Integer columns count from their minimum, text columns by their distinct values; the
-    codes combine in mixed radix. ``None`` when a column has nulls or another dtype, or the
-    key space is more than :data:`_DENSE_FACTOR` times the rows (then hash the groups).
+    Integer columns count from their minimum, enum columns by their categories, text columns
+    by their distinct values; the codes combine in mixed radix. ``None`` when a column has
+    nulls or another dtype, or the key space is more than :data:`_DENSE_FACTOR` times the
+    rows (then hash the groups).
     """
     n = frame.height
     key: npt.NDArray[np.int64] | None = None
@@ -171,7 +172,10 @@ def _dense_codes(
             low = int(values.min()) if n else 0  # type: ignore[arg-type]
             span = int(values.max()) - low + 1 if n else 1  # type: ignore[operator]
             code = values.to_numpy().astype(np.int64) - low
-        elif values.dtype in (pl.String, pl.Categorical) or isinstance(values.dtype, pl.Enum):
+        elif isinstance(values.dtype, pl.Enum):  # its categories' indices
+            code = values.to_physical().cast(pl.Int64).to_numpy()
+            span = max(len(values.dtype.categories), 1)
+        elif values.dtype in (pl.String, pl.Categorical):
             text = values.cast(pl.String)
             runs = text.rle().struct.unnest()  # long frames are often in blocks of one value
             if runs.height <= n // 8:

@@ -540,8 +540,12 @@ _Hits = dict[Rule, pl.DataFrame]
 """Candidate findings by rule: one row per return (``_row``) and field, with the finding's
 columns and ``p``, the calibrated p-value of its piece of evidence."""
 
-_UNIT_SCHEMA: Final = {"_row": pl.UInt32, "method": pl.String, "field": pl.String, "p": pl.Float64}
-"""Evidence units: the return, the method and field, and the calibrated p-value."""
+_METHOD: Final = pl.Enum(METHODS)
+"""Dtype of the evidence units' ``method``: a small integer code per unit, not its name."""
+
+_UNIT_SCHEMA: Final = {"_row": pl.UInt32, "method": _METHOD, "field": pl.String, "p": pl.Float64}
+"""Evidence units: the return, the method (:data:`METHODS`) and field, and the calibrated
+p-value."""
 
 
 def _units(frame: pl.DataFrame, method: str, field: str | pl.Expr) -> pl.DataFrame:
@@ -549,7 +553,7 @@ def _units(frame: pl.DataFrame, method: str, field: str | pl.Expr) -> pl.DataFra
     column = pl.lit(field) if isinstance(field, str) else field
     return frame.filter(pl.col("p").is_not_null()).select(
         pl.col("_row").cast(pl.UInt32),
-        pl.lit(method).alias("method"),
+        pl.lit(method, dtype=_METHOD).alias("method"),
         column.cast(pl.String).alias("field"),
         pl.col("p").cast(pl.Float64),
     )
@@ -1470,6 +1474,7 @@ def _codes(values: pl.Series, levels: Sequence[str]) -> npt.NDArray[np.int64]:
     runs = values.rle().struct.unnest()
     code = (
         runs["value"]
+        .cast(pl.String)
         .replace_strict(
             list(levels), list(range(len(levels))), default=len(levels), return_dtype=pl.Int64
         )
@@ -1501,17 +1506,15 @@ def _sorted_units(units: pl.DataFrame) -> pl.DataFrame:
         return units
     runs = units["field"].rle().struct.field("value")
     fields = sorted(runs.drop_nulls().unique().to_list())
-    methods = _codes(units["method"], METHODS)
+    methods = units["method"].to_physical().cast(pl.Int64).to_numpy()  # index in METHODS
     field = _codes(units["field"], fields)
     key = units["_row"].cast(pl.Int64).to_numpy() * (len(METHODS) + 1) + methods
     key = key * (len(fields) + 1) + field
     order = np.argsort(key, kind="stable")
-    if methods.max() == len(METHODS):  # a method of another name: gather its text
-        return units.select("_row", "method", "p", "_w")[order]
     return pl.DataFrame(
         {
             "_row": units["_row"].to_numpy()[order],
-            "method": pl.Series(METHODS, dtype=pl.String).gather(methods[order]),
+            "method": units["method"].gather(order),
             "p": units["p"].to_numpy()[order],
             "_w": units["_w"].to_numpy()[order],
         }
@@ -1703,7 +1706,7 @@ def _combined(units: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         ``_row``, ``methods`` (methods combined), ``p_combined``.
     """
     if units.is_empty():
-        each = {"_row": pl.UInt32, "method": pl.String, "p_combined": pl.Float64}
+        each = {"_row": pl.UInt32, "method": _METHOD, "p_combined": pl.Float64}
         empty = {"_row": pl.UInt32, "methods": pl.UInt32, "p_combined": pl.Float64}
         return pl.DataFrame(schema=each), pl.DataFrame(schema=empty)
     clipped = units.with_columns(pl.col("p").clip(upper_bound=0.5))
