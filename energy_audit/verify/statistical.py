@@ -766,6 +766,28 @@ def _change_stats(blocks: _Blocks, columns: Sequence[str]) -> pl.DataFrame:
     )
 
 
+def _rows_with_stats(blocks: _Blocks, stats: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """Stack the blocks of ``columns`` (:func:`_rows`) with their column's and year's statistics.
+
+    The rows and columns of a left join of the stacked blocks with ``stats``
+    (:func:`_change_stats`) on (``column``, ``year``), joined block by block on ``year`` (a
+    block is one column): no hash of every row's column name.
+    """
+    return pl.concat(
+        [
+            block.join(
+                stats.filter(pl.col("column") == c).drop("column"),
+                on="year",
+                how="left",
+                maintain_order="left",
+            )
+            for c, block in blocks.items()
+            if c in columns
+        ],
+        how="vertical",
+    )
+
+
 def _slip_windows(
     blocks: _Blocks,
     stats: pl.DataFrame,
@@ -928,7 +950,7 @@ def _changes(
     last year's value moved by the year's median change.
     """
     by = ["column", "year"]
-    items = _rows(blocks, columns).join(stats, on=by, how="left", maintain_order="left")
+    items = _rows_with_stats(blocks, stats, columns)
     followers = [] if follow is None or not st.change_follow else list(follow.items())
     for i, (column, block) in enumerate(followers):
         # the follower's change on the rows of every column but its own
