@@ -219,11 +219,14 @@ def _combine_dense(
     count = np.bincount(key, minlength=size)
     numerator = np.bincount(key, tw, minlength=size)
     denominator = np.bincount(key, w_, minlength=size)
-    first = np.full(size, key.size, dtype=np.int64)
-    np.minimum.at(first, key, np.arange(key.size, dtype=np.int64))
-    starts = np.zeros(key.size, dtype=bool)
-    starts[first[count > 0]] = True
-    at = np.flatnonzero(starts)  # each group's first row, in order of appearance
+    if key.size and bool(np.all(key[1:] >= key[:-1])):  # sorted: groups are runs
+        at = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    else:
+        first = np.full(size, key.size, dtype=np.int64)
+        np.minimum.at(first, key, np.arange(key.size, dtype=np.int64))
+        starts = np.zeros(key.size, dtype=bool)
+        starts[first[count > 0]] = True
+        at = np.flatnonzero(starts)  # each group's first row, in order of appearance
     group = key[at]
     with np.errstate(invalid="ignore", divide="ignore"):
         t = numerator[group] / denominator[group]

@@ -104,6 +104,17 @@ def test_tabulated_and_hashed_combinations_agree(seed: int) -> None:
             hashed = cauchy_combination_by(units.lazy(), "p", by, weight=weight).collect()
             # the same groups in the same order; the sums differ at most in the last bits
             assert_frame_equal(tabulated, hashed, check_exact=False, rel_tol=1e-12)
+    # groups in runs (units sorted by return and method, as the statistical stage sorts them)
+    # and a method of enum dtype: the same table as the hash group_by
+    enum = pl.Enum(["peer", "model", "yoy", "copies"])
+    for sorted_units in (units.sort("_row", "method"), units.sort("_row")):
+        for frame in (sorted_units, sorted_units.with_columns(pl.col("method").cast(enum))):
+            assert_frame_equal(
+                cauchy_combination_by(frame, "p", ["_row", "method"], weight="_w"),
+                cauchy_combination_by(frame.lazy(), "p", ["_row", "method"], weight="_w").collect(),
+                check_exact=False,
+                rel_tol=1e-12,
+            )
     # a float key or a null key is not tabulated: the group_by gives the same table
     keyed = units.with_columns(pl.col("_row").cast(pl.Float64))
     assert_frame_equal(
