@@ -29,7 +29,11 @@ from energy_audit.outliers.copies import copied_figures, identical_within_groups
 from energy_audit.outliers.peer import robust_peer_scores
 from energy_audit.outliers.priority import cauchy_combination_by
 from energy_audit.outliers.regression import expected_consumption
-from energy_audit.outliers.yoy import year_over_year_long
+from energy_audit.outliers.yoy import (
+    earlier_returns,
+    year_over_year_by_column,
+    year_over_year_long,
+)
 from energy_audit.slips import slip_factors_for
 from energy_audit.synthetic import make_directory, make_returns
 from energy_audit.verify.settings import StatisticalSettings
@@ -93,6 +97,26 @@ def calls(
             ),
         )
     )
+    # the stage sorts history ∪ returns once for yoy, copies and round numbers
+    compared = list(dict.fromkeys([*YOY, *QUANTITIES, *COSTS, *METERED]))
+    hcompared = h.select(*KEY, *compared)
+    out.append(
+        (
+            "earlier_returns",
+            r.height + h.height,
+            lambda: earlier_returns(r, hcompared, compared, *KEY),
+        )
+    )
+    earlier = earlier_returns(r, hcompared, compared, *KEY)
+    out.append(
+        (
+            "year_over_year_by_column (earlier given)",
+            frame.height,
+            lambda: year_over_year_by_column(
+                frame, YOY, earlier=earlier, slip_factors=factors, tolerance=st.yoy_tolerance
+            ),
+        )
+    )
     long = year_over_year_long(frame, YOY, history=history, slip_factors=factors)
     levels = [["year", "sector", "subsector"], ["year", "sector"], ["year"]]
     for column in [*INTENSITIES, DENSITY]:
@@ -143,7 +167,7 @@ def calls(
         (
             "copied_figures",
             mine.height + h_items.height,
-            lambda: copied_figures(mine, copies, history=h_items, min_nonzero=2, rtol=1e-6),
+            lambda: copied_figures(mine, copies, earlier=earlier, min_nonzero=2, rtol=1e-6),
         )
     )
     parents = r.select("_row", *KEY, "parent_id", *copies)
@@ -159,7 +183,7 @@ def calls(
         (
             "round_numbers",
             metered.height + h_items.height,
-            lambda: round_numbers(metered, METERED, history=h_items, prior_weight=1.0),
+            lambda: round_numbers(metered, METERED, earlier=earlier, prior_weight=1.0),
         )
     )
     # the evidence units of the stage: one p per return and field of each method
