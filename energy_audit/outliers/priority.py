@@ -157,9 +157,9 @@ def _dense_codes(
     """Code each row's group of ``by`` as one integer in a small range, if it fits.
 
     Integer columns count from their minimum, enum columns by their categories, text columns
-    by their distinct values; the codes combine in mixed radix. ``None`` when a column has
-    nulls or another dtype, or the key space is more than :data:`_DENSE_FACTOR` times the
-    rows (then hash the groups).
+    by their distinct values (in blocks) or their dense ranks; the codes combine in mixed
+    radix. ``None`` when a column has nulls or another dtype, or the key space is more than
+    :data:`_DENSE_FACTOR` times the rows (then hash the groups).
     """
     n = frame.height
     key: npt.NDArray[np.int64] | None = None
@@ -182,11 +182,10 @@ def _dense_codes(
                 levels = runs["value"].unique()
                 run_code = runs["value"].cast(pl.Enum(levels.to_list())).to_physical()
                 code = np.repeat(run_code.to_numpy().astype(np.int64), runs["len"].to_numpy())
-            else:
-                levels = text.unique()
-                code = text.cast(pl.Enum(levels.to_list())).to_physical()
-                code = code.to_numpy().astype(np.int64)
-            span = max(levels.len(), 1)
+                span = max(levels.len(), 1)
+            else:  # many values (a key per return): their dense ranks, no enum of them all
+                code = text.rank("dense").cast(pl.Int64).to_numpy() - 1
+                span = int(code.max()) + 1 if n else 1
         else:
             return None
         if size * span > max(_DENSE_FACTOR * n, 1 << 20):
