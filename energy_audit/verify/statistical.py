@@ -629,10 +629,13 @@ def _model(
     """STA-004; also the model's prediction interval per return and field (for suggestions)."""
     parts = []
     categorical = [c for c in st.model_categorical if c in r.columns]
-    for target in st.model_targets:
-        if target not in r.columns:
-            continue
-        for sub in r.partition_by("year", maintain_order=True):
+    targets = [t for t in st.model_targets if t in r.columns]
+    # the year's rows of the model's columns, partitioned once for every target
+    years = r.select(
+        "_row", "year", *targets, "building_area_m2", "occupants", *categorical
+    ).partition_by("year", maintain_order=True)
+    for target in targets:
+        for sub in years:
             try:
                 out = expected_consumption(
                     sub.select("_row", target, "building_area_m2", "occupants", *categorical),
