@@ -503,12 +503,6 @@ one frame per column, its rows in the order of the returns (row i is the return 
 i)."""
 
 
-def _rows(blocks: _Blocks, columns: Sequence[str]) -> pl.DataFrame:
-    """Stack the blocks of ``columns``, in the blocks' order (that of the long table)."""
-    blocks_of = [block for c, block in blocks.items() if c in columns]
-    return pl.concat(blocks_of, how="vertical", rechunk=True)  # contiguous: faster downstream
-
-
 def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFrame:
     """Add ``previous_value`` and ``previous_year`` of each hit's ``field`` column to the hits.
 
@@ -704,32 +698,30 @@ def _last_year_slipped(r: pl.DataFrame, slips: pl.DataFrame) -> pl.DataFrame:
     and this year is not flagged. Floor area and occupants are judged per person and per m²
     of the other.
     """
-    base = r.select("_row", "year", "sector", "building_area_m2", "occupants", *_QUANTITIES)
-    per = (
-        base.unpivot(
-            index=["_row", "year", "sector", "building_area_m2", "occupants"],
-            on=[*_QUANTITIES, *_SIZES],
-            variable_name="column",
+    flagged = [pl.DataFrame(schema={"_row": pl.UInt32, "column": pl.String})]
+    candidates = slips.filter(pl.col("reverts").is_null())
+    # per column: the peers' median per m² (per person for the floor area) in each year and
+    # sector, then only the candidates' rows are judged (no table of every figure)
+    for (column,), part in candidates.group_by("column"):
+        other = "occupants" if column == "building_area_m2" else "building_area_m2"
+        level = (pl.col(str(column)) / pl.col(other)).log()
+        medians = (
+            r.filter((pl.col(str(column)) > 0) & (pl.col(other) > 0))
+            .group_by("year", "sector")
+            .agg(level.median().alias("med"))
         )
-        .with_columns(
-            pl.when(pl.col("column") == "building_area_m2")
-            .then(pl.col("occupants"))
-            .otherwise(pl.col("building_area_m2"))
-            .alias("_per")
+        rows = part["_row"]
+        judged = part.with_columns(
+            r["sector"].gather(rows).alias("sector"), r[other].gather(rows).alias("_per")
+        ).join(medians, on=["year", "sector"], how="inner", nulls_equal=True)
+        now = ((pl.col("value") / pl.col("_per")).log() - pl.col("med")).abs()
+        fixed = ((pl.col("suggested_value") / pl.col("_per")).log() - pl.col("med")).abs()
+        flagged.append(
+            judged.filter((pl.col("value") > 0) & (pl.col("_per") > 0) & (now < fixed)).select(
+                pl.col("_row").cast(pl.UInt32), pl.col("column").cast(pl.String)
+            )
         )
-        .filter((pl.col("value") > 0) & (pl.col("_per") > 0))
-        .with_columns((pl.col("value") / pl.col("_per")).log().alias("_lv"))
-        .with_columns(pl.col("_lv").median().over("year", "sector", "column").alias("med"))
-        .select("_row", "column", "_per", "med")
-    )
-    candidates = slips.filter(pl.col("reverts").is_null()).join(
-        per, on=["_row", "column"], how="inner"
-    )
-    now = ((pl.col("value") / pl.col("_per")).log() - pl.col("med")).abs()
-    fixed = ((pl.col("suggested_value") / pl.col("_per")).log() - pl.col("med")).abs()
-    return candidates.filter(now < fixed).select(
-        "_row", "column", pl.lit(True).alias("last_slipped")
-    )
+    return pl.concat(flagged).with_columns(pl.lit(True).alias("last_slipped"))
 
 
 def _change_stats(blocks: _Blocks, columns: Sequence[str]) -> pl.DataFrame:
@@ -774,7 +766,7 @@ def _change_stats(blocks: _Blocks, columns: Sequence[str]) -> pl.DataFrame:
 
 
 def _rows_with_stats(blocks: _Blocks, stats: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
-    """Stack the blocks of ``columns`` (:func:`_rows`) with their column's and year's statistics.
+    """Stack the blocks of ``columns`` (in order) with their column's and year's statistics.
 
     The rows and columns of a left join of the stacked blocks with ``stats``
     (:func:`_change_stats`) on (``column``, ``year``), joined block by block on ``year`` (a
@@ -820,9 +812,17 @@ def _slip_windows(
         (changes of the column and year), ``suggested_value``, ``window_p``.
     """
     out = []
-    rows = _rows(blocks, columns).filter(pl.col("log_ratio").is_not_null())
     sigmas = {(c, y): (n, v) for c, y, n, v in stats.select("column", "year", "n", "sigma").rows()}
-    for (column, year), part in rows.group_by("column", "year", maintain_order=True):
+    # block by block (a block is one column), year by year: no stack of every column's rows
+    parts = (
+        ((column, year), part)
+        for column, block in blocks.items()
+        if column in columns
+        for (year,), part in block.filter(pl.col("log_ratio").is_not_null()).group_by(
+            "year", maintain_order=True
+        )
+    )
+    for (column, year), part in parts:
         lr = part["log_ratio"].to_numpy()
         n, sigma = sigmas[(column, year)]
         factors = np.asarray(slip_factors_for(str(column), coefficients), dtype=np.float64)
