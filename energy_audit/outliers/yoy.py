@@ -807,11 +807,13 @@ def _by_column(
     tolerance: float,
     groups: str | Sequence[str] | None,
     min_group_size: int,
+    scores: bool = True,
 ) -> tuple[pl.DataFrame, pl.Series, dict[str, pl.DataFrame]]:
     """Check the inputs and compute the year-over-year columns of each quantity.
 
     Returns the frame collected, the previous return's year (Int64) and per column a frame
-    of :data:`_PER_COLUMN` (names without prefix), one row per row of the frame.
+    of :data:`_PER_COLUMN` (names without prefix), one row per row of the frame; without
+    ``z`` and ``p`` unless ``scores``.
     """
     if not (isinstance(tolerance, int | float) and 0 < tolerance < 1):
         raise SettingsError(
@@ -846,12 +848,16 @@ def _by_column(
     }
     lr = {c: f"__ea_lr_{c}" for c in names}
     partition = data.select(list(dict.fromkeys([year, *group_cols])))
-    robust = _with_robust_z(
-        partition.with_columns(log_ratio[c].alias(lr[c]) for c in names),
-        {lr[c]: f"__ea_z_{c}" for c in names},
-        year,
-        group_cols,
-        min_group_size,
+    robust = (
+        _with_robust_z(
+            partition.with_columns(log_ratio[c].alias(lr[c]) for c in names),
+            {lr[c]: f"__ea_z_{c}" for c in names},
+            year,
+            group_cols,
+            min_group_size,
+        )
+        if scores
+        else None
     )
     blocks = {}
     for c in names:
@@ -865,7 +871,7 @@ def _by_column(
                 found.values[c].gather(two).alias("p2"),
                 log_ratio[c].alias("log_ratio"),
                 matched,
-                robust[f"__ea_z_{c}"].alias("z"),
+                *([] if robust is None else [robust[f"__ea_z_{c}"].alias("z")]),
             ]
         )
         log_slip = pl.col("m").log()
@@ -887,10 +893,16 @@ def _by_column(
             slip.alias("slip"),
             (pl.col("v") / slip).alias("suggested"),
             reverts.alias("reverts"),
-            "z",
-            pl.col("z")
-            .map_batches(_two_sided_p, return_dtype=pl.Float64, is_elementwise=True)
-            .alias("p"),
+            *(
+                []
+                if robust is None
+                else [
+                    "z",
+                    pl.col("z")
+                    .map_batches(_two_sided_p, return_dtype=pl.Float64, is_elementwise=True)
+                    .alias("p"),
+                ]
+            ),
             two_back.alias("log_ratio_two_back"),
         )
     return data, found.year.gather(one), blocks
@@ -972,6 +984,7 @@ def year_over_year_by_column(
     groups: str | Sequence[str] | None = None,
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     earlier: EarlierReturns | None = None,
+    scores: bool = True,
 ) -> dict[str, pl.DataFrame]:
     """Give the table of :func:`year_over_year_long` as one frame per quantity column.
 
@@ -984,12 +997,17 @@ def year_over_year_by_column(
         As in :func:`year_over_year` (a DataFrame).
     columns, key, year, history, slip_factors, tolerance, groups, min_group_size, earlier
         As in :func:`year_over_year`.
+    scores : bool, default True
+        With the robust z of each log-ratio and its p-value (``z``, ``p``); ``False`` leaves
+        them out, for a caller that calibrates the changes itself (their robust z per year
+        and group is the dearest part of the table).
 
     Returns
     -------
     dict of str to polars.DataFrame
         Per column of ``columns`` (in order), its block of :func:`year_over_year_long`: one
-        row per row of ``frame``, in order, with that table's columns.
+        row per row of ``frame``, in order, with that table's columns (without ``z`` and
+        ``p`` unless ``scores``).
 
     Raises
     ------
@@ -1009,6 +1027,7 @@ def year_over_year_by_column(
         tolerance=tolerance,
         groups=groups,
         min_group_size=min_group_size,
+        scores=scores,
     )
     rows = pl.Series("row_index", np.arange(data.height), dtype=pl.UInt32)
     long_names = dict(zip(_PER_COLUMN, LONG_COLUMNS[4:], strict=True))
@@ -1021,7 +1040,7 @@ def year_over_year_by_column(
                 pl.Series("column", [c], dtype=pl.String).new_from_index(0, data.height),
                 data[c].cast(pl.Float64).alias("value"),
                 previous_year.alias("previous_year"),
-                *(blocks[c][s].alias(long_names[s]) for s in _PER_COLUMN),
+                *(blocks[c][s].alias(long_names[s]) for s in _PER_COLUMN if s in blocks[c]),
             ]
         )
         for c in names

@@ -1612,6 +1612,7 @@ def _analyse(
             earlier=earlier,
             slip_factors={c: slip_factors_for(c, coefficients) for c in yoy_columns},
             tolerance=st.yoy_tolerance,
+            scores=False,  # the changes are calibrated by tail_p, not by a robust z
         ).items()
     }
     stats = _change_stats(blocks, yoy_columns)

@@ -734,6 +734,16 @@ def test_earlier_returns_given_once_give_the_same_tables() -> None:
     )
 
 
+def test_blocks_without_scores_are_the_blocks_less_z_and_p() -> None:
+    frame, history = untidy_returns(4)
+    columns = ["electricity_kwh"]
+    full = yoy.year_over_year_by_column(frame, columns, history=history)
+    bare = yoy.year_over_year_by_column(frame, columns, history=history, scores=False)
+    for c in columns:
+        assert {"z", "p"} <= set(full[c].columns) and not {"z", "p"} & set(bare[c].columns)
+        assert_frame_equal(bare[c], full[c].drop("z", "p"), check_exact=True)
+
+
 def test_earlier_returns_must_fit_the_frame() -> None:
     frame, history = untidy_returns(3)
     earlier = yoy.earlier_returns(frame, history, ["electricity_kwh"], "institution_id", "year")
