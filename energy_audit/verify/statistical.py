@@ -1167,7 +1167,8 @@ def _reconciliation(
     window's shoulders among the year's returns with a total
     (:func:`energy_audit.outliers.calibration.window_p`): a window that ordinary
     discrepancies (rounding, other coefficients) reach gets a weak p, one they never reach
-    about 1 / (n + 1). The suggested value closes the gap.
+    about 1 / (n + 1). The suggested value closes the gap. A gapped return no slip closes is
+    judged by its items' changes instead (:func:`_gap_and_change`, :func:`_gap_hits`).
     """
     if "reported_total_tce" not in r.columns:
         return {}, _no_units()
