@@ -51,6 +51,13 @@ INTENSITIES: Final[tuple[tuple[str, pl.Expr, str], ...]] = (
 )
 """Each intensity as (column, numerator expression, denominator column): for a row and a group."""
 
+UNIT_PRICES: Final[tuple[tuple[str, str, str], ...]] = (
+    ("electricity_price_yuan_per_kwh", "electricity_kwh", "electricity_cost_yuan"),
+    ("gas_price_yuan_per_m3", "natural_gas_m3", "natural_gas_cost_yuan"),
+    ("water_price_yuan_per_m3", "water_m3", "water_cost_yuan"),
+)
+"""Each implied unit price as (column [元 per unit], quantity column, cost column [元])."""
+
 SUM_COLUMNS: Final = ("building_area_m2", "occupants", "total_energy_tce", "water_m3", "co2_t")
 """Columns :func:`aggregate` sums for each group."""
 
@@ -157,6 +164,22 @@ def coefficient_expr(column: str, coefficients: TableSource | None = None) -> pl
 
 def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     return pl.when(denominator > 0).then(numerator / denominator)
+
+
+def unit_price_expr(quantity: str, cost: str) -> pl.Expr:
+    """Implied unit price of an item (单价): its cost ÷ its quantity [元 per unit].
+
+    Null unless both are reported and > 0 (a price of a zero quantity or cost says nothing).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> r = pl.DataFrame({"kwh": [500_000.0, 0.0], "yuan": [410_000.0, 5.0]})
+    >>> r.select(unit_price_expr("kwh", "yuan").alias("price"))["price"].to_list()
+    [0.82, None]
+    """
+    q, c = pl.col(quantity), pl.col(cost)
+    return pl.when((q > 0) & (c > 0)).then(c / q)
 
 
 def indicators(

@@ -36,6 +36,7 @@ RETURNS_COLUMNS: Final = _RETURNS.names
 _ENERGY_ITEMS: Final = tuple(ITEM_COLUMNS.values())
 _QUANTITIES: Final = (*_ENERGY_ITEMS, "pv_generation_kwh", "water_m3")
 _COSTS: Final = ("electricity_cost_yuan", "natural_gas_cost_yuan", "water_cost_yuan")
+_PRICED_ITEMS: Final = ("electricity_kwh", "natural_gas_m3", "water_m3")  # billed in _COSTS
 _INT_COLUMNS: Final = tuple(c.name for c in _RETURNS.columns if c.dtype == "int")
 _FLOAT_COLUMNS: Final = tuple(c.name for c in _RETURNS.columns if c.dtype == "float")
 

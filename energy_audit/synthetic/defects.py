@@ -25,6 +25,7 @@ import polars as pl
 from energy_audit.synthetic.columns import (
     _COSTS,
     _HEAT_BILLING,
+    _PRICED_ITEMS,
     _QUANTITIES,
     _VALUE_COLUMNS,
 )
@@ -167,8 +168,8 @@ class _Injector:
         if true is not None and reported is not None:
             t = np.asarray(true, dtype=np.float64)
             r = np.asarray(reported, dtype=np.float64)
-            columns["true_value"] = pl.Series(t)
-            columns["reported_value"] = pl.Series(r)
+            columns["true_value"] = pl.Series(t).fill_nan(None)  # NaN: not reported
+            columns["reported_value"] = pl.Series(r).fill_nan(None)
             with np.errstate(divide="ignore", invalid="ignore"):
                 factor = np.where(t != 0, r / np.where(t != 0, t, 1.0), np.nan)
             columns["factor"] = pl.Series(factor).fill_nan(None)
@@ -230,6 +231,18 @@ class _Injector:
                 kind, rows[here], str(field), reported(str(field), rows[here], here), **kw
             )
 
+    def bill(self, kind: str, rows: npt.NDArray[np.int64], fields: npt.NDArray[np.str_]) -> None:
+        """Bill each row's reported ``fields`` at its price: the cost follows the figure.
+
+        For an institution that computes its cost from the figure it reports rather than
+        copying it from the bills, so that the implied unit price does not betray the figure.
+        Fields without a cost column, and institutions that report no costs, are left alone.
+        """
+        for item, cost in zip(_PRICED_ITEMS, _COSTS, strict=True):
+            r = rows[(fields == item) & ~np.isnan(self.v[cost][rows])]
+            k = _PRICED_ITEMS.index(item)
+            self.set_field(kind, r, cost, np.round(self.v[item][r] * self.v["_price"][r, k], 2))
+
     def copy_figures(
         self,
         kind: str,
@@ -243,7 +256,8 @@ class _Injector:
         A copied form copies its total too: the copy stays consistent with itself.
         """
         for field in (*_QUANTITIES, *_COSTS, "reported_total_tce"):
-            differs = self.v[field][rows] != self.v[field][source]
+            a, b = self.v[field][rows], self.v[field][source]
+            differs = (a != b) & ~(np.isnan(a) & np.isnan(b))  # no cost reported in either
             r = rows[differs]
             self.set_field(
                 kind,
@@ -269,6 +283,9 @@ class _Injector:
 # --------------------------------------------------------------------------------------------
 
 
+#: Share of the ``yoy_jump`` figures whose cost is computed from the wrong figure (the rest keep
+#: the cost of the bills).
+_BILLED_JUMP_SHARE: Final = 0.25
 #: Share of the ``unit_slip_10k`` figures typed from a rounded 万 figure.
 _WAN_ROUNDED_SHARE: Final = 0.5
 #: Density of an actual fuel delivery [kg/L] (domain.md §2: 0.73 gasoline, 0.84-0.86 diesel).
@@ -352,6 +369,8 @@ def _yoy_jump(inj: _Injector, kind: str) -> None:
         lambda f, r, here: _not_round(inj.v[f][r - 1] * ratio[here], rng),
         detail="ratio to last year's reported value",
     )
+    billed = rng.random(rows.size) < _BILLED_JUMP_SHARE
+    inj.bill(kind, rows[billed], fields[billed])
 
 
 def _area_change(inj: _Injector, kind: str) -> None:
@@ -424,6 +443,7 @@ def _round_number(inj: _Injector, kind: str) -> None:
         return np.round(v[field][r] / scale) * scale
 
     inj.set_fields(kind, rows, fields, reported)
+    inj.bill(kind, rows, fields)  # an estimate is billed as estimated
 
 
 def _identical_siblings(inj: _Injector, kind: str) -> None:

@@ -31,6 +31,12 @@ Realism in every family:
   (100 from 3,000 occupants).
 - about 2 % of the institutions a year re-measure their floor area (building and heated area ×
   (1 ± 0.5-5 %)), energy unchanged.
+- costs are billed at unit prices that move: each tariff city-wide by × 0.97-1.03 a year, and
+  each institution's price of each item by its own yearly deviation (:func:`_price_factors`:
+  ``light`` × 0.98-1.02; ``heavy`` and ``mixture`` Student-t with 3 degrees of freedom of
+  robust spread 0.04, capped at × 1.2 either way: billing periods that straddle the year, tariff
+  mixes, late bills). About 10 % of the institutions report no costs at all
+  (:data:`_NO_COST_SHARE`, costs are optional on the form).
 """
 
 from __future__ import annotations
@@ -110,6 +116,11 @@ _FOLLOWS_BUILDING: Final = frozenset(
         "water_m3",
     }
 )
+
+_TARIFF_CHANGE: Final = (0.97, 1.03)  # city-wide yearly factor of each tariff
+_PRICE_SPREAD: Final = 0.04  # robust spread of an institution's yearly price deviation [ln]
+_MAX_PRICE_DEVIATION: Final = math.log(1.2)  # the deviation's cap [ln units]
+_NO_COST_SHARE: Final = 0.1  # of the institutions: no cost reported in any year
 
 _REMEASURE_SHARE: Final = 0.02  # institutions a year
 _REMEASURE_CHANGE: Final = (0.005, 0.05)  # relative change of the area measured
@@ -216,6 +227,28 @@ class _BuildingChanges:
             own[self.events] = self.rng.normal(0.0, _BUILDING_FOLLOW_SIGMA, int(self.events.sum()))
             self._factors[item] = np.exp(np.cumsum(self.log_change + own, axis=1)).ravel()
         return self._factors[item]
+
+
+def _price_factors(
+    family: str, m: int, ny: int, items: int, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
+    """Factor of each item's unit price on every grid row, one column per item [1].
+
+    The city-wide tariff of the year (:data:`_TARIFF_CHANGE`) times the institution's own
+    deviation of the year: ``light`` uniform × 0.98-1.02; ``heavy`` and ``mixture``
+    Student-t(3) of robust spread :data:`_PRICE_SPREAD` [ln units], capped at
+    :data:`_MAX_PRICE_DEVIATION`. Rows of the institutions that report no costs
+    (:data:`_NO_COST_SHARE`) are NaN.
+    """
+    tariff = rng.uniform(*_TARIFF_CHANGE, (ny, items))
+    if family == "light":
+        own = rng.uniform(0.98, 1.02, (m, ny, items))
+    else:
+        steps = rng.standard_t(_T_DF, (m, ny, items)) * (_PRICE_SPREAD / _T3_ROBUST_SPREAD)
+        own = np.exp(np.clip(steps, -_MAX_PRICE_DEVIATION, _MAX_PRICE_DEVIATION))
+    factors = own * tariff[None, :, :]
+    factors[rng.random(m) < _NO_COST_SHARE] = np.nan
+    return factors.reshape(m * ny, items)
 
 
 def _remeasured_area(m: int, ny: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:

@@ -86,7 +86,10 @@ _LPG_SHARE: Final = 0.04
 _OTHER_ENERGY_SHARE: Final = 0.02
 _GASOLINE_L_PER_VEHICLE: Final = 2200.0
 _DIESEL_L_PER_VEHICLE: Final = 3500.0
-_ELECTRICITY_PRICE: Final = (0.60, 1.05)  # [元/kWh], times a yearly ±2 %
+# An institution's unit price [元 per unit], times the yearly factors of noise._price_factors
+# (× 0.8-1.2 and the tariff's × 0.97-1.03: a clean electricity price stays inside the price
+# rule's band 0.5-1.2 元/kWh)
+_ELECTRICITY_PRICE: Final = (0.65, 0.95)  # [元/kWh]
 _GAS_PRICE: Final = (3.0, 3.9)  # [元/m³]
 _WATER_PRICE: Final = (4.5, 7.9)  # [元/m³]
 
@@ -95,6 +98,7 @@ _WATER_PRICE: Final = (4.5, 7.9)  # [元/m³]
 _STREAM_DIRECTORY, _STREAM_RETURNS, _STREAM_DEFECTS, _STREAM_FILES = 1, 2, 3, 4
 _STREAM_EVOLUTION, _STREAM_DIRECTORY_DEFECTS = 5, 6
 _STREAM_REALISM, _STREAM_BUILDINGS = 7, 8  # realism of every noise family; building changes
+_STREAM_PRICES = 9  # the yearly unit prices
 
 # --------------------------------------------------------------------------------------------
 # Small helpers

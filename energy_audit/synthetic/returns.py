@@ -12,8 +12,10 @@ import polars as pl
 
 from energy_audit.factors import kgce_per_canonical_unit
 from energy_audit.synthetic.columns import (
+    _COSTS,
     _FLOAT_COLUMNS,
     _INT_COLUMNS,
+    _PRICED_ITEMS,
     _VALUE_COLUMNS,
     RETURNS_COLUMNS,
 )
@@ -29,6 +31,7 @@ from energy_audit.synthetic.noise import (
     _check_noise,
     _naturally_round,
     _not_round,
+    _price_factors,
     _remeasured_area,
     _rounded_occupants,
     _YearlyNoise,
@@ -55,6 +58,7 @@ from energy_audit.synthetic.parameters import (
     _SECTORS,
     _STREAM_BUILDINGS,
     _STREAM_DEFECTS,
+    _STREAM_PRICES,
     _STREAM_REALISM,
     _STREAM_RETURNS,
     _WATER_PRICE,
@@ -100,17 +104,17 @@ def _true_values(
     rng: np.random.Generator,
     realism: np.random.Generator,
     building_rng: np.random.Generator,
+    price_rng: np.random.Generator,
     noise: str,
 ) -> dict[str, npt.NDArray]:
     """Draw the true returns of every institution and year (institution-major grid).
 
     ``rng`` draws the institutions and the family's yearly noise (:mod:`.noise`), ``realism``
     the re-measured areas, round occupants and naturally round figures, ``building_rng`` the
-    building changes of the ``mixture`` family: each its own stream, so that the ``light``
-    family keeps the draws it had before the others existed.
+    building changes of the ``mixture`` family, ``price_rng`` the yearly unit prices: each its
+    own stream, so that the ``light`` family keeps the draws it had before the others existed.
     """
     m, ny = inst.size, years.size
-    g = m * ny
     s, lv = inst.sector, inst.level
 
     # Static: area, occupants, equipment.
@@ -204,14 +208,12 @@ def _true_values(
     for item in _METERED:  # estimated bills, fixed quotas
         values[item] = _naturally_round(values[item], realism)
     values["pv_generation_kwh"] = _not_round(values["electricity_kwh"] * pv_share[i], rng)
-    yearly_price = rng.uniform(0.98, 1.02, g)
-    values["electricity_cost_yuan"] = np.round(
-        values["electricity_kwh"] * price_e[i] * yearly_price, 2
+    prices = np.column_stack([price_e[i], price_g[i], price_w[i]]) * _price_factors(
+        noise, m, ny, 3, price_rng
     )
-    values["natural_gas_cost_yuan"] = np.round(
-        values["natural_gas_m3"] * price_g[i] * yearly_price, 2
-    )
-    values["water_cost_yuan"] = np.round(values["water_m3"] * price_w[i] * yearly_price, 2)
+    for k, (item, cost) in enumerate(zip(_PRICED_ITEMS, _COSTS, strict=True)):
+        values[cost] = np.round(values[item] * prices[:, k], 2)
+    values["_price"] = prices  # the institution's price of the year, for defects that bill
     values["_building_changed"] = building.changed
     values["_inst"] = i
     values["_yi"] = yi
@@ -305,7 +307,14 @@ def make_returns(
     inst = _institutions(directory, table, n_phantoms, defect_rng)
     trend = district_trends(table)["intensity_change_per_year"].to_numpy()
     values = _true_values(
-        inst, year_array, trend, rng, realism, _rng(seed, _STREAM_BUILDINGS), noise
+        inst,
+        year_array,
+        trend,
+        rng,
+        realism,
+        _rng(seed, _STREAM_BUILDINGS),
+        _rng(seed, _STREAM_PRICES),
+        noise,
     )
     own_totals = _OwnTotals.draw(inst.size, realism)
     values["reported_total_tce"] = own_totals.total_tce(
@@ -338,6 +347,7 @@ def make_returns(
             pl.col(list(_INT_COLUMNS)).cast(pl.Int64),
             pl.col(list(_FLOAT_COLUMNS)).cast(pl.Float64),
         )
+        .with_columns(pl.col(_COSTS).fill_nan(None))  # no cost reported
         .sort("year", "_order")
         .select(RETURNS_COLUMNS)
     )

@@ -86,6 +86,7 @@ from energy_audit import contract
 from energy_audit.errors import UnusableInputError
 from energy_audit.factors import ITEM_COLUMNS
 from energy_audit.findings import Rule, empty_findings, findings_from_hits, sort_findings
+from energy_audit.indicators import unit_price_expr
 from energy_audit.messages import number, number_text
 from energy_audit.outliers.yoy import earlier_returns
 from energy_audit.reconciliation import reconcile_totals
@@ -671,10 +672,8 @@ def _price(r: pl.DataFrame, p: _Priced, s: VerifySettings) -> pl.DataFrame:
     low, high = getattr(s, p.band)
     q, c = pl.col(p.quantity), pl.col(p.cost)
     price = pl.col("_price")
-    hits = (
-        r.filter(q.is_not_null() & c.is_not_null() & (q > 0) & (c > 0))
-        .with_columns((c / q).alias("_price"))
-        .filter((price < low) | (price > high))
+    hits = r.with_columns(unit_price_expr(p.quantity, p.cost).alias("_price")).filter(
+        (price < low) | (price > high)
     )
     if hits.is_empty():
         return pl.DataFrame()

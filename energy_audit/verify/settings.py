@@ -83,8 +83,10 @@ round_numbers, digits : bool
         Score a change of floor area or occupants (STA-011) by the smallest of the change and
         its difference from the change of the total energy and of the other of the two, and
         a change of an item (STA-006) by the smallest of the change and its difference from
-        the change of floor area and of occupants: a building change the premises and their
-        energy follow (a new wing, a closed site) is explained; one nothing follows is not.
+        the change of floor area, of occupants and of the item's own cost (electricity, gas,
+        water): a building change the premises and their energy follow (a new wing, a closed
+        site), or a change of use the bills follow, is explained; one nothing follows is
+        not. Changes with a cost to follow them are calibrated apart from those without.
     materiality_floor : float
         Smallest weight of an energy item in a return's evidence, as a share of the return's
         expected energy: an item's evidence is weighted by its share, so that 3 kWh of

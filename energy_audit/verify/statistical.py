@@ -27,7 +27,9 @@ chance of every figure repeating to its precision (from the density of changes n
   was wrong, not this year), nor one where this year's figure fits the peers better than the
   correction would (without a return two back): then last year slipped.
 - ``STA-006``: a large change on last year of an item, the total or an intensity, not
-  explained by a unit slip.
+  explained by a unit slip, nor by the item's cost following it (electricity, gas and water:
+  the bills measure the same consumption; a figure mistyped beside the cost of the bills
+  moves the implied unit price by the error, 单价审核 [1]_).
 - ``STA-007``: every quantity and cost identical to last year within ``copy_rtol``
   (:func:`energy_audit.outliers.copies.copied_figures`).
 - ``STA-008``: figures identical to another unit of the same parent
@@ -124,7 +126,7 @@ from energy_audit.findings import (
     findings_from_hits,
     sort_findings,
 )
-from energy_audit.indicators import indicators
+from energy_audit.indicators import UNIT_PRICES, indicators
 from energy_audit.outliers.calibration import (
     MIN_CALIBRATION_SIZE,
     TAIL_INDEX_BOUNDS,
@@ -405,6 +407,8 @@ findings name a district or parent body and carry the batch's own priority."""
 _ITEMS: Final = tuple(ITEM_COLUMNS.values())
 _QUANTITIES: Final = (*_ITEMS, "water_m3")
 _COSTS: Final = ("electricity_cost_yuan", "natural_gas_cost_yuan", "water_cost_yuan")
+_BILLED: Final = {quantity: cost for _, quantity, cost in UNIT_PRICES}
+"""Item column → the column of its cost (an independent measure of the same consumption)."""
 _METERED: Final = ("electricity_kwh", "natural_gas_m3", "heat_gj", "water_m3")
 _NUMERIC: Final = (
     *_QUANTITIES,
@@ -931,6 +935,31 @@ def _slips(
     return {R_UNIT_SLIP: hit}, _units(slips, "slips", pl.col("column")), windows
 
 
+def _with_cost_change(
+    blocks: _Blocks, stats: pl.DataFrame, column: str, cost: str | None
+) -> pl.DataFrame:
+    """``column``'s block with its cost's changes on the same rows, less their year's medians.
+
+    ``_b1`` (on the previous return) and ``_b2`` (on the return two back) [ln units]; null
+    without a cost column, or where the cost or its earlier figure is not reported. Blocks are
+    aligned row by row (:data:`_Blocks`), so no join is needed.
+    """
+    block = blocks[column]
+    if cost is None or cost not in blocks:
+        none = pl.lit(None, pl.Float64)
+        return block.with_columns(none.alias("_b1"), none.alias("_b2"))
+    medians = stats.filter(pl.col("column") == cost).drop("column")
+    centred = (
+        blocks[cost]
+        .select("year", "log_ratio", "log_ratio_two_back")
+        .join(medians, on="year", how="left", maintain_order="left")
+    )
+    return block.with_columns(
+        (centred["log_ratio"] - centred["median_lr"]).alias("_b1"),
+        (centred["log_ratio_two_back"] - centred["median_lr_two_back"]).alias("_b2"),
+    )
+
+
 def _changes(
     blocks: _Blocks,
     stats: pl.DataFrame,
@@ -940,7 +969,8 @@ def _changes(
     rule: Rule,
     method: str,
     follow: Mapping[str, pl.DataFrame] | None = None,
-) -> tuple[_Hits, pl.DataFrame]:
+    billed: Mapping[str, str] | None = None,
+) -> tuple[_Hits, pl.DataFrame, pl.DataFrame]:
     """STA-006 (items, intensities) and STA-011 (area, occupants, area per person).
 
     The score is |log-ratio − the year's median log-ratio| of the column, calibrated on the
@@ -954,11 +984,25 @@ def _changes(
     counts only as far as none of the others followed it: each lag's score is the smallest of
     |Δ ln size| and |Δ ln size − Δ ln other| over the other columns (each Δ less its column's
     median of the year). A new wing brings its occupants and its energy; a floor area typed
-    30 % too large brings neither. The finding's ``median`` is last year's value moved by the
-    year's median change.
+    30 % too large brings neither. With ``billed`` (item column → its cost column, both in
+    ``blocks``) and ``change_follow``, an item's change is also explained as far as its cost
+    followed it: the bills measure the same consumption, so an ordinary change of use moves
+    the cost with it, while a figure mistyped or estimated beside the cost of the bills leaves
+    the implied unit price off by the error (单价审核, domain.md §6). The finding's ``median``
+    is last year's value moved by the year's median change.
+
+    Returns the hits, the evidence units, and the units by which a gap of the total is
+    judged (:func:`_gap_and_change`): with ``billed``, twice the smaller p of the change with
+    and without its cost where a cost was reported (a cost computed from a mistyped figure
+    follows it), the bare change's p elsewhere; otherwise the evidence units.
     """
     by = ["column", "year"]
+    billing = bool(billed) and st.change_follow
+    if billing:
+        costs = billed or {}
+        blocks = {c: _with_cost_change(blocks, stats, c, costs.get(c)) for c in columns}
     items = _rows_with_stats(blocks, stats, columns)
+    lags = {"_f1": ["_b1"], "_f2": ["_b2"]} if billing else {"_f1": [], "_f2": []}
     followers = [] if follow is None or not st.change_follow else list(follow.items())
     for i, (column, block) in enumerate(followers):
         # the follower's change, less its year's median, on the rows of every other column
@@ -976,23 +1020,46 @@ def _changes(
             .alias(f"_f2_{i}"),
         )
 
-    def score(own: pl.Expr, key: str) -> pl.Expr:
+    def score(own: pl.Expr, key: str, own_lags: Mapping[str, list[str]]) -> pl.Expr:
         # a change of floor area or occupants that the energy, or the other of the two,
-        # follows is explained (each change less its column's median of the year)
-        return pl.min_horizontal(
-            own.abs(), *((own - pl.col(f"{key}_{i}")).abs() for i in range(len(followers)))
-        )
+        # follows is explained, and so is an item's change its cost follows (each change
+        # less its column's median of the year; no cost reported: null, ignored)
+        named = [f"{key}_{i}" for i in range(len(followers))] + own_lags[key]
+        return pl.min_horizontal(own.abs(), *((own - pl.col(c)).abs() for c in named))
 
-    one = score(pl.col("log_ratio") - pl.col("median_lr"), "_f1")
-    if st.change_two_back:
-        two = score(pl.col("log_ratio_two_back") - pl.col("median_lr_two_back"), "_f2")
-        one = pl.min_horizontal(one, two)
+    def lagged(own_lags: Mapping[str, list[str]]) -> pl.Expr:
+        one = score(pl.col("log_ratio") - pl.col("median_lr"), "_f1", own_lags)
+        if st.change_two_back:
+            two = score(
+                pl.col("log_ratio_two_back") - pl.col("median_lr_two_back"), "_f2", own_lags
+            )
+            one = pl.min_horizontal(one, two)
+        return pl.when(~pl.col("reverts").fill_null(False)).then(one)
+
     items = items.with_columns(
-        pl.when(~pl.col("reverts").fill_null(False)).then(one).alias("_a"),
-        pl.col("log_ratio_two_back").is_not_null().alias("_two"),
+        lagged(lags).alias("_a"), pl.col("log_ratio_two_back").is_not_null().alias("_two")
     )
     groups = [*by, "_two"] if st.change_two_back else by
-    items = tail_p(items, "_a", groups, tail_share=st.tail_share)
+    if billing:
+        # changes with a cost to follow them are calibrated apart from those without; which
+        # item a gap of the total points to is judged by the better of the change with and
+        # without its cost (Bonferroni over the two: a cost computed from a mistyped figure
+        # follows it), by the bare change where no cost was reported
+        items = items.with_columns(
+            lagged({"_f1": [], "_f2": []}).alias("_r"), pl.col("_b1").is_not_null().alias("_c")
+        )
+        items = tail_p(items, "_r", groups, tail_share=st.tail_share, name="_p_bare")
+        items = tail_p(items, "_a", [*groups, "_c"], tail_share=st.tail_share)
+        bare = pl.col("_p_bare")
+        either = (2.0 * pl.min_horizontal("p", bare)).clip(upper_bound=1.0)
+        judged = _units(
+            items.with_columns(pl.when(pl.col("_c")).then(either).otherwise(bare).alias("p")),
+            method,
+            pl.col("column"),
+        )
+    else:
+        items = tail_p(items, "_a", groups, tail_share=st.tail_share)
+        judged = _units(items, method, pl.col("column"))
     explained = windows.filter(pl.col("is_slip")).select("_row", "column")
     shown = items.filter(pl.col("p") <= st.report_p).join(
         explained, on=["_row", "column"], how="anti"
@@ -1010,7 +1077,7 @@ def _changes(
         pl.col("_a").alias("score"),
         *_last_year_evidence(),
     )
-    return {rule: hit}, _units(items, method, pl.col("column"))
+    return {rule: hit}, _units(items, method, pl.col("column")), judged
 
 
 _CLOSURE_MIN_HALF_WIDTH: Final = 0.05
@@ -1599,7 +1666,9 @@ def _analyse(
         )
     copy_columns = [*_QUANTITIES, *_COSTS]
     intensities = [p[1] for p in _PEER]
-    yoy_columns = [*_QUANTITIES, "total_energy_tce", *_SIZES, *intensities, _DENSITY[1]]
+    yoy_columns = [
+        *_QUANTITIES, "total_energy_tce", *_SIZES, *intensities, _DENSITY[1], *_BILLED.values()
+    ]  # fmt: skip
     prev_cols = ["_row", "column", "value", "previous", "previous_year", "ratio", "log_ratio",
                  "slip_factor", "suggested_value", "reverts", "log_ratio_two_back"]  # fmt: skip
     # one sort of history ∪ returns for every method that compares a return with earlier ones
@@ -1643,19 +1712,24 @@ def _analyse(
         method: str,
         follow: Mapping[str, pl.DataFrame] | None = None,
     ) -> tuple[_Hits, pl.DataFrame]:
-        return _changes(blocks, stats, st, windows, columns, rule, method, follow)
+        return _changes(blocks, stats, st, windows, columns, rule, method, follow)[:2]
 
     def yoy() -> tuple[_Hits, pl.DataFrame]:
         nonlocal item_changes
         # an item's change that the premises follow (a new wing) is explained as the other
-        # way round (:func:`_changes`)
-        found, item_changes = changes(
+        # way round, and so is one its cost follows (:func:`_changes`)
+        found, unit, item_changes = _changes(
+            blocks,
+            stats,
+            st,
+            windows,
             [*_QUANTITIES, "total_energy_tce"],
             R_YOY_CHANGE,
             "yoy",
             {c: blocks[c] for c in _SIZES},
+            _BILLED,
         )
-        return found, item_changes
+        return found, unit
 
     runs: list[tuple[str, bool, Callable[[], tuple[_Hits, pl.DataFrame]]]] = [
         ("peer", st.peer, lambda: _peer(r, st, blocks, _PEER, "peer")),

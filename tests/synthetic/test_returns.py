@@ -243,6 +243,7 @@ def test_every_field_defect_is_visible(dirty: tuple[pl.DataFrame, pl.DataFrame])
         left_on=["institution_id", "year", "field", "reported_value"],
         right_on=["institution_id", "year", "field", "value"],
         how="semi",
+        nulls_equal=True,  # a copied blank (no cost reported) is blank in the returns
     )
     assert found.height == fields.height
     names = truth.filter(pl.col("field") == "name")
@@ -384,6 +385,10 @@ def test_consistency_defects(
     )
     assert ((price < 0.01) | (price > 50)).all()
     rounded = _kind(truth, "round_number")
+    billed = rounded.filter(pl.col("field").str.ends_with("_cost_yuan"))  # the estimate's bill
+    assert billed.height > 0
+    assert (billed["reported_value"] != billed["true_value"]).all()
+    rounded = rounded.filter(~pl.col("field").str.ends_with("_cost_yuan"))
     assert (rounded["reported_value"] % 1000 == 0).all()
     assert (rounded["true_value"] % 1000 != 0).all()  # not a naturally round figure
     assert (_kind(truth, "negative_value")["reported_value"] < 0).all()

@@ -516,6 +516,11 @@ DEFECT_RULES = {
 }
 PRICE_RULES = {"electricity_kwh": "CON-007", "natural_gas_m3": "CON-008", "water_m3": "CON-009"}
 SLIPS = ("unit_slip_10k", "typo_x10")  # the defects that change a priced quantity by a factor
+COSTS = {
+    "electricity_kwh": "electricity_cost_yuan",
+    "natural_gas_m3": "natural_gas_cost_yuan",
+    "water_m3": "water_cost_yuan",
+}
 NOMINAL = {"unit_slip_10k": 1e-4, "typo_x10": 10.0}
 #: How far the true value may be from reported ÷ nominal factor: half of the 万 slips are typed
 #: from the 万 figure rounded to 1 or 2 decimals (two significant digits at least).
@@ -544,9 +549,14 @@ def test_every_consistency_defect_is_found(city, defect):
 
 @pytest.mark.parametrize("defect", SLIPS)
 def test_slips_of_priced_quantities_are_found_with_the_true_value(city, defect):
-    _, _, truth, findings = city
+    _, frame, truth, findings = city
     for field, rule_id in PRICE_RULES.items():
+        cost = COSTS[field]
+        priced = frame.filter(pl.col(cost).is_not_null()).select(KEY)  # a price to judge
         wanted = truth.filter((pl.col("defect") == defect) & (pl.col("field") == field))
+        assert wanted.join(priced, on=KEY, how="anti").height < wanted.height  # some unpriced
+        wanted = wanted.join(priced, on=KEY, how="semi")
+        assert wanted.height > 0
         got = wanted.join(
             findings.filter(pl.col("rule_id") == rule_id).select(*KEY, "field", "suggested_value"),
             on=[*KEY, "field"],
@@ -576,12 +586,19 @@ def test_absurd_price_in_wan_yuan_suggests_the_true_cost(city):
 
 
 def test_every_finding_has_a_defect_behind_it(city):
-    _, _, truth, findings = city
+    _, frame, truth, findings = city
     explained = truth.select(KEY)
-    # a changed area or head count also shows the year after, when it returns to its true value
+    # a changed area or head count also shows in the next return, when it returns to its true
+    # value (the year after, or later when a return is missing between)
     changed = ["area_change", "occupants_change", "area_typo", "occupants_typo"]
-    next_year = truth.filter(pl.col("defect").is_in(changed)).select(
-        "institution_id", pl.col("year") + 1
+    next_year = (
+        truth.filter(pl.col("defect").is_in(changed))
+        .select("institution_id", pl.col("year").alias("defect_year"))
+        .join(frame.select(KEY), on="institution_id")
+        .filter(pl.col("year") > pl.col("defect_year"))
+        .group_by("institution_id", "defect_year")
+        .agg(pl.col("year").min())
+        .select(KEY)
     )
     yoy = findings.filter(pl.col("rule_id").is_in(["CON-001", "CON-002"]))
     other = findings.filter(~pl.col("rule_id").is_in(["CON-001", "CON-002"]))

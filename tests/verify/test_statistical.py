@@ -236,6 +236,38 @@ def test_a_change_the_other_measures_of_the_premises_follow_is_explained():
     assert scored(alone)["yoy"] < 2 / N
 
 
+def test_an_item_change_its_cost_follows_is_explained():
+    # the bills measure the same consumption: a change of use moves the cost with it, a
+    # figure mistyped beside the cost of the bills leaves the unit price off by the error
+    directory, current, history = _city()
+    kwh, cost = current["electricity_kwh"][5], current["electricity_cost_yuan"][5]
+    used_more = _set(current, 5, electricity_kwh=kwh * 1.5, electricity_cost_yuan=cost * 1.5)
+    mistyped = _set(current, 5, electricity_kwh=kwh * 1.5)
+
+    def electricity(returns: pl.DataFrame) -> pl.DataFrame:
+        found = check_statistical(returns, directory=directory, history=history)
+        return found.filter(
+            (pl.col("institution_id") == "I005")
+            & (pl.col("rule_id") == "STA-006")
+            & (pl.col("field") == "electricity_kwh")
+        )
+
+    assert electricity(used_more).is_empty()
+    hit = electricity(mistyped)
+    assert hit.height == 1 and hit["evidence"].struct.field("p").item() < 2 / N
+    # where half the city reports no cost, the same change is judged among the changes
+    # without one (calibrated apart: a bare change is not set against explained ones)
+    half = pl.int_range(pl.len()) % 2 == 1
+    no_cost = mistyped.with_columns(
+        pl.when(half)
+        .then(pl.lit(None, pl.Float64))
+        .otherwise("electricity_cost_yuan")
+        .alias("electricity_cost_yuan")
+    )
+    hit = electricity(no_cost)
+    assert hit.height == 1 and hit["evidence"].struct.field("p").item() < 2 / (N // 2)
+
+
 def test_copied_figures():
     directory, current, history = _city()
     row = history.row(11, named=True)
