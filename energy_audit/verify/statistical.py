@@ -998,8 +998,8 @@ def _changes(
     """
     by = ["column", "year"]
     billing = bool(billed) and st.change_follow
+    costs = {c: cost for c, cost in (billed or {}).items() if c in columns and cost in blocks}
     if billing:
-        costs = billed or {}
         blocks = {c: _with_cost_change(blocks, stats, c, costs.get(c)) for c in columns}
     items = _rows_with_stats(blocks, stats, columns)
     lags = {"_f1": ["_b1"], "_f2": ["_b2"]} if billing else {"_f1": [], "_f2": []}
@@ -1045,17 +1045,30 @@ def _changes(
         # item a gap of the total points to is judged by the better of the change with and
         # without its cost (Bonferroni over the two: a cost computed from a mistyped figure
         # follows it), by the bare change where no cost was reported
-        items = items.with_columns(
-            lagged({"_f1": [], "_f2": []}).alias("_r"), pl.col("_b1").is_not_null().alias("_c")
-        )
-        items = tail_p(items, "_r", groups, tail_share=st.tail_share, name="_p_bare")
+        items = items.with_columns(pl.col("_b1").is_not_null().alias("_c"))
         items = tail_p(items, "_a", [*groups, "_c"], tail_share=st.tail_share)
-        bare = pl.col("_p_bare")
-        either = (2.0 * pl.min_horizontal("p", bare)).clip(upper_bound=1.0)
-        judged = _units(
-            items.with_columns(pl.when(pl.col("_c")).then(either).otherwise(bare).alias("p")),
-            method,
-            pl.col("column"),
+        # a column without a cost has the same score and groups both ways: only the billed
+        # columns are judged again (units are sorted later: their order does not matter)
+        of_billed = pl.col("column").is_in(list(costs))
+        bare = tail_p(
+            items.filter(of_billed).with_columns(lagged({"_f1": [], "_f2": []}).alias("_a")),
+            "_a",
+            groups,
+            tail_share=st.tail_share,
+            name="_p_bare",
+        )
+        either = (2.0 * pl.min_horizontal("p", "_p_bare")).clip(upper_bound=1.0)
+        judged = pl.concat(
+            [
+                _units(items.filter(~of_billed), method, pl.col("column")),
+                _units(
+                    bare.with_columns(
+                        pl.when(pl.col("_c")).then(either).otherwise("_p_bare").alias("p")
+                    ),
+                    method,
+                    pl.col("column"),
+                ),
+            ]
         )
     else:
         items = tail_p(items, "_a", groups, tail_share=st.tail_share)
