@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from energy_audit.synthetic import NOISE_FAMILIES, make_directory, make_returns
+from energy_audit.verify.settings import VerifySettings
 
 SEED = 5
 YEARS = range(2020, 2025)
@@ -126,3 +127,43 @@ def test_mixture_buildings_change_with_their_energy(
         other = log_ratios[family].filter(pl.col("item") == "building_area_m2")["lr"]
         assert ((other.exp() - 1).abs() <= 0.05 + 1e-6).all()
         assert 0.01 < (other != 0).mean() < 0.03
+
+
+#: Robust spread of ln(unit price this year / last year) within a year, per family: light
+#: two uniform × 0.98-1.02 draws (≈ 0.018); heavy and mixture two Student-t(3) deviations of
+#: robust spread 0.04 (≈ 0.063), energy_audit.synthetic.noise._price_factors.
+PRICE_SPREAD = {"light": 0.018, "heavy": 0.063, "mixture": 0.063}
+PRICED = {
+    "electricity_kwh": ("electricity_cost_yuan", "electricity_price_yuan_per_kwh"),
+    "natural_gas_m3": ("natural_gas_cost_yuan", "gas_price_yuan_per_m3"),
+    "water_m3": ("water_cost_yuan", "water_price_yuan_per_m3"),
+}
+
+
+@pytest.mark.parametrize("family", list(NOISE_FAMILIES))
+def test_unit_prices_move_within_the_price_rules_bands(directory, family) -> None:
+    returns, _ = make_returns(directory, YEARS, SEED, defects=False, noise=family)
+    # about 10 % of the institutions report no cost in any year, the others every year
+    none = returns.group_by("institution_id").agg(
+        pl.col("electricity_cost_yuan").is_null().all().alias("none"),
+        pl.col("electricity_cost_yuan").is_null().any().alias("some"),
+    )
+    assert 0.09 <= none["none"].mean() <= 0.12
+    assert (none["some"] == none["none"]).all()
+    bands = VerifySettings()
+    for quantity, (cost, band) in PRICED.items():
+        priced = returns.sort("institution_id", "year").filter(pl.col(quantity) > 0)
+        price = priced.select(
+            "year",
+            p=pl.col(cost) / pl.col(quantity),
+            d=(pl.col(cost) / pl.col(quantity)).log().diff().over("institution_id"),
+        )
+        low, high = getattr(bands, band)
+        assert price["p"].drop_nulls().is_between(low, high).all(), quantity  # no CON-007…009
+        spread = (
+            price.filter(pl.col("d").is_not_null())
+            .group_by("year")
+            .agg(s=robust_spread(pl.col("d")))["s"]
+            .median()
+        )
+        assert spread == pytest.approx(PRICE_SPREAD[family], rel=0.15), quantity
