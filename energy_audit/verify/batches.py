@@ -291,8 +291,10 @@ def fold_systemic(
     ).select(
         _ROW, "rule_id", "category", "severity", "institution_id", "year", "field", "source_file"
     )
-    keys = _return_keys(returns)
-    district_of = _district_map(directory)
+    # the returns' keys, the districts and the members in districts are each read by several
+    # queries below: collected once, not once per query (a unique and a join of 1 M rows)
+    keys = _return_keys(returns).collect().lazy()
+    district_of = _district_map(directory).collect().lazy()
 
     in_files = members.filter(pl.col("source_file").is_not_null()).with_columns(
         pl.col("source_file").alias(_SCOPE)
@@ -300,8 +302,11 @@ def fold_systemic(
     file_population = keys.filter(pl.col("source_file").is_not_null()).select(
         pl.col("source_file").alias(_SCOPE), "year", "institution_id"
     )
-    in_districts = members.join(district_of, on="institution_id", how="inner").with_columns(
-        pl.col("district_code").alias(_SCOPE)
+    in_districts = (
+        members.join(district_of, on="institution_id", how="inner")
+        .with_columns(pl.col("district_code").alias(_SCOPE))
+        .collect()
+        .lazy()
     )
     district_population = keys.join(district_of, on="institution_id", how="inner").select(
         pl.col("district_code").alias(_SCOPE), "year", "institution_id"
