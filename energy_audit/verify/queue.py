@@ -112,6 +112,8 @@ def rank_queue(
     rule_units = ruled.join(rates, on=["rule_id", "year"]).select(*_KEY, pl.col("_rate").alias("p"))
     units = [rule_units]
     if scores is not None and not scores.is_empty():
+        # only a return with a finding takes a priority: the others' scores are not combined
+        found = findings.filter(about_return).select(*_KEY).unique()
         units.append(
             scores.select(
                 pl.col("institution_id").cast(pl.String),
@@ -119,6 +121,7 @@ def rank_queue(
                 pl.col("p_combined").cast(pl.Float64).alias("p"),
             )
             .drop_nulls()
+            .join(found, on=_KEY, how="semi")
             .group_by(_KEY)
             .agg(pl.col("p").min())
         )
