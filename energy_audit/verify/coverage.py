@@ -136,10 +136,24 @@ def check_coverage(
     known = directory.unique("institution_id", keep="last", maintain_order=True)
     in_scope = scope.select("institution_id").unique()
     ids = r.select("institution_id").unique()
+    # one join finds every return's directory entry, if any (unknown, out of scope, name)
+    listed = r.join(
+        known.select(
+            "institution_id",
+            "status",
+            "merged_into_id",
+            pl.col("name").alias("directory_name"),
+            pl.lit(True).alias("_listed"),
+        ),
+        on="institution_id",
+        how="left",
+        maintain_order="left",
+    )
     hits: dict[Rule, pl.DataFrame] = {}
 
-    missing = scope.unique("institution_id", keep="first").join(
-        ids, on="institution_id", how="anti"
+    # the first row of each institution of the scope that sent nothing
+    missing = scope.join(ids, on="institution_id", how="anti").unique(
+        "institution_id", keep="first"
     )
     hits[R_MISSING] = missing.select(
         "institution_id",
@@ -153,7 +167,7 @@ def check_coverage(
         ).alias("message_en"),
     )
 
-    unknown = r.join(known.select("institution_id"), on="institution_id", how="anti")
+    unknown = listed.filter(pl.col("_listed").is_null())
     hits[R_UNKNOWN] = unknown.select(
         "institution_id",
         "year",
@@ -168,9 +182,7 @@ def check_coverage(
         _row_key(unknown).alias("key"),
     )
 
-    out = r.join(
-        known.select("institution_id", "status", "merged_into_id"), on="institution_id"
-    ).join(in_scope, on="institution_id", how="anti")
+    out = listed.filter(pl.col("_listed")).join(in_scope, on="institution_id", how="anti")
     hits[R_OUT_OF_SCOPE] = out.select(
         "institution_id",
         "year",
@@ -249,9 +261,7 @@ def check_coverage(
             _row_key(conflicting).alias("key"),
         )
 
-    named = r.filter(pl.col("name").is_not_null()).join(
-        known.select("institution_id", pl.col("name").alias("directory_name")), on="institution_id"
-    )
+    named = listed.filter(pl.col("_listed") & pl.col("name").is_not_null())
     if named.height:
         # the same text has the same key: normalise only the names that differ as written
         named = named.filter(pl.col("name").ne_missing(pl.col("directory_name"))).filter(
@@ -277,7 +287,7 @@ def check_coverage(
         if rule in hits and hits[rule].height
     ]
     findings = pl.concat(parts) if parts else empty_findings()
-    received = in_scope.join(ids, on="institution_id").height
+    received = in_scope.height - missing.height  # the scope's institutions that sent a return
     coverage = Coverage(
         expected=in_scope.height,
         received=received,
