@@ -105,6 +105,41 @@ def finding_id(
     return f"{rule_id}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:12]}"
 
 
+def _id_text(values: pl.Series) -> pl.Series:
+    """Python's ``str`` of each value (empty for null), as text."""
+    if values.dtype == pl.String:
+        text = values
+    elif values.dtype.is_integer() or values.dtype == pl.Null:  # written as Python does
+        text = values.cast(pl.String)
+    else:  # floats, booleans …: Python's own text, value by value
+        text = pl.Series(values.name, [None if v is None else str(v) for v in values.to_list()])
+    return text.cast(pl.String).fill_null("")
+
+
+def finding_ids(rule_id: str, hits: pl.DataFrame) -> pl.Series:
+    """Return :func:`finding_id` of every row of ``hits``, in order.
+
+    Parameters
+    ----------
+    rule_id : str
+        The rule that fired.
+    hits : polars.DataFrame
+        ``institution_id``, ``year``, ``field`` and ``key`` of each finding (any dtypes; null
+        is empty, as in :func:`finding_id`).
+
+    Returns
+    -------
+    polars.Series
+        ``finding_id`` (String): the texts are joined in polars, then each is hashed by
+        :mod:`hashlib` (no vectorised SHA-1 exists; one C call per finding).
+    """
+    parts = pl.DataFrame([_id_text(hits[c]) for c in ("institution_id", "year", "field", "key")])
+    text = parts.select(pl.concat_str([pl.lit(rule_id), pl.all()], separator="\x1f")).to_series()
+    sha1 = hashlib.sha1
+    digests = [sha1(t).hexdigest()[:12] for t in text.cast(pl.Binary).to_list()]
+    return (f"{rule_id}-" + pl.Series(digests, dtype=pl.String)).alias("finding_id")
+
+
 def findings_from_hits(
     rule: Rule, hits: pl.DataFrame, *, priority: float | None = None
 ) -> pl.DataFrame:
@@ -161,14 +196,8 @@ def findings_from_hits(
                 "priority"
             )
         )
-    ids = [
-        finding_id(rule.rule_id, inst, year, fld, "" if key is None else str(key))
-        for inst, year, fld, key in frame.select(
-            "institution_id", "year", "field", "key"
-        ).iter_rows()
-    ]
     frame = frame.with_columns(
-        pl.Series("finding_id", ids, dtype=pl.String),
+        finding_ids(rule.rule_id, frame),
         pl.lit(rule.rule_id).alias("rule_id"),
         pl.lit(rule.category).alias("category"),
         pl.lit(rule.severity).alias("severity"),

@@ -3,7 +3,7 @@
 import polars as pl
 
 from energy_audit import contract
-from energy_audit.findings import Rule, finding_id, findings_from_hits, sort_findings
+from energy_audit.findings import Rule, finding_id, finding_ids, findings_from_hits, sort_findings
 
 RULE = Rule("TST-001", "validity", "warning", "测试", "test")
 
@@ -20,6 +20,22 @@ def test_finding_ids_are_stable_and_distinct():
         finding_id("TST-001", "11100000000013338W", 2023, "electricity_kwh", "row 7"),
     }
     assert a not in others and len(others) == 5
+
+
+def test_finding_ids_of_a_frame_are_those_of_each_row():
+    hits = pl.DataFrame(
+        {
+            "institution_id": ["11100000000013338W", None, "单位"],
+            "year": [2023, None, 2024],
+            "field": ["electricity_kwh", None, "water_m3"],
+            "key": [1.5, None, 7.0],  # not text: Python's str of the value, as finding_id's
+        }
+    )
+    expected = [
+        finding_id("TST-001", inst, year, fld, "" if key is None else str(key))
+        for inst, year, fld, key in hits.iter_rows()
+    ]
+    assert finding_ids("TST-001", hits).to_list() == expected
 
 
 def test_findings_from_hits_fills_the_contract_columns():
