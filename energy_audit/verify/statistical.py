@@ -550,12 +550,13 @@ p-value."""
 def _units(frame: pl.DataFrame, method: str, field: str | pl.Expr) -> pl.DataFrame:
     """Select the evidence units of ``frame`` (:data:`_UNIT_SCHEMA`) to combine."""
     column = pl.lit(field) if isinstance(field, str) else field
-    return frame.filter(pl.col("p").is_not_null()).select(
+    # the four columns first, then the filter: no copy of a wide frame's other columns
+    return frame.select(
         pl.col("_row").cast(pl.UInt32),
         pl.lit(method, dtype=_METHOD).alias("method"),
         column.cast(pl.String).alias("field"),
         pl.col("p").cast(pl.Float64),
-    )
+    ).filter(pl.col("p").is_not_null())
 
 
 def _no_units() -> pl.DataFrame:
@@ -1040,27 +1041,33 @@ def _changes(
         lagged(lags).alias("_a"), pl.col("log_ratio_two_back").is_not_null().alias("_two")
     )
     groups = [*by, "_two"] if st.change_two_back else by
-    if billing:
-        # changes with a cost to follow them are calibrated apart from those without; which
-        # item a gap of the total points to is judged by the better of the change with and
-        # without its cost (Bonferroni over the two: a cost computed from a mistyped figure
-        # follows it), by the bare change where no cost was reported
+    if billing:  # changes with a cost to follow them are calibrated apart from those without
         items = items.with_columns(pl.col("_b1").is_not_null().alias("_c"))
         items = tail_p(items, "_a", [*groups, "_c"], tail_share=st.tail_share)
-        # a column without a cost has the same score and groups both ways: only the billed
-        # columns are judged again (units are sorted later: their order does not matter)
-        of_billed = pl.col("column").is_in(list(costs))
-        bare = tail_p(
-            items.filter(of_billed).with_columns(lagged({"_f1": [], "_f2": []}).alias("_a")),
-            "_a",
-            groups,
-            tail_share=st.tail_share,
-            name="_p_bare",
-        )
+    else:
+        items = tail_p(items, "_a", groups, tail_share=st.tail_share)
+    units = _units(items, method, pl.col("column"))
+    judged = units
+    if billing:
+        # which item a gap of the total points to is judged by the better of the change with
+        # and without its cost (Bonferroni over the two: a cost computed from a mistyped
+        # figure follows it), by the bare change where no cost was reported; a column without
+        # a cost has the same score and groups both ways (units are sorted later: their
+        # order does not matter)
+        needed = [c for c in items.columns if c.startswith(("_f1_", "_f2_"))]
+        bare = (
+            items.select(
+                *dict.fromkeys(["_row", "p", "_c", *groups, "reverts", *needed]),
+                "log_ratio", "median_lr", "log_ratio_two_back", "median_lr_two_back",
+            )
+            .filter(pl.col("column").is_in(list(costs)))
+            .with_columns(lagged({"_f1": [], "_f2": []}).alias("_a"))
+        )  # fmt: skip
+        bare = tail_p(bare, "_a", groups, tail_share=st.tail_share, name="_p_bare")
         either = (2.0 * pl.min_horizontal("p", "_p_bare")).clip(upper_bound=1.0)
         judged = pl.concat(
             [
-                _units(items.filter(~of_billed), method, pl.col("column")),
+                units.filter(~pl.col("field").is_in(list(costs))),
                 _units(
                     bare.with_columns(
                         pl.when(pl.col("_c")).then(either).otherwise("_p_bare").alias("p")
@@ -1070,9 +1077,6 @@ def _changes(
                 ),
             ]
         )
-    else:
-        items = tail_p(items, "_a", groups, tail_share=st.tail_share)
-        judged = _units(items, method, pl.col("column"))
     explained = windows.filter(pl.col("is_slip")).select("_row", "column")
     shown = items.filter(pl.col("p") <= st.report_p).join(
         explained, on=["_row", "column"], how="anti"
@@ -1090,7 +1094,7 @@ def _changes(
         pl.col("_a").alias("score"),
         *_last_year_evidence(),
     )
-    return {rule: hit}, _units(items, method, pl.col("column")), judged
+    return {rule: hit}, units, judged
 
 
 _CLOSURE_MIN_HALF_WIDTH: Final = 0.05
