@@ -1615,23 +1615,24 @@ def _weight_of(frame: pl.DataFrame, weights: _Weights) -> pl.Series:
 
 
 def _sorted_units(units: pl.DataFrame) -> pl.DataFrame:
-    """Order the evidence units by return, method (:data:`METHODS`) and field (by name).
+    """Order the evidence units by method (:data:`METHODS`) and field (by name), stably.
 
-    A stable sort on one integer key: the combination's sums then run in the same order
-    whatever order the methods' frames came in, so a rerun gives the same bits. The units
-    come in runs already in ``_row`` order (one per method and field), which the sort merges.
-    Returns ``_row``, ``method``, ``p`` and ``_w`` (the field is not needed past here).
+    The combination's sums (:func:`_combined`, by :func:`numpy.bincount` in row order) then
+    run over each return's units in the same order whatever order the methods' frames came
+    in, so a rerun gives the same bits: within a method, the fields by name; over the
+    methods, the methods in :data:`METHODS` order (each return's first unit of a method
+    comes after all of the methods before it). One stable radix sort on a small integer
+    key, not a sort of every unit by return. Returns ``_row``, ``method``, ``p`` and ``_w``
+    (the field is not needed past here).
     """
     if units.is_empty():
         return units
     runs = units["field"].rle().struct.field("value")
     fields = sorted(runs.drop_nulls().unique().to_list())
-    # one key, built in place (every fresh array of 19 M units at 1 M returns costs page faults)
-    key = units["_row"].cast(pl.Int64).to_numpy().copy()
-    key *= len(METHODS) + 1
-    key += units["method"].to_physical().cast(pl.Int64).to_numpy()  # index in METHODS
-    key *= len(fields) + 1
+    key = units["method"].to_physical().cast(pl.Int64).to_numpy() * (len(fields) + 1)
     key += _codes(units["field"], fields)
+    if key.max() < 1 << 15:  # numpy's stable sort of 16-bit integers is a radix sort
+        key = key.astype(np.int16)
     order = np.argsort(key, kind="stable")
     return pl.DataFrame(
         {
@@ -1646,14 +1647,11 @@ def _sorted_units(units: pl.DataFrame) -> pl.DataFrame:
 def _strongest(units: pl.DataFrame, n: int) -> pl.Series:
     """Smallest p-value of each return's units (``_best``, null without any), per ``_row``.
 
-    ``units`` sorted by ``_row`` (:func:`_sorted_units`); NaN is ignored as polars' ``min``
-    ignores it.
+    NaN is ignored as polars' ``min`` ignores it.
     """
     best = np.full(n, np.nan)
     if units.height:
-        rows = units["_row"].cast(pl.Int64).to_numpy()
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        best[rows[starts]] = np.fmin.reduceat(units["p"].to_numpy(), starts)
+        np.fmin.at(best, units["_row"].cast(pl.Int64).to_numpy(), units["p"].to_numpy())
     return pl.Series("_best", best).fill_nan(None)
 
 
