@@ -59,13 +59,16 @@ _CREDIT_VALUE = {c: i for i, c in enumerate(CREDIT_CODE_ALPHABET)}
 _ORG_VALUE = {c: i for i, c in enumerate(_ORG_BODY_CHARS)}
 _HYPHENS_AND_SPACES = dict.fromkeys(map(ord, "-‐‑‒–—―−﹣ \t\r\n\u00a0\u3000"))
 
-# Byte lookup tables for the vectorised functions: ASCII byte -> value (-1 = not allowed).
-_CREDIT_LUT = np.full(256, -1, dtype=np.int64)
+# Byte lookup tables for the vectorised functions: ASCII byte -> value (-1 = not allowed). Int16
+# holds every weighted sum: at most 30 × 305 (credit code) and 35 × 48 (organization code).
+_CREDIT_LUT = np.full(256, -1, dtype=np.int16)
 _CREDIT_LUT[np.frombuffer(CREDIT_CODE_ALPHABET.encode("ascii"), dtype=np.uint8)] = np.arange(31)
-_ORG_LUT = np.full(256, -1, dtype=np.int64)
+_ORG_LUT = np.full(256, -1, dtype=np.int16)
 _ORG_LUT[np.frombuffer(_ORG_BODY_CHARS.encode("ascii"), dtype=np.uint8)] = np.arange(36)
 _CREDIT_CHAR_BYTES = np.frombuffer(CREDIT_CODE_ALPHABET.encode("ascii"), dtype=np.uint8)
 _ORG_CHECK_BYTES = np.frombuffer(b"0123456789X0", dtype=np.uint8)  # index = 11 - (sum mod 11)
+_CREDIT_WEIGHTS = np.asarray(CREDIT_CODE_WEIGHTS, dtype=np.int16)
+_ORG_WEIGHTS = np.asarray(ORGANIZATION_CODE_WEIGHTS, dtype=np.int16)
 
 
 @dataclass(frozen=True)
@@ -287,8 +290,8 @@ def _code_points(array: npt.NDArray[np.str_], width: int) -> npt.NDArray[np.uint
     return fixed.view(np.uint32).reshape(-1, width)
 
 
-def _as_byte_matrix(values: npt.ArrayLike, width: int, what: str) -> npt.NDArray[np.int64]:
-    """Turn array-like strings of one width into an (n, width) matrix of character codes."""
+def _as_byte_matrix(values: npt.ArrayLike, width: int, what: str) -> npt.NDArray[np.uint8]:
+    """Turn array-like strings of one width into an (n, width) matrix of ASCII bytes."""
     array = np.atleast_1d(np.asarray(values))
     if array.dtype.kind == "S":
         array = array.astype(f"U{max(array.dtype.itemsize, 1)}")
@@ -300,7 +303,26 @@ def _as_byte_matrix(values: npt.ArrayLike, width: int, what: str) -> npt.NDArray
     points = _code_points(array, width)
     if (points > 127).any():
         raise ValueError(f"every character of a {what} must be ASCII")
-    return points.astype(np.int64)
+    return points.astype(np.uint8)
+
+
+def _organization_check_bytes(body: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """GB 11714 check character (as a byte) of each row of 8 body characters (n, 8).
+
+    Rows with a character outside 0-9 and A-Z get a meaningless byte: check them apart.
+    """
+    total = _ORG_LUT[body] @ _ORG_WEIGHTS
+    return _ORG_CHECK_BYTES[11 - total % 11]
+
+
+def _credit_check_bytes(first17: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """GB 32100 check character (as a byte) of each row of positions 1-17 (n, 17).
+
+    Rows with a character outside :data:`CREDIT_CODE_ALPHABET` get a meaningless byte: check
+    them apart.
+    """
+    total = _CREDIT_LUT[first17] @ _CREDIT_WEIGHTS
+    return _CREDIT_CHAR_BYTES[(31 - total % 31) % 31]
 
 
 def make_credit_codes(
@@ -342,21 +364,16 @@ def make_credit_codes(
     if len(lengths) > 1:
         raise ValueError("prefix, region and organization_body must have the same length or 1")
     n = lengths.pop() if lengths else 1
-    codes = np.empty((n, CREDIT_CODE_LENGTH), dtype=np.int64)
+    codes = np.empty((n, CREDIT_CODE_LENGTH), dtype=np.uint8)
     codes[:, 0:2] = parts[0]
     codes[:, 2:8] = parts[1]
     codes[:, 8:16] = parts[2]
-
-    body_values = _ORG_LUT[codes[:, 8:16]]
-    if (_CREDIT_LUT[codes[:, 0:16]] < 0).any() or (body_values < 0).any():
+    if (_CREDIT_LUT[codes[:, 0:16]] < 0).any() or (_ORG_LUT[codes[:, 8:16]] < 0).any():
         raise ValueError(
             f"every character must be in the credit-code alphabet {CREDIT_CODE_ALPHABET}"
         )
-    org_sum = body_values @ np.asarray(ORGANIZATION_CODE_WEIGHTS, dtype=np.int64)
-    codes[:, 16] = _ORG_CHECK_BYTES[11 - org_sum % 11]
-
-    credit_sum = _CREDIT_LUT[codes[:, 0:17]] @ np.asarray(CREDIT_CODE_WEIGHTS, dtype=np.int64)
-    codes[:, 17] = _CREDIT_CHAR_BYTES[(31 - credit_sum % 31) % 31]
+    codes[:, 16] = _organization_check_bytes(codes[:, 8:16])
+    codes[:, 17] = _credit_check_bytes(codes[:, 0:17])
     return codes.astype(np.uint32).view(f"U{CREDIT_CODE_LENGTH}").ravel()
 
 
@@ -382,14 +399,11 @@ def credit_codes_valid(codes: Sequence[str | None] | npt.ArrayLike) -> npt.NDArr
     right_length = np.char.str_len(array) == CREDIT_CODE_LENGTH
     if not right_length.any():
         return out
+    # a character beyond ASCII becomes DEL (127), which is in neither alphabet
     points = _code_points(array[right_length], CREDIT_CODE_LENGTH)
-    ascii_ok = (points < 128).all(axis=1)
-    matrix = np.where(points < 128, points, 0).astype(np.int64)
-    credit_values = _CREDIT_LUT[matrix]
-    chars_ok = (credit_values >= 0).all(axis=1)
-    org_sum = _ORG_LUT[matrix[:, 8:16]] @ np.asarray(ORGANIZATION_CODE_WEIGHTS, dtype=np.int64)
-    org_ok = matrix[:, 16] == _ORG_CHECK_BYTES[11 - org_sum % 11]
-    credit_sum = credit_values[:, :17] @ np.asarray(CREDIT_CODE_WEIGHTS, dtype=np.int64)
-    check_ok = matrix[:, 17] == _CREDIT_CHAR_BYTES[(31 - credit_sum % 31) % 31]
-    out[right_length] = ascii_ok & chars_ok & org_ok & check_ok
+    chars = np.minimum(points, 127).astype(np.uint8)
+    chars_ok = (_CREDIT_LUT[chars] >= 0).all(axis=1)
+    org_ok = chars[:, 16] == _organization_check_bytes(chars[:, 8:16])
+    check_ok = chars[:, 17] == _credit_check_bytes(chars[:, :17])
+    out[right_length] = chars_ok & org_ok & check_ok
     return out
