@@ -218,17 +218,19 @@ def first_two_digits(value: pl.Expr) -> pl.Expr:
     >>> pl.select(first_two_digits(x)).to_series().to_list()
     [10, 12, 10, 99, None]
     """
-    x = pl.when(value.is_finite() & (value >= 10)).then(value.cast(pl.Float64))
+    x = value.cast(pl.Float64)
     scale = pl.lit(10.0).pow(x.log10().floor() - 1.0)
     digits = (x / scale).floor()
-    return (
+    corrected = (
         pl.when(digits >= 100.0)
         .then((x / (scale * 10.0)).floor())
         .when(digits < 10.0)
         .then((x / (scale / 10.0)).floor())
         .otherwise(digits)
-        .cast(pl.Int16)
     )
+    # ``scale`` and ``digits`` on every value, the condition last: the lazy engine then
+    # computes each once (common subexpressions)
+    return pl.when(x.is_finite() & (x >= 10.0)).then(corrected).cast(pl.Int16)
 
 
 def last_digit(value: pl.Expr) -> pl.Expr:
@@ -256,13 +258,14 @@ def _grouped_counts(
     group: str | Sequence[str] | None,
     *,
     digit: Callable[[pl.Expr], pl.Expr],
-    usable: pl.Expr,
+    usable: Callable[[pl.Expr], pl.Expr],
     first: int,
     cells: int,
     outputs: Sequence[str],
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """Count the digits of the usable values per group.
 
+    ``digit`` and ``usable`` map a value column to its digit and to whether the value is tested.
     Returns the groups (keys, ``n_values``, ``n_excluded``; sorted by the keys, nulls last) and
     a (groups × cells) count matrix whose column j counts digit ``first + j``.
     """
@@ -294,49 +297,46 @@ def _grouped_counts(
             f"分组列名 {'、'.join(clash)} 与输出列重名",
             f"group column name(s) {', '.join(clash)} clash with outputs",
         )
-    # column by column over the frame, one count per (group, digit) by bincount: no long
-    # table of every value
     data = lazy.select(*keys, *(pl.col(c).cast(pl.Float64) for c in columns)).collect()
     if keys:
         present_keys = data.select(keys)
         groups = present_keys.unique().sort(keys, nulls_last=True)
-        code = (
-            present_keys.join(
-                groups.with_row_index("__g"),
-                on=keys,
-                how="left",
-                nulls_equal=True,
-                maintain_order="left",
-            )["__g"]
-            .cast(pl.Int64)
-            .to_numpy()
-        )
+        code = present_keys.join(
+            groups.with_row_index("__g"),
+            on=keys,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )["__g"].cast(pl.Int64)
     else:
         groups = pl.DataFrame()
-        code = np.zeros(data.height, dtype=np.int64)
+        code = pl.zeros(data.height, pl.Int64, eager=True)
     n_groups = groups.height if keys else 1
-    n_values = np.zeros(n_groups, dtype=np.int64)
-    n_excluded = np.zeros(n_groups, dtype=np.int64)
-    counts = np.zeros(n_groups * cells, dtype=np.int64)
-    for c in columns:
-        per = data.select(pl.col(c).alias("__value")).select(
-            pl.col("__value").is_not_null().alias("present"),
-            usable.fill_null(False).alias("usable"),
-            digit(pl.col("__value")).cast(pl.Int64).alias("digit"),
-        )
-        present = per["present"].to_numpy()
-        ok = per["usable"].to_numpy() & present
-        n_values += np.bincount(code[ok], minlength=n_groups)
-        n_excluded += np.bincount(code[present & ~ok], minlength=n_groups)
-        counted = ok & per["digit"].is_not_null().to_numpy()
-        cell = code[counted] * cells + (per["digit"].fill_null(first).to_numpy()[counted] - first)
-        counts += np.bincount(cell, minlength=n_groups * cells)
+    # Each value has a state: its digit's cell (0 … cells − 1), ``cells`` when it is tested but
+    # has no digit, ``cells + 1`` when it is left out, null when not reported. A (group, state)
+    # pair is one cell of a groups × (cells + 2) table, counted by one bincount of all the
+    # columns' states (computed in parallel).
+    width = cells + 2
+
+    def state(value: pl.Expr) -> pl.Expr:
+        tested = digit(value).cast(pl.Int64).sub(first).fill_null(cells)
+        kind = pl.when(usable(value)).then(tested).when(value.is_not_null()).then(cells + 1)
+        return kind + pl.col("__g") * width
+
+    coded = data.lazy().with_columns(code.alias("__g"))
+    states = pl.concat(coded.select(state(pl.col(c)).alias("__state")) for c in columns)
+    cell = states.drop_nulls().collect()["__state"].to_numpy()
+    table = np.bincount(cell, minlength=n_groups * width).reshape(n_groups, width)
     groups = pl.concat(
-        [groups, pl.DataFrame({"n_values": n_values, "n_excluded": n_excluded})],
+        [
+            groups,
+            pl.DataFrame(
+                {"n_values": table[:, : cells + 1].sum(axis=1), "n_excluded": table[:, cells + 1]}
+            ),
+        ],
         how="horizontal",
     )
-    counts = counts.reshape(n_groups, cells)
-    return groups, counts
+    return groups, np.ascontiguousarray(table[:, :cells])
 
 
 def _check_count(name: str, value: int, least: int) -> None:
@@ -397,11 +397,7 @@ def _benford_table(
         chi2[sufficient] = test.statistic
         p_value[sufficient] = test.pvalue
     conformity = _conformity(np.where(some, mad, 0.0), mad_ranges)
-    over = np.where(actual > expected, z, -np.inf)
-    # the over-represented pairs come first in this order (the others, at −inf, last): each
-    # row's top pairs are the finite ones among its first ``top``
-    order = np.argsort(-over, axis=1, kind="stable")[:, :top]
-    kept = np.isfinite(np.take_along_axis(over, order, axis=1))
+    order, kept = _top_over(np.where(actual > expected, z, -np.inf), top)
     return groups.with_columns(
         pl.Series("mean_abs_deviation", mad, dtype=pl.Float64).fill_nan(None),
         pl.Series("expected_mean_abs_deviation", expected_mad, dtype=pl.Float64).fill_nan(None),
@@ -411,6 +407,25 @@ def _benford_table(
         _ragged("top_digit_pairs", FIRST_TWO_DIGITS[order].astype(np.int64), kept),
         _ragged("top_digit_pairs_z", np.take_along_axis(z, order, axis=1), kept),
     )
+
+
+def _top_over(over: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of each row's ``top`` largest values, largest first (ties: leftmost first).
+
+    ``over`` (rows × cells, no NaN) is −inf where a cell is not a candidate; it is overwritten.
+    Returns the columns (rows × min(top, cells)) and whether each is a candidate (finite): the
+    order of a stable descending sort, by one arg-max per rank instead of sorting every row.
+    """
+    rows, cells = over.shape
+    ranks = min(top, cells)
+    order = np.zeros((rows, ranks), dtype=np.intp)
+    kept = np.zeros((rows, ranks), dtype=bool)
+    every = np.arange(rows)
+    for rank in range(ranks):
+        order[:, rank] = over.argmax(axis=1)
+        kept[:, rank] = np.isfinite(over[every, order[:, rank]])
+        over[every, order[:, rank]] = -np.inf
+    return order, kept
 
 
 def _ragged(name: str, values: np.ndarray, kept: np.ndarray) -> pl.Series:
@@ -528,13 +543,12 @@ def _benford(
     """Compute the table of :func:`benford_by_group` and its (groups × 90) count matrix."""
     _check_count("min_count", min_count, 1)
     _check_count("top", top, 0)
-    value = pl.col("__value")
     groups, counts = _grouped_counts(
         frame,
         value_columns,
         group,
         digit=first_two_digits,
-        usable=value.is_finite() & (value >= 10.0),
+        usable=lambda value: value.is_finite() & (value >= 10.0),
         first=10,
         cells=90,
         outputs=BENFORD_COLUMNS,
@@ -689,13 +703,12 @@ def last_digit_by_group(
             f"min_value 应为 ≥ 0 的有限数，而不是 {min_value!r}",
             f"min_value must be a finite number ≥ 0, not {min_value!r}",
         )
-    value = pl.col("__value")
     groups, counts = _grouped_counts(
         frame,
         value_columns,
         group,
         digit=last_digit,
-        usable=value.is_finite() & (value >= float(min_value)),
+        usable=lambda value: value.is_finite() & (value >= float(min_value)),
         first=0,
         cells=10,
         outputs=LAST_DIGIT_COLUMNS,
