@@ -163,6 +163,32 @@ class _Cells:
         """Number of cells."""
         return self.codes[0].size if self.codes else 1
 
+    def take(self, rows: npt.NDArray[np.intp], sizes: Sequence[int]) -> _Cells:
+        """Restrict the cells to some of the rows, numbered as :func:`_cells` numbers them.
+
+        :func:`_cells` numbers the cells present in the order of their mixed-radix code, so the
+        cells of ``rows`` keep their order, renumbered from 0: no pass over the rows' levels.
+        """
+        if not self.codes:
+            return _Cells(np.zeros(rows.size, dtype=np.intp), [], [])
+        cell = self.of_row[rows]
+        seen = np.bincount(cell, minlength=self.size) > 0
+        present = np.flatnonzero(seen)
+        of_row = (np.cumsum(seen) - 1)[cell].astype(np.intp)
+        levels = [code[present] for code in self.codes]
+        return _Cells(of_row, levels, _pairs(levels, sizes))
+
+
+def _pairs(
+    levels: Sequence[npt.NDArray[np.intp]], sizes: Sequence[int]
+) -> list[tuple[int, int, npt.NDArray[np.intp]]]:
+    """(i, i2, level pair of each cell) of every pair of categoricals i < i2."""
+    return [
+        (i, i2, levels[i] * sizes[i2] + levels[i2])
+        for i in range(len(sizes))
+        for i2 in range(i + 1, len(sizes))
+    ]
+
 
 def _cells(codes: Sequence[npt.NDArray[np.intp]], sizes: Sequence[int], n: int) -> _Cells:
     """Find the cells of the rows: mixed-radix code of the levels, then its distinct values."""
@@ -184,12 +210,7 @@ def _cells(codes: Sequence[npt.NDArray[np.intp]], sizes: Sequence[int], n: int) 
     for size in sizes:
         levels.append(((present // stride) % size).astype(np.intp))
         stride *= size
-    pairs = [
-        (i, i2, levels[i] * sizes[i2] + levels[i2])
-        for i in range(len(sizes))
-        for i2 in range(i + 1, len(sizes))
-    ]
-    return _Cells(of_row.ravel(), levels, pairs)
+    return _Cells(of_row.ravel(), levels, _pairs(levels, sizes))
 
 
 @dataclass
@@ -229,11 +250,13 @@ class _Design:
 
     def take(self, rows: npt.NDArray[np.intp]) -> _Design:
         """Restrict the design to some of its rows."""
+        assert self.cells is not None
         return _Design(
             np.asfortranarray(self.dense[rows]),
             [c[rows] for c in self.codes],
             self.sizes,
             self.keep,
+            self.cells.take(rows, self.sizes),
         )
 
     def normal_equations(self, w: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
