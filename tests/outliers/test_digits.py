@@ -339,3 +339,14 @@ def test_docstring_examples_run():
     result = doctest.testmod(digits, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
     assert result.attempted > 0
+
+
+def test_top_digit_pairs_largest_z_first_only_over_represented():
+    # 20 and 30 twice each (AP = 1/2): EP(30) < EP(20), so 30 has the larger Z; the other 88
+    # pairs are under-represented and never listed, however large ``top``
+    values = [20.0, 20.5, 30.0, 30.5]
+    every = benford_first_two(values, min_count=1, top=200)
+    assert every.top_digit_pairs == (30, 20)
+    assert every.top_digit_pairs_z[0] > every.top_digit_pairs_z[1] > 0
+    assert benford_first_two(values, min_count=1, top=1).top_digit_pairs == (30,)
+    assert benford_first_two(values, min_count=1, top=0).top_digit_pairs == ()
