@@ -507,15 +507,15 @@ one frame per column, its rows in the order of the returns (row i is the return 
 i)."""
 
 
-def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFrame:
-    """Add ``previous_value`` and ``previous_year`` of each hit's ``field`` column to the hits.
+def _from_blocks(
+    hit: pl.DataFrame, blocks: _Blocks, field: str, columns: Mapping[str, tuple[str, pl.DataType]]
+) -> pl.DataFrame:
+    """Add columns of each hit's ``field`` column block: name → (block column, dtype).
 
-    Gathered by ``_row`` from the column's block: no join over the whole year-over-year table.
+    Gathered by ``_row`` from the column's block (:data:`_Blocks`): no join over the whole
+    year-over-year table; null where the hit's field has no block.
     """
-    none = (
-        pl.lit(None, pl.Float64).alias("previous_value"),
-        pl.lit(None, pl.Int64).alias("previous_year"),
-    )
+    none = [pl.lit(None, dtype).alias(name) for name, (_, dtype) in columns.items()]
     parts = [hit.clear().with_columns(none)]  # the schema, also when there is no hit
     for (column,), part in hit.group_by(field, maintain_order=True):
         block = blocks.get(str(column))
@@ -524,11 +524,20 @@ def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFr
             part.with_columns(none)
             if block is None
             else part.with_columns(
-                block["previous"].gather(rows).alias("previous_value"),
-                block["previous_year"].gather(rows),
+                block[source].gather(rows).alias(name) for name, (source, _) in columns.items()
             )
         )
     return pl.concat(parts, how="vertical")
+
+
+def _with_last_year(hit: pl.DataFrame, blocks: _Blocks, field: str) -> pl.DataFrame:
+    """Add ``previous_value`` and ``previous_year`` of each hit's ``field`` column to the hits."""
+    return _from_blocks(
+        hit,
+        blocks,
+        field,
+        {"previous_value": ("previous", pl.Float64), "previous_year": ("previous_year", pl.Int64)},
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -770,16 +779,20 @@ def _change_stats(blocks: _Blocks, columns: Sequence[str]) -> pl.DataFrame:
     )
 
 
-def _rows_with_stats(blocks: _Blocks, stats: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+def _rows_with_stats(
+    blocks: _Blocks, stats: pl.DataFrame, columns: Sequence[str], keep: Sequence[str]
+) -> pl.DataFrame:
     """Stack the blocks of ``columns`` (in order) with their column's and year's statistics.
 
-    The rows and columns of a left join of the stacked blocks with ``stats``
-    (:func:`_change_stats`) on (``column``, ``year``), joined block by block on ``year`` (a
-    block is one column): no hash of every row's column name.
+    The rows of a left join of the stacked blocks with ``stats`` (:func:`_change_stats`) on
+    (``column``, ``year``), joined block by block on ``year`` (a block is one column): no
+    hash of every row's column name. Of the blocks, only the columns ``keep`` (with
+    ``year``): a narrow stack of a few fresh columns of tens of millions of rows.
     """
+    kept = list(dict.fromkeys(["year", *keep]))
     return pl.concat(
         [
-            block.join(
+            block.select(kept).join(
                 stats.filter(pl.col("column") == c).drop("column"),
                 on="year",
                 how="left",
@@ -1002,8 +1015,15 @@ def _changes(
     costs = {c: cost for c, cost in (billed or {}).items() if c in columns and cost in blocks}
     if billing:
         blocks = {c: _with_cost_change(blocks, stats, c, costs.get(c)) for c in columns}
-    items = _rows_with_stats(blocks, stats, columns)
+    # a narrow stack for the scores; the hits' figures are gathered from the blocks after
     lags = {"_f1": ["_b1"], "_f2": ["_b2"]} if billing else {"_f1": [], "_f2": []}
+    items = _rows_with_stats(
+        blocks,
+        stats.select(*by, "median_lr", "median_lr_two_back"),
+        columns,
+        ["_row", "column", "log_ratio", "log_ratio_two_back", "reverts", *lags["_f1"]]
+        + lags["_f2"],
+    )
     followers = [] if follow is None or not st.change_follow else list(follow.items())
     for i, (column, block) in enumerate(followers):
         # the follower's change, less its year's median, on the rows of every other column
@@ -1080,6 +1100,16 @@ def _changes(
     explained = windows.filter(pl.col("is_slip")).select("_row", "column")
     shown = items.filter(pl.col("p") <= st.report_p).join(
         explained, on=["_row", "column"], how="anti"
+    )
+    shown = _from_blocks(
+        shown.join(stats.select(*by, "n", "sigma"), on=by, how="left", maintain_order="left"),
+        blocks,
+        "column",
+        {
+            "value": ("value", pl.Float64),
+            "previous": ("previous", pl.Float64),
+            "previous_year": ("previous_year", pl.Int64),
+        },
     )
     hit = shown.select(
         "_row",
