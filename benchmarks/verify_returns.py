@@ -20,8 +20,15 @@ import os
 import platform
 import time
 
+# isort: split
+# energy_audit before polars, as the ``energy-audit`` command loads them: its allocator
+# setting (energy_audit._allocator) is made before polars is loaded
+import energy_audit  # noqa: F401
+
+# isort: split
 import polars as pl
 
+from energy_audit._allocator import ALLOCATOR_ENV
 from energy_audit.synthetic import make_directory, make_returns
 from energy_audit.verify.run import verify
 from energy_audit.verify.settings import VerifySettings
@@ -74,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"polars {pl.__version__}"
+        f"polars {pl.__version__}, {ALLOCATOR_ENV}={os.environ.get(ALLOCATOR_ENV)}"
     )
     header = f"{'stage':>6} {'returns':>10} {'seconds':>8} {'returns/s':>10} {'findings':>9}"
     print(header)

@@ -7,6 +7,7 @@ needs most is importable from here::
     from energy_audit import read_directory, read_returns, indicators, aggregate
 """
 
+from energy_audit import _allocator  # noqa: F401  (before polars loads: see its docstring)
 from energy_audit.indicators import aggregate, indicators
 from energy_audit.io.readers import ReadResult, read_directory, read_returns
 
