@@ -238,9 +238,8 @@ class _Injector:
         copying it from the bills, so that the implied unit price does not betray the figure.
         Fields without a cost column, and institutions that report no costs, are left alone.
         """
-        for item, cost in zip(_PRICED_ITEMS, _COSTS, strict=True):
+        for k, (item, cost) in enumerate(zip(_PRICED_ITEMS, _COSTS, strict=True)):
             r = rows[(fields == item) & ~np.isnan(self.v[cost][rows])]
-            k = _PRICED_ITEMS.index(item)
             self.set_field(kind, r, cost, np.round(self.v[item][r] * self.v["_price"][r, k], 2))
 
     def copy_figures(

@@ -406,9 +406,9 @@ findings name a district or parent body and carry the batch's own priority."""
 
 _ITEMS: Final = tuple(ITEM_COLUMNS.values())
 _QUANTITIES: Final = (*_ITEMS, "water_m3")
-_COSTS: Final = ("electricity_cost_yuan", "natural_gas_cost_yuan", "water_cost_yuan")
 _BILLED: Final = {quantity: cost for _, quantity, cost in UNIT_PRICES}
 """Item column → the column of its cost (an independent measure of the same consumption)."""
+_COSTS: Final = tuple(_BILLED.values())
 _METERED: Final = ("electricity_kwh", "natural_gas_m3", "heat_gj", "water_m3")
 _NUMERIC: Final = (
     *_QUANTITIES,
@@ -955,11 +955,12 @@ def _with_cost_change(
     """``column``'s block with its cost's changes on the same rows, less their year's medians.
 
     ``_b1`` (on the previous return) and ``_b2`` (on the return two back) [ln units]; null
-    without a cost column, or where the cost or its earlier figure is not reported. Blocks are
-    aligned row by row (:data:`_Blocks`), so no join is needed.
+    without a cost (``cost`` None; else a column of ``blocks``), or where the cost or its
+    earlier figure is not reported. Blocks are aligned row by row (:data:`_Blocks`), so no
+    join is needed.
     """
     block = blocks[column]
-    if cost is None or cost not in blocks:
+    if cost is None:
         none = pl.lit(None, pl.Float64)
         return block.with_columns(none.alias("_b1"), none.alias("_b2"))
     medians = stats.filter(pl.col("column") == cost).drop("column")
